@@ -1,0 +1,62 @@
+"""The Dataset container every loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from probgen.data.support import check_data
+
+__all__ = ["Dataset"]
+
+
+@dataclass
+class Dataset:
+    """Data with the metadata models need.
+
+    Attributes:
+        x: features, shape ``(N, *event_shape)``, floating point.
+        y: integer labels ``(N,)`` or None.
+        support: "binary", "discrete(k)" or "real".
+        name: where the data came from.
+        image_shape: ``(H, W)`` when each example is a flattened image, else None.
+        classes: label names, index ``i`` names label ``i``.
+    """
+
+    x: Tensor
+    y: Tensor | None
+    support: str
+    name: str = "data"
+    image_shape: tuple[int, int] | None = None
+    classes: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.x = check_data(self.x, self.support, tuple(self.x.shape[1:]), name=f"{self.name}.x")
+        if self.y is not None:
+            self.y = torch.as_tensor(self.y).long()
+            if self.y.shape != (self.x.shape[0],):
+                raise ValueError(
+                    f"{self.name}: labels have shape {tuple(self.y.shape)}; "
+                    f"expected ({self.x.shape[0]},) to match x"
+                )
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_dims(self) -> int:
+        """Number of scalar dimensions per example (the D of bits/dim)."""
+        return int(torch.tensor(self.event_shape).prod().item()) if self.event_shape else 1
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __repr__(self) -> str:
+        labels = "none" if self.y is None else f"{int(self.y.max()) + 1} classes"
+        return (
+            f"Dataset({self.name!r}, n={len(self)}, event_shape={self.event_shape}, "
+            f"support={self.support!r}, labels={labels})"
+        )

@@ -1,0 +1,102 @@
+"""Model families. Each model is a Pyro model/guide pair on the :class:`GenerativeModel` contract.
+
+The registry maps CLI names to classes and says which data each suits and what budget
+``probgen compare`` gives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from probgen.data.support import parse_support
+from probgen.models.base import DENSITY_KINDS, GenerativeModel
+from probgen.models.factorized import (
+    Factorized,
+    IndependentBernoulli,
+    IndependentCategorical,
+    IndependentGaussian,
+    independent,
+)
+
+__all__ = [
+    "DENSITY_KINDS",
+    "Factorized",
+    "GenerativeModel",
+    "IndependentBernoulli",
+    "IndependentCategorical",
+    "IndependentGaussian",
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "independent",
+    "model_class",
+    "register",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its class, a one-line description and its default training budget."""
+
+    cls: type[GenerativeModel]
+    description: str
+    fit_defaults: dict[str, Any] = field(default_factory=dict)
+    needs_labels: bool = False
+
+    def suits(self, support: str, has_labels: bool = False) -> bool:
+        return parse_support(support)[0] in self.cls.supports and (
+            has_labels or not self.needs_labels
+        )
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the registry under ``spec.cls.name``."""
+    MODELS[spec.cls.name] = spec
+    return spec
+
+
+def model_class(name: str) -> type[GenerativeModel]:
+    """The class registered under ``name``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name].cls
+
+
+def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
+    """An untrained model named ``name`` shaped for ``data`` (a :class:`~probgen.data.Dataset`)."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    if not spec.suits(data.support, data.y is not None):
+        needs = " with labels" if spec.needs_labels else ""
+        raise ValueError(
+            f"model {name!r} does not suit {data.name!r} (support {data.support!r}); "
+            f"it needs {'/'.join(spec.cls.supports)} data{needs}"
+        )
+    return spec.cls(data.event_shape, data.support, **kwargs)
+
+
+_FACTORIZED_BUDGET = {"epochs": 60, "batch_size": 100, "lr": 0.05}
+register(
+    ModelSpec(
+        IndependentBernoulli, "independent Bernoulli per dimension, Beta priors", _FACTORIZED_BUDGET
+    )
+)
+register(
+    ModelSpec(
+        IndependentCategorical,
+        "independent categorical per dimension, Dirichlet priors",
+        _FACTORIZED_BUDGET,
+    )
+)
+register(
+    ModelSpec(
+        IndependentGaussian,
+        "independent Gaussian per dimension, Normal-Gamma priors",
+        _FACTORIZED_BUDGET,
+    )
+)

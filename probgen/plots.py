@@ -1,0 +1,87 @@
+"""PNG plots people would rather look at than numbers: sample grids, loss curves, 2-D samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["image_grid", "loss_curve", "scatter_2d"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(
+    x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None
+) -> Path:
+    """Save flattened images ``x`` (N, H*W) as a square grid PNG."""
+    plt = _pyplot()
+    h, w = image_shape
+    x = torch.as_tensor(x).detach().cpu().float()
+    if x.shape[-1] != h * w:
+        raise ValueError(f"images of {x.shape[-1]} values cannot be shown as {h}x{w}")
+    n = x.shape[0]
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = torch.full((rows * (h + 1) + 1, cols * (w + 1) + 1), float("nan"))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[
+            i
+        ].reshape(h, w)
+    fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
+    ax.imshow(
+        canvas.numpy(), cmap="gray_r", vmin=0, vmax=vmax if vmax is not None else float(x.max())
+    )
+    ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def loss_curve(history: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
+    """Save training (and validation) loss per epoch as a PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    if any("val_loss" in h for h in history):
+        ax.plot(epochs, [h.get("val_loss", float("nan")) for h in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (nats / example)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def scatter_2d(x: Tensor, path: str | Path, *, title: str = "") -> Path:
+    """Save 2-D points as a scatter plot PNG."""
+    plt = _pyplot()
+    x = torch.as_tensor(x).detach().cpu()
+    if x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"scatter_2d needs points of shape (N, 2), got {tuple(x.shape)}")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

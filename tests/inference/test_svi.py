@@ -1,0 +1,134 @@
+import math
+
+import pyro
+import pytest
+import torch
+
+import probgen as pg
+from probgen.inference import NonFiniteLossError, make_objective
+from probgen.models import IndependentBernoulli, IndependentGaussian
+
+
+def test_minibatch_loss_is_scaled_to_the_full_data(float64):
+    x = torch.bernoulli(torch.full((100, 3), 0.3))
+    model = IndependentBernoulli(3, estimator="mle").fit_conjugate(x)
+    loss = make_objective("elbo")
+    full = loss(model, x, None).item()
+    assert full == pytest.approx(-model.log_prob(x).sum().item())
+    with model.scaled_to(100):
+        parts = [loss(model, x[i : i + 20], None).item() for i in range(0, 100, 20)]
+    # each minibatch of 20 stands for all 100 examples: N/B times its own NLL
+    for i, part in enumerate(parts):
+        assert part == pytest.approx(-5 * model.log_prob(x[20 * i : 20 * i + 20]).sum().item())
+    assert sum(parts) / 5 == pytest.approx(full)
+
+
+def test_scaling_leaves_the_prior_term_unscaled(float64):
+    x = torch.bernoulli(torch.full((40, 2), 0.5))
+    model = IndependentBernoulli(2, estimator="map").fit_conjugate(x)
+    loss = make_objective("elbo")
+    with model.scaled_to(400):
+        scaled = loss(model, x, None).item()
+    unscaled = loss(model, x, None).item()
+    nll = -model.log_prob(x).sum().item()
+    # MAP loss = -log prior(theta) + scale * NLL: the difference is exactly 9 * NLL
+    assert scaled - unscaled == pytest.approx(9 * nll)
+
+
+def test_history_early_stopping_and_best_epoch():
+    train, val = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "val")
+    model = IndependentBernoulli(64)
+    result = pg.fit(model, train, val_data=val, epochs=200, lr=0.05, patience=5, progress=False)
+    assert result.stopped_early and len(result.history) < 200
+    assert result.best_epoch == min(range(len(result.val_loss)), key=result.val_loss.__getitem__)
+    # the model is left at its best epoch: its held-out NLL is the best validation loss
+    assert -model.log_prob(val.x).mean().item() == pytest.approx(result.best_loss, rel=1e-5)
+
+
+def test_same_seed_same_result():
+    data = pg.load_dataset("digits-binary")
+    a, b = IndependentBernoulli(64), IndependentBernoulli(64)
+    pg.fit(a, data, epochs=3, seed=7, progress=False)
+    pg.fit(b, data, epochs=3, seed=7, progress=False)
+    assert torch.equal(a.q_a, b.q_a)
+
+
+def test_nan_loss_names_the_site_and_keeps_the_last_good_checkpoint(tmp_path):
+    x = torch.randn(64, 2)
+    model = IndependentGaussian(2, estimator="mle")
+    ckpt = tmp_path / "best.safetensors"
+    pg.fit(model, x, epochs=3, checkpoint=ckpt, progress=False)
+    good = ckpt.read_bytes()
+
+    poisoned = torch.tensor([float("nan"), 1.0])
+
+    class Poison(IndependentGaussian):
+        def _likelihood(self, loc, precision):  # a likelihood that goes NaN in epoch 2
+            if self._calls >= 4:
+                loc = loc + poisoned
+            self._calls += 1
+            return super()._likelihood(loc, precision)
+
+    bad = Poison(2, estimator="mle")
+    bad._calls = 0
+    bad.load_state_dict(model.state_dict())
+    with pytest.raises(NonFiniteLossError, match=r"sample site 'x' in the model has log_prob nan"):
+        pg.fit(bad, x, epochs=5, batch_size=32, checkpoint=ckpt, resume=True, progress=False)
+    assert ckpt.read_bytes() == good  # untouched
+    assert torch.isfinite(bad.loc).all()
+
+
+def test_non_finite_parameter_is_named():
+    model = IndependentGaussian(2, estimator="mle")
+    with torch.no_grad():
+        model.loc = torch.tensor([0.0, float("inf")])
+    with pytest.raises(NonFiniteLossError, match="parameter 'loc"):
+        pg.fit(model, torch.randn(10, 2), epochs=1, init_from_data=False, progress=False)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    data = pg.load_dataset("digits-binary")
+    ckpt = tmp_path / "m.safetensors"
+    straight = IndependentBernoulli(64)
+    pg.fit(straight, data, epochs=4, seed=1, checkpoint=tmp_path / "s.safetensors", progress=False)
+    first = IndependentBernoulli(64)
+    pg.fit(first, data, epochs=2, seed=1, checkpoint=ckpt, progress=False)
+    again = IndependentBernoulli(64)
+    result = pg.fit(again, data, epochs=4, seed=1, checkpoint=ckpt, resume=True, progress=False)
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]
+    assert not torch.equal(again.q_a, first.q_a)
+    assert pg.load_checkpoint(ckpt).extra["epoch"] in (2, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"epochs": 0}, "epochs must be a positive int"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"lr": 0}, "lr must be"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer"),
+        ({"objective": "kl"}, "unknown objective"),
+        ({"lr_decay": 1.5}, "lr_decay"),
+    ],
+)
+def test_bad_fit_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pg.fit(IndependentBernoulli(4), torch.zeros(8, 4), progress=False, **kwargs)
+
+
+def test_bad_data_types():
+    with pytest.raises(TypeError, match="got str"):
+        pg.fit(IndependentBernoulli(4), "digits", progress=False)
+    with pytest.raises(ValueError, match="3 examples but 2 labels"):
+        pg.fit(IndependentBernoulli(4), (torch.zeros(3, 4), torch.zeros(2)), progress=False)
+
+
+def test_pyro_svi_gives_the_same_first_step(float64):
+    """fit's step equals pyro.infer.SVI's with the same ELBO and Adam."""
+    x = torch.bernoulli(torch.full((50, 3), 0.3))
+    a, b = IndependentBernoulli(3, estimator="mle"), IndependentBernoulli(3, estimator="mle")
+    pg.fit(a, x, epochs=1, batch_size=50, lr=0.1, seed=0, init_from_data=False, progress=False)
+    svi = pyro.infer.SVI(b.model, b.guide, pyro.optim.Adam({"lr": 0.1}), pyro.infer.Trace_ELBO())
+    svi.step(x)
+    assert torch.allclose(a.probs, b.probs)
+    assert not math.isclose(a.probs[0].item(), 0.5)

@@ -1,0 +1,88 @@
+import os
+import pickle
+
+import pyro
+import pytest
+import torch
+from torch.distributions import constraints
+
+import probgen as pg
+
+
+@pytest.fixture
+def fitted():
+    data = pg.load_dataset("digits-binary")
+    model = pg.models.IndependentBernoulli(64)
+    pg.fit(model, data, epochs=2, progress=False)
+    return model, data
+
+
+def test_round_trip_is_bit_identical(fitted, tmp_path):
+    model, data = fitted
+    path = pg.save(model, tmp_path)
+    assert path == tmp_path / "model.safetensors"
+    loaded = pg.load(tmp_path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert torch.equal(loaded.log_prob(data.x), model.log_prob(data.x))
+
+
+def test_optimizer_and_param_store_are_kept(fitted, tmp_path):
+    model, _ = fitted
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.q_a.sum().backward()
+    opt.step()
+    pyro.param("scale", torch.tensor([2.0]), constraint=constraints.positive)
+    pg.save(model, tmp_path / "c.safetensors", optimizer=opt, extra={"epoch": 3})
+    pyro.clear_param_store()
+    ckpt = pg.load_checkpoint(tmp_path / "c.safetensors")
+    assert ckpt.extra == {"epoch": 3}
+    assert torch.equal(
+        ckpt.optimizer_state["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+    )
+    assert pyro.param("scale").item() == pytest.approx(2.0)
+    assert pyro.get_param_store()._constraints["scale"] is constraints.positive
+
+
+def test_truncated_and_tampered_files_are_refused(fitted, tmp_path):
+    model, _ = fitted
+    path = pg.save(model, tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    (tmp_path / "short.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        pg.load(tmp_path / "short.safetensors")
+    flipped = bytearray(raw)
+    flipped[-5] ^= 0xFF
+    (tmp_path / "flip.safetensors").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="checksum"):
+        pg.load(tmp_path / "flip.safetensors")
+    with pytest.raises(ValueError, match="does not exist"):
+        pg.load(tmp_path / "missing.safetensors")
+
+
+def test_pickle_payloads_are_refused_without_being_run(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "evil.safetensors").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ValueError, match="never unpickles"):
+        pg.load(tmp_path / "evil.safetensors")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "torch.pt")
+    with pytest.raises(ValueError, match="never unpickles"):
+        pg.load(tmp_path / "torch.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temp(fitted, tmp_path, monkeypatch):
+    model, _ = fitted
+    path = pg.save(model, tmp_path / "m.safetensors")
+    before = path.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("probgen.checkpoint.save_file", explode)
+    with pytest.raises(OSError, match="disk full"):
+        pg.save(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
