@@ -69,19 +69,19 @@ class GenerativeModel(PyroModule):
     def num_levels(self) -> int | None:
         return parse_support(self.support)[1]
 
+    def _reference_tensor(self) -> Tensor:
+        for tensor in (*self.parameters(), *self.buffers()):
+            if tensor.dtype.is_floating_point:
+                return tensor
+        return torch.empty(0)
+
     @property
     def device(self) -> torch.device:
-        tensor = next(iter(self.parameters()), None)
-        if tensor is None:
-            tensor = next(iter(self.buffers()), torch.empty(0))
-        return tensor.device
+        return self._reference_tensor().device
 
     @property
     def dtype(self) -> torch.dtype:
-        tensor = next(iter(self.parameters()), None)
-        if tensor is None:
-            tensor = next(iter(self.buffers()), torch.empty(0))
-        return tensor.dtype
+        return self._reference_tensor().dtype
 
     def validate(self, x: Any, name: str = "x") -> Tensor:
         """Check ``x`` against the model's support and event shape; return it on the model's
