@@ -162,8 +162,10 @@ def save(
 
 def _refuse_pickle(path: Path) -> None:
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    if head[8:9] == b"{":  # safetensors: u64 header length, then the JSON header
+        return
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
         raise ValueError(
             f"{path} looks like a pickle/torch.save file; probgen loads only safetensors "
             "checkpoints and never unpickles (it could run arbitrary code)"

@@ -131,6 +131,13 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print(f"{data.name} [{args.split}], {score.num_examples} examples")
     print(f"NLL {score.nll:.4f} nats/example (± {score.stderr:.4f})")
     print(f"{score.bits_per_dim:.4f} bits/dim, kind={score.kind}, method={score.method}")
+    if hasattr(checkpoint.model, "predict") and data.y is not None:
+        import torch
+
+        with torch.no_grad():
+            predicted = checkpoint.model.predict(data.x)
+        accuracy = (predicted.cpu() == data.y).double().mean().item()
+        print(f"accuracy {accuracy:.4f} ({int(round(accuracy * len(data)))}/{len(data)})")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:

@@ -32,6 +32,7 @@ def make_objective(
     objective: str | pyro.infer.ELBO | Objective,
     num_particles: int = 1,
     max_plate_nesting: int | None = None,
+    vectorize: bool = True,
 ) -> Objective:
     """Build a loss function from a name in :data:`OBJECTIVES`, a Pyro ELBO, or a callable."""
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
@@ -43,7 +44,7 @@ def make_objective(
     # particles are drawn in one vectorized pass (an extra plate on the left)
     options: dict[str, Any] = {
         "num_particles": num_particles,
-        "vectorize_particles": num_particles > 1,
+        "vectorize_particles": vectorize and num_particles > 1,
     }
     if max_plate_nesting is not None:
         options["max_plate_nesting"] = max_plate_nesting

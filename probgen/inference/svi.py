@@ -145,6 +145,7 @@ def fit(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     init_from_data: bool = True,
+    nuts: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Fit a model by minimising ``objective`` (default: the negative ELBO) with minibatches.
@@ -169,6 +170,9 @@ def fit(
             a non-finite loss leaves the last good checkpoint in place.
         resume: continue from ``checkpoint`` if it exists (weights, optimizer, epoch).
         init_from_data: call the model's data-dependent initialisation (not when resuming).
+        nuts: options for :func:`~probgen.inference.mcmc.run_nuts` when the model is fitted by
+            NUTS (``model.fit_strategy == "nuts"``); a model with a closed-form posterior
+            (``"closed_form"``) is fitted exactly and the optimiser options are unused.
         progress: show a progress bar.
 
     Returns:
@@ -194,19 +198,25 @@ def fit(
         raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
     if device is not None:
         model.to(device)
-    x, y = as_xy(data)
-    x = model.validate(x, name="training data")
-    y = None if y is None else y.to(model.device)
+    x, y = _validated(model, data, "training data")
     val_x = val_y = None
     if val_data is not None:
-        val_x, val_y = as_xy(val_data, name="val_data")
-        val_x = model.validate(val_x, name="validation data")
-        val_y = None if val_y is None else val_y.to(model.device)
+        val_x, val_y = _validated(model, val_data, "validation data")
     if seed is not None:
         pyro.set_rng_seed(seed)
-    generator = torch.Generator().manual_seed(0 if seed is None else seed)
-    loss_fn = make_objective(objective, num_particles, getattr(model, "max_plate_nesting", None))
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    strategy = getattr(model, "fit_strategy", "svi")
+    if strategy != "svi":
+        if init_from_data:
+            model.init_from_data(x, y)
+        return _fit_without_svi(model, strategy, x, y, val_x, checkpoint, nuts or {}, progress)
+    generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    loss_fn = make_objective(
+        objective,
+        num_particles,
+        getattr(model, "max_plate_nesting", None),
+        vectorize=getattr(model, "vectorizable", True),
+    )
     start_epoch, result = 0, FitResult(checkpoint=checkpoint)
 
     with model.scaled_to(len(x)):
@@ -215,7 +225,7 @@ def fit(
             resumed = load_checkpoint(checkpoint, map_location=str(model.device))
             model.load_state_dict(resumed.model.state_dict())
         elif init_from_data:
-            model.init_from_data(x)
+            model.init_from_data(x, y)
         params = _collect_params(
             model, loss_fn, x[:batch_size], None if y is None else y[:batch_size]
         )
@@ -300,4 +310,47 @@ def fit(
                 break
         result.seconds = time.perf_counter() - t0
         model.load_state_dict(best_state)
+        model.after_fit(x, y)
+    return result
+
+
+def _validated(model: Any, data: Any, name: str) -> tuple[Tensor, Tensor | None]:
+    x, y = as_xy(data, name=name)
+    x = model.validate(x, name=name)
+    if hasattr(model, "check_labels"):
+        return x, model.check_labels(y, len(x))
+    return x, None if y is None else y.to(model.device)
+
+
+def _fit_without_svi(
+    model: Any,
+    strategy: str,
+    x: Tensor,
+    y: Tensor | None,
+    val_x: Tensor | None,
+    checkpoint: Path | None,
+    nuts: dict[str, Any],
+    progress: bool,
+) -> FitResult:
+    """Models whose posterior is computed, not optimised: closed form or NUTS."""
+    from probgen.checkpoint import save
+
+    t0 = time.perf_counter()
+    if strategy == "closed_form":
+        model.fit_closed_form(x, y)
+    elif strategy == "nuts":
+        from probgen.inference.mcmc import run_nuts
+
+        run_nuts(model, (x, y), **{"progress": progress, **nuts})
+    else:
+        raise ValueError(f"unknown fit strategy {strategy!r}")
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        record = {"epoch": 0, "train_loss": -model.log_prob(x).mean().item(), "lr": 0.0}
+        if val_x is not None:
+            record["val_loss"] = -model.log_prob(val_x).mean().item()
+    result = FitResult([record], 0, record.get("val_loss", record["train_loss"]), False, seconds)
+    if checkpoint is not None:
+        save(model, checkpoint, extra={"epoch": 0, "history": result.history})
+        result.checkpoint = checkpoint
     return result

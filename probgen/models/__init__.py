@@ -11,6 +11,11 @@ from typing import Any
 
 from probgen.data.support import parse_support
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
+from probgen.models.discriminant import (
+    DiscriminantAnalysis,
+    LinearDiscriminantAnalysis,
+    QuadraticDiscriminantAnalysis,
+)
 from probgen.models.factorized import (
     Factorized,
     IndependentBernoulli,
@@ -18,9 +23,18 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
+from probgen.models.generative_classifier import GenerativeClassifier
+from probgen.models.naive_bayes import BernoulliNaiveBayes, CategoricalNaiveBayes, GaussianNaiveBayes
 
 __all__ = [
     "DENSITY_KINDS",
+    "BernoulliNaiveBayes",
+    "CategoricalNaiveBayes",
+    "DiscriminantAnalysis",
+    "GaussianNaiveBayes",
+    "GenerativeClassifier",
+    "LinearDiscriminantAnalysis",
+    "QuadraticDiscriminantAnalysis",
     "Factorized",
     "GenerativeModel",
     "IndependentBernoulli",
@@ -77,6 +91,8 @@ def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
             f"model {name!r} does not suit {data.name!r} (support {data.support!r}); "
             f"it needs {'/'.join(spec.cls.supports)} data{needs}"
         )
+    if spec.needs_labels:
+        kwargs.setdefault("num_classes", max(int(data.y.max()) + 1, 2))
     return spec.cls(data.event_shape, data.support, **kwargs)
 
 
@@ -100,3 +116,12 @@ register(
         _FACTORIZED_BUDGET,
     )
 )
+
+for _cls, _text in (
+    (GaussianNaiveBayes, "Gaussian Naive Bayes classifier, Normal-Gamma priors"),
+    (BernoulliNaiveBayes, "Bernoulli Naive Bayes classifier, Beta priors"),
+    (CategoricalNaiveBayes, "categorical Naive Bayes classifier, Dirichlet priors"),
+    (LinearDiscriminantAnalysis, "LDA: class Gaussians, shared covariance, Normal-Wishart prior"),
+    (QuadraticDiscriminantAnalysis, "QDA: class Gaussians, own covariances, Normal-Wishart prior"),
+):
+    register(ModelSpec(_cls, _text, {"epochs": 300, "lr": 0.05, "batch_size": 10_000}, True))

@@ -125,8 +125,11 @@ class GenerativeModel(PyroModule):
     def sample(self, n: int) -> Tensor:
         raise NotImplementedError
 
-    def init_from_data(self, x: Tensor) -> None:  # noqa: B027 - optional hook
+    def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:  # noqa: B027
         """Optional data-dependent initialisation, called by ``fit`` before the first step."""
+
+    def after_fit(self, x: Tensor, y: Tensor | None) -> None:  # noqa: B027 - optional hook
+        """Optional hook, called by ``fit`` once SVI has finished (e.g. to keep posterior draws)."""
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {}

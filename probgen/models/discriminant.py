@@ -71,11 +71,21 @@ class DiscriminantAnalysis(GenerativeClassifier):
     def _observed(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1)
 
-    def init_from_data(self, x: Tensor) -> None:
-        x = x.reshape(x.shape[0], -1).to(self.dtype)
+    def _set_prior(self, x: Tensor) -> None:
         self.prior_loc = x.mean(0)
         eye = torch.eye(self.num_dims, dtype=self.dtype, device=x.device)
         self.prior_scatter = self.reg_param * (len(x) / self.num_classes) * eye
+
+    def _moment_values(self, x, onehot):
+        n = onehot.sum(0).clamp(min=1)
+        mean = (onehot.T @ x) / n[:, None]
+        centred = x[:, None, :] - mean[None]
+        scatter = torch.einsum("nc,ncd,nce->cde", onehot, centred, centred) + self.prior_scatter
+        if self.shared_covariance:
+            cov = scatter.sum(0) / (len(x) + self.prior_df)
+        else:
+            cov = scatter / (n + self.prior_df)[:, None, None]
+        return {"loc": mean, "precision_tril": torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(cov)))}
 
     # -------------------------------------------------------------- the Pyro program
     def _sample_params(self) -> dict[str, Tensor]:

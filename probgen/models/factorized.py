@@ -257,7 +257,7 @@ class IndependentGaussian(Factorized):
         else:
             self.precision = PyroParam(torch.ones(d), constraints.positive)
 
-    def init_from_data(self, x: Tensor) -> None:
+    def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
         """Start the location at the data mean and the precision at 1/variance."""
         x = x.reshape(x.shape[0], -1).to(self.dtype)
         with torch.no_grad():

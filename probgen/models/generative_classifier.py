@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer.autoguide import AutoDelta, AutoNormal, init_to_median
+from pyro.infer.autoguide import AutoDelta, AutoNormal, init_to_median, init_to_value
 from pyro.nn import pyro_method
 from torch import Tensor
 
@@ -70,12 +70,15 @@ class GenerativeClassifier(GenerativeModel):
         self.register_buffer("fitted_flag", torch.tensor(False))
         self.register_buffer("class_counts", torch.zeros(num_classes))
         self._posterior: dict[str, Tensor] = {}
-        if method == "map":
-            self.autoguide = AutoDelta(self.model, init_loc_fn=init_to_median)
-        elif method == "vi":
-            self.autoguide = AutoNormal(self.model, init_loc_fn=init_to_median, init_scale=0.05)
+        self.autoguide = None  # built on first use, started where init_from_data says
+
+    def _make_guide(self, init_loc_fn=init_to_median) -> None:
+        if self.method == "map":
+            self.autoguide = AutoDelta(self.model, init_loc_fn=init_loc_fn)
+        elif self.method == "vi":
+            self.autoguide = AutoNormal(self.model, init_loc_fn=init_loc_fn, init_scale=0.05)
         else:
-            self.autoguide = None
+            raise ValueError(f"method={self.method!r} has no variational guide")
 
     # ------------------------------------------------------------------ the Pyro program
     @property
@@ -104,7 +107,7 @@ class GenerativeClassifier(GenerativeModel):
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> Any:
         if self.autoguide is None:
-            raise ValueError(f"method={self.method!r} has no variational guide")
+            self._make_guide()
         return self.autoguide(x, y)
 
     def _observed(self, x: Tensor) -> Tensor:
@@ -130,18 +133,35 @@ class GenerativeClassifier(GenerativeModel):
         x = self.validate(x)
         y = self.check_labels(y, len(x))
         with torch.no_grad():
-            self.init_from_data(x)
+            self.init_from_data(x, y)
             self.class_counts = torch.bincount(y, minlength=self.num_classes).to(self.dtype)
             self._fit_conjugate(self._observed(x), y)
         self.fitted_flag = torch.tensor(True)
         return self
 
+    def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
+        """Set the empirical-Bayes prior hyperparameters; start a guide at data moments."""
+        x = self._observed(x)
+        with torch.no_grad():
+            self._set_prior(x)
+            if self.method in ("map", "vi") and y is not None and self.autoguide is None:
+                y = self.check_labels(y, len(x))
+                onehot = torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)
+                pi = (onehot.sum(0) + 1) / (len(y) + self.num_classes)
+                values = {"pi": pi, **self._moment_values(x, onehot)}
+                self._make_guide(init_to_value(values=values, fallback=init_to_median))
+
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
         """After SVI: keep posterior draws of the guide (one for MAP) for predictions."""
+        self.set_posterior_samples(self._guide_draws())
+
+    def _guide_draws(self) -> dict[str, Tensor]:
         draws = 1 if self.method == "map" else self.num_posterior_samples
+        dummy_x = torch.zeros(1, *self.event_shape, dtype=self.dtype, device=self.class_counts.device)
+        dummy_y = torch.zeros(1, dtype=torch.long, device=self.class_counts.device)
         with torch.no_grad():
-            samples = [self.guide(x[:1], y[:1]) for _ in range(draws)]
-        self.set_posterior_samples({k: torch.stack([s[k] for s in samples]) for k in samples[0]})
+            samples = [self.guide(dummy_x, dummy_y) for _ in range(draws)]
+        return {k: torch.stack([s[k] for s in samples]) for k in ("pi", *self.sites)}
 
     def set_posterior_samples(self, samples: dict[str, Tensor]) -> None:
         """Use these posterior draws (leading dimension = draws) for predictions."""
@@ -158,7 +178,7 @@ class GenerativeClassifier(GenerativeModel):
         for key, value in state_dict.items():
             if key.startswith("posterior_"):
                 self.register_buffer(key, torch.empty_like(value))
-        if self.autoguide is not None and any(k.startswith("autoguide.") for k in state_dict):
+        if any(k.startswith("autoguide.") for k in state_dict):
             self._materialize_guide()
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._posterior = {
@@ -167,9 +187,7 @@ class GenerativeClassifier(GenerativeModel):
         return result
 
     def _materialize_guide(self) -> None:
-        dummy_x = torch.zeros(self.num_classes, *self.event_shape, dtype=self.dtype)
-        with torch.no_grad():
-            self.autoguide(dummy_x, torch.arange(self.num_classes))
+        self._guide_draws()
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -177,21 +195,27 @@ class GenerativeClassifier(GenerativeModel):
             raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
 
     def posterior_draws(self, num_samples: int | None = None) -> dict[str, Tensor]:
-        """Posterior draws of every global site: stored ones, or fresh exact ones (conjugate)."""
-        self._check_fitted()
+        """Posterior draws of every global site: fresh exact ones (conjugate), the stored ones,
+        or (while SVI is still running) fresh draws from the guide."""
         if self.method == "conjugate":
+            self._check_fitted()
             return self._conjugate_draws(num_samples or self.num_posterior_samples)
-        return dict(self._posterior)
+        if self._posterior:
+            return dict(self._posterior)
+        if self.autoguide is not None:
+            return self._guide_draws()
+        self._check_fitted()
+        raise AssertionError("unreachable")
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
         """``log p(x_n, y = c | training data)``, shape ``[N, C]``."""
-        self._check_fitted()
         x = self._observed(self.validate(x))
         if self.method == "conjugate":
+            self._check_fitted()
             counts = self.class_counts + self.prior_class
             log_prior = counts.log() - counts.sum().log()
             return log_prior + self._conjugate_class_log_pred(x)
-        joint = self._joint_given_params(self._posterior, x)
+        joint = self._joint_given_params(self.posterior_draws(), x)
         return torch.logsumexp(joint, 0) - math.log(joint.shape[0])
 
     def _joint_given_params(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -251,6 +275,13 @@ class GenerativeClassifier(GenerativeModel):
         raise NotImplementedError
 
     def _fit_conjugate(self, x: Tensor, y: Tensor) -> None:
+        raise NotImplementedError
+
+    def _set_prior(self, x: Tensor) -> None:
+        """Empirical-Bayes prior hyperparameters from the training features (optional)."""
+
+    def _moment_values(self, x: Tensor, onehot: Tensor) -> dict[str, Tensor]:
+        """Per-class moment estimates of every site in ``sites`` (where SVI starts)."""
         raise NotImplementedError
 
     def _conjugate_class_log_pred(self, x: Tensor) -> Tensor:

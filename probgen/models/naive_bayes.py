@@ -71,13 +71,18 @@ class GaussianNaiveBayes(GenerativeClassifier):
     def _observed(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1)
 
-    def init_from_data(self, x: Tensor) -> None:
-        x = x.reshape(x.shape[0], -1).to(self.dtype)
+    def _set_prior(self, x: Tensor) -> None:
         floor = self.var_smoothing * x.var(0, unbiased=False).max().clamp(min=1e-12)
         self.prior_loc = x.mean(0)
         # a class of average size n = N / C gets variance ~ (SS / 2 + b0) / (a0 + n / 2),
         # i.e. its sample variance plus scikit-learn's floor
         self.prior_b = torch.full_like(self.prior_loc, self.prior_a + len(x) / (2 * self.num_classes)) * floor
+
+    def _moment_values(self, x, onehot):
+        n = onehot.sum(0)[:, None].clamp(min=1)
+        mean = (onehot.T @ x) / n
+        var = ((onehot.T @ x**2) / n - mean**2).clamp(min=0) + 2 * self.prior_b / (2 * self.prior_a + n)
+        return {"loc": mean, "precision": 1 / var}
 
     def _sample_params(self) -> dict[str, Tensor]:
         c, d = self.num_classes, self.num_dims
@@ -166,6 +171,10 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         prior = dist.Beta(self._const(self.prior_a), self._const(self.prior_b)).expand(shape)
         return {"probs": pyro.sample("probs", prior.to_event(2))}
 
+    def _moment_values(self, x, onehot):
+        probs = (onehot.T @ x + self.prior_a) / (onehot.sum(0)[:, None] + self.prior_a + self.prior_b)
+        return {"probs": probs}
+
     def _x_given_y(self, params, y):
         return dist.Bernoulli(probs=params["probs"][y]).to_event(1)
 
@@ -221,6 +230,11 @@ class CategoricalNaiveBayes(GenerativeClassifier):
         shape = (self.num_classes, self.num_dims, self.num_levels)
         prior = dist.Dirichlet(self._const(self.prior_alpha).expand(shape))
         return {"probs": pyro.sample("probs", prior.to_event(2))}
+
+    def _moment_values(self, x, onehot):
+        levels = torch.nn.functional.one_hot(x, self.num_levels).to(self.dtype)
+        counts = torch.einsum("nc,ndk->cdk", onehot, levels) + self.prior_alpha
+        return {"probs": counts / counts.sum(-1, keepdim=True)}
 
     def _x_given_y(self, params, y):
         return dist.Categorical(probs=params["probs"][y]).to_event(1)

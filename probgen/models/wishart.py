@@ -19,7 +19,66 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-__all__ = ["WishartCholesky", "gaussian_log_prob_precision_tril"]
+__all__ = [
+    "WishartCholesky",
+    "LowerCholeskyFromVector",
+    "lower_cholesky_factor",
+    "gaussian_log_prob_precision_tril",
+]
+
+
+class _LowerCholeskyFactor(constraints._LowerCholesky):
+    """``lower_cholesky``, with a bijection from ``R^(D(D+1)/2)`` so SVI and NUTS can use it."""
+
+
+lower_cholesky_factor = _LowerCholeskyFactor()
+
+
+class LowerCholeskyFromVector(torch.distributions.Transform):
+    """Bijection from vectors of length ``D(D+1)/2`` to lower-triangular matrices with positive
+    diagonal: fill the lower triangle row by row and exponentiate the diagonal."""
+
+    domain = constraints.real_vector
+    codomain = lower_cholesky_factor
+    bijective = True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LowerCholeskyFromVector)
+
+    @staticmethod
+    def _dim(n: int) -> int:
+        dim = int(round((math.sqrt(8 * n + 1) - 1) / 2))
+        if dim * (dim + 1) // 2 != n:
+            raise ValueError(f"a vector of length {n} does not fill a lower triangle")
+        return dim
+
+    def _call(self, x: Tensor) -> Tensor:
+        dim = self._dim(x.shape[-1])
+        rows, cols = torch.tril_indices(dim, dim, device=x.device)
+        full = x.new_zeros(x.shape[:-1] + (dim, dim))
+        full[..., rows, cols] = x
+        return full.tril(-1) + torch.diag_embed(full.diagonal(dim1=-2, dim2=-1).exp())
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        dim = y.shape[-1]
+        rows, cols = torch.tril_indices(dim, dim, device=y.device)
+        full = y.tril(-1) + torch.diag_embed(y.diagonal(dim1=-2, dim2=-1).log())
+        return full[..., rows, cols]
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return y.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+
+    def forward_shape(self, shape):
+        return torch.Size(shape[:-1]) + (self._dim(shape[-1]),) * 2
+
+    def inverse_shape(self, shape):
+        return torch.Size(shape[:-2]) + (shape[-1] * (shape[-1] + 1) // 2,)
+
+
+@torch.distributions.biject_to.register(_LowerCholeskyFactor)
+@torch.distributions.transform_to.register(_LowerCholeskyFactor)
+def _to_lower_cholesky_factor(constraint):
+    return LowerCholeskyFromVector()
 
 
 class WishartCholesky(dist.TorchDistribution):
@@ -32,7 +91,7 @@ class WishartCholesky(dist.TorchDistribution):
     """
 
     arg_constraints = {"df": constraints.positive, "scale_tril": constraints.lower_cholesky}
-    support = constraints.lower_cholesky
+    support = lower_cholesky_factor
     has_rsample = True
 
     def __init__(self, df: Tensor, scale_tril: Tensor, validate_args: bool | None = None) -> None:
