@@ -201,9 +201,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
-        raise ValueError(
-            f"{path}: weights do not fit the model its config describes: {err}"
-        ) from err
+        raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
     store = pyro.get_param_store()
     for name, key in json.loads(metadata.get("param_store", "{}")).items():
         if key not in _CONSTRAINTS or f"param_store.{name}" not in tensors:

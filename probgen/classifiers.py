@@ -23,14 +23,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from probgen.models.discriminant import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
-from probgen.models.naive_bayes import BernoulliNaiveBayes, CategoricalNaiveBayes, GaussianNaiveBayes
+from probgen.models.naive_bayes import (
+    BernoulliNaiveBayes,
+    CategoricalNaiveBayes,
+    GaussianNaiveBayes,
+)
 
 __all__ = ["GaussianNB", "BernoulliNB", "CategoricalNB", "LDA", "QDA"]
 
 
 class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
     _model_cls: type = GaussianNaiveBayes
-    _model_params: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -52,6 +55,9 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     # -------------------------------------------------------------- helpers
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {}
+
     def _support(self, X: np.ndarray) -> str:
         return "real"
 
@@ -60,8 +66,7 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         X = check_array(X, dtype=np.float64)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_} features"
+                f"X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_} features"
             )
         return torch.as_tensor(X)
 
@@ -74,7 +79,7 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 classes, got {len(self.classes_)}: {self.classes_}")
         self.n_features_in_ = X.shape[1]
-        kwargs = {name: getattr(self, name) for name in self._model_params}
+        kwargs = self._model_kwargs()
         model = self._model_cls(
             (X.shape[1],),
             self._support(X),
@@ -92,7 +97,11 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             seed=self.seed,
             progress=False,
-            nuts={"num_samples": self.num_samples, "warmup_steps": self.warmup_steps, "seed": self.seed},
+            nuts={
+                "num_samples": self.num_samples,
+                "warmup_steps": self.warmup_steps,
+                "seed": self.seed,
+            },
         )
         self.model_ = model
         return self
@@ -100,14 +109,16 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- sklearn API
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """``log p(y | x, training data)``, rows normalised by logsumexp."""
+        x = self._tensor(X)
         with torch.no_grad():
-            return self.model_.predict_log_proba(self._tensor(X)).numpy()
+            return self.model_.predict_log_proba(x).numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.predict_log_proba(X).argmax(1)]
+        best = self.predict_log_proba(X).argmax(1)
+        return self.classes_[best]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy; labels never seen in training are an error, not a silent miss."""
@@ -120,12 +131,14 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- generative side
     def log_prob(self, X: Any) -> np.ndarray:
         """``log p(x | training data)`` per row, in nats (``logsumexp`` over classes)."""
+        x = self._tensor(X)
         with torch.no_grad():
-            return self.model_.log_prob(self._tensor(X)).numpy()
+            return self.model_.log_prob(x).numpy()
 
     def joint_log_prob(self, X: Any) -> np.ndarray:
+        x = self._tensor(X)
         with torch.no_grad():
-            return self.model_.joint_log_prob(self._tensor(X)).numpy()
+            return self.model_.joint_log_prob(x).numpy()
 
     def sample(self, n: int, y: Any = None) -> np.ndarray:
         """``n`` feature vectors from the posterior predictive (of class ``y`` when given)."""
@@ -152,37 +165,73 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         return to_inference_data(self.model_, (x_t, codes), **kwargs)
 
 
-def _with_params(cls, names: tuple[str, ...], defaults: dict[str, Any]):
-    """Give an estimator class extra keyword-only hyperparameters (stored as given)."""
-    base_init = _GenerativeClassifier.__init__
-
-    def __init__(self, **kwargs):
-        extra = {k: kwargs.pop(k, defaults[k]) for k in names}
-        base_init(self, **kwargs)
-        for key, value in extra.items():
-            setattr(self, key, value)
-
-    import inspect
-
-    params = list(inspect.signature(base_init).parameters.values())
-    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=defaults[k]) for k in names]
-    __init__.__signature__ = inspect.Signature(params)
-    cls.__init__ = __init__
-    cls._model_params = names
-    return cls
-
-
 class GaussianNB(_GenerativeClassifier):
     """Bayesian Gaussian Naive Bayes (Normal-Gamma priors); see
     :class:`~probgen.models.naive_bayes.GaussianNaiveBayes`."""
 
     _model_cls = GaussianNaiveBayes
 
+    def __init__(
+        self,
+        *,
+        var_smoothing: float = 1e-9,
+        prior_kappa: float = 1e-6,
+        method: str = "conjugate",
+        num_posterior_samples: int = 100,
+        epochs: int = 500,
+        lr: float = 0.05,
+        num_samples: int = 300,
+        warmup_steps: int = 200,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            method=method,
+            num_posterior_samples=num_posterior_samples,
+            epochs=epochs,
+            lr=lr,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            seed=seed,
+        )
+        self.var_smoothing = var_smoothing
+        self.prior_kappa = prior_kappa
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {"var_smoothing": self.var_smoothing, "prior_kappa": self.prior_kappa}
+
 
 class BernoulliNB(_GenerativeClassifier):
     """Bayesian Bernoulli Naive Bayes (Beta priors) for 0/1 features."""
 
     _model_cls = BernoulliNaiveBayes
+
+    def __init__(
+        self,
+        *,
+        prior_a: float = 1.0,
+        prior_b: float = 1.0,
+        method: str = "conjugate",
+        num_posterior_samples: int = 100,
+        epochs: int = 500,
+        lr: float = 0.05,
+        num_samples: int = 300,
+        warmup_steps: int = 200,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            method=method,
+            num_posterior_samples=num_posterior_samples,
+            epochs=epochs,
+            lr=lr,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            seed=seed,
+        )
+        self.prior_a = prior_a
+        self.prior_b = prior_b
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {"prior_a": self.prior_a, "prior_b": self.prior_b}
 
     def _support(self, X: np.ndarray) -> str:
         if not np.isin(X, (0.0, 1.0)).all():
@@ -194,6 +243,34 @@ class CategoricalNB(_GenerativeClassifier):
     """Bayesian categorical Naive Bayes (Dirichlet priors) for features in ``0..num_levels-1``."""
 
     _model_cls = CategoricalNaiveBayes
+
+    def __init__(
+        self,
+        *,
+        prior_alpha: float = 1.0,
+        num_levels: int | None = None,
+        method: str = "conjugate",
+        num_posterior_samples: int = 100,
+        epochs: int = 500,
+        lr: float = 0.05,
+        num_samples: int = 300,
+        warmup_steps: int = 200,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            method=method,
+            num_posterior_samples=num_posterior_samples,
+            epochs=epochs,
+            lr=lr,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            seed=seed,
+        )
+        self.prior_alpha = prior_alpha
+        self.num_levels = num_levels
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {"prior_alpha": self.prior_alpha}
 
     def _support(self, X: np.ndarray) -> str:
         if (X < 0).any() or (X != np.round(X)).any():
@@ -207,9 +284,38 @@ class LDA(TransformerMixin, _GenerativeClassifier):
 
     _model_cls = LinearDiscriminantAnalysis
 
+    def __init__(
+        self,
+        *,
+        reg_param: float = 1e-4,
+        n_components: int | None = None,
+        method: str = "conjugate",
+        num_posterior_samples: int = 100,
+        epochs: int = 500,
+        lr: float = 0.05,
+        num_samples: int = 300,
+        warmup_steps: int = 200,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            method=method,
+            num_posterior_samples=num_posterior_samples,
+            epochs=epochs,
+            lr=lr,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            seed=seed,
+        )
+        self.reg_param = reg_param
+        self.n_components = n_components
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {"reg_param": self.reg_param}
+
     def transform(self, X: Any) -> np.ndarray:
+        x = self._tensor(X)
         with torch.no_grad():
-            return self.model_.transform(self._tensor(X), self.n_components).numpy()
+            return self.model_.transform(x, self.n_components).numpy()
 
 
 class QDA(_GenerativeClassifier):
@@ -217,9 +323,28 @@ class QDA(_GenerativeClassifier):
 
     _model_cls = QuadraticDiscriminantAnalysis
 
+    def __init__(
+        self,
+        *,
+        reg_param: float = 0.01,
+        method: str = "conjugate",
+        num_posterior_samples: int = 100,
+        epochs: int = 500,
+        lr: float = 0.05,
+        num_samples: int = 300,
+        warmup_steps: int = 200,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            method=method,
+            num_posterior_samples=num_posterior_samples,
+            epochs=epochs,
+            lr=lr,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            seed=seed,
+        )
+        self.reg_param = reg_param
 
-_with_params(GaussianNB, ("var_smoothing", "prior_kappa"), {"var_smoothing": 1e-9, "prior_kappa": 0.01})
-_with_params(BernoulliNB, ("prior_a", "prior_b"), {"prior_a": 1.0, "prior_b": 1.0})
-_with_params(CategoricalNB, ("prior_alpha", "num_levels"), {"prior_alpha": 1.0, "num_levels": None})
-_with_params(LDA, ("reg_param", "n_components"), {"reg_param": 1e-4, "n_components": None})
-_with_params(QDA, ("reg_param",), {"reg_param": 0.01})
+    def _model_kwargs(self) -> dict[str, Any]:
+        return {"reg_param": self.reg_param}

@@ -160,9 +160,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     elif out.suffix == ".png":
         shape = checkpoint.extra.get("image_shape")
         if shape:
-            image_grid(
-                x, shape, out, vmax=(model.num_levels or 2) - 1 if model.num_levels else None
-            )
+            image_grid(x, shape, out, vmax=(model.num_levels or 2) - 1 if model.num_levels else None)
         elif model.num_dims == 2:
             scatter_2d(x, out, title=model.name)
         else:
@@ -199,13 +197,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             )
             rows.extend(table.rows)
         table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
-        text = {"markdown": table.to_markdown, "csv": table.to_csv, "json": table.to_json}[
-            args.format
-        ]()
+        text = {"markdown": table.to_markdown, "csv": table.to_csv, "json": table.to_json}[args.format]()
         print(
-            f"\n{train.name}: test NLL per example (nats) and bits/dim\n"
-            if args.format == "markdown"
-            else "",
+            f"\n{train.name}: test NLL per example (nats) and bits/dim\n" if args.format == "markdown" else "",
             end="",
         )
         print(text)
@@ -216,9 +210,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="probgen", description="Fit, score, sample and compare generative models."
-    )
+    parser = argparse.ArgumentParser(prog="probgen", description="Fit, score, sample and compare generative models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="registered models and bundled datasets")
@@ -226,13 +218,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit a model and save a checkpoint")
     p.add_argument("model", help="a model name from `probgen list`")
-    p.add_argument(
-        "--data", required=True, help="dataset name or path to a .npy/.npz/.csv/IDX file"
-    )
+    p.add_argument("--data", required=True, help="dataset name or path to a .npy/.npz/.csv/IDX file")
     p.add_argument("--out", required=True, help="output directory for the checkpoint and plots")
-    p.add_argument(
-        "--model-args", help='JSON keyword arguments for the model, e.g. \'{"estimator": "map"}\''
-    )
+    p.add_argument("--model-args", help='JSON keyword arguments for the model, e.g. \'{"estimator": "map"}\'')
     _add_fit_options(p)
     p.set_defaults(func=_cmd_fit)
 

@@ -21,9 +21,7 @@ def _pyplot():
     return plt
 
 
-def image_grid(
-    x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None
-) -> Path:
+def image_grid(x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None) -> Path:
     """Save flattened images ``x`` (N, H*W) as a square grid PNG."""
     plt = _pyplot()
     h, w = image_shape
@@ -36,13 +34,9 @@ def image_grid(
     canvas = torch.full((rows * (h + 1) + 1, cols * (w + 1) + 1), float("nan"))
     for i in range(n):
         r, c = divmod(i, cols)
-        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[
-            i
-        ].reshape(h, w)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i].reshape(h, w)
     fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
-    ax.imshow(
-        canvas.numpy(), cmap="gray_r", vmin=0, vmax=vmax if vmax is not None else float(x.max())
-    )
+    ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=vmax if vmax is not None else float(x.max()))
     ax.axis("off")
     fig.tight_layout()
     path = Path(path)

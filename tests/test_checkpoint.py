@@ -36,9 +36,7 @@ def test_optimizer_and_param_store_are_kept(fitted, tmp_path):
     pyro.clear_param_store()
     ckpt = pg.load_checkpoint(tmp_path / "c.safetensors")
     assert ckpt.extra == {"epoch": 3}
-    assert torch.equal(
-        ckpt.optimizer_state["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
-    )
+    assert torch.equal(ckpt.optimizer_state["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     assert pyro.param("scale").item() == pytest.approx(2.0)
     assert pyro.get_param_store()._constraints["scale"] is constraints.positive
 

@@ -83,7 +83,8 @@ def test_compare_table(capsys, tmp_path):
         "csv",
     )
     assert code == 0
-    assert out.splitlines()[1].startswith("independent-gaussian,")
+    models = [line.split(",")[0] for line in out.strip().splitlines()[1:]]
+    assert models == ["gaussian-nb", "independent-gaussian", "lda", "qda"]
     assert (tmp_path / "compare-iris.png").exists()
 
 
@@ -107,9 +108,7 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, needle, tmp_path, m
 
 def test_argparse_errors_exit_2_without_traceback(tmp_path):
     for argv in (["fit"], ["fit", "m", "--data", "d", "--out", "o", "--epochs", "-3"], []):
-        proc = subprocess.run(
-            [sys.executable, "-m", "probgen.cli", *argv], capture_output=True, text=True
-        )
+        proc = subprocess.run([sys.executable, "-m", "probgen.cli", *argv], capture_output=True, text=True)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "probgen.cli", "eval", str(tmp_path / "x")],
@@ -125,3 +124,27 @@ def test_pickle_checkpoint_via_cli(capsys, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(pickle.dumps({"a": 1}))
     code, _, err = run(capsys, "eval", str(tmp_path))
     assert code == 2 and "never unpickles" in err
+
+
+def test_classifier_fit_and_eval_report_accuracy(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "gaussian-nb", "--data", "iris", "--out", str(tmp_path), "--quiet")
+    assert code == 0, out
+    code, out, _ = run(capsys, "eval", str(tmp_path))
+    assert code == 0 and "kind=exact" in out
+    accuracy = float(out.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.85
+    code, out, _ = run(
+        capsys,
+        "fit",
+        "qda",
+        "--data",
+        "iris",
+        "--out",
+        str(tmp_path / "q"),
+        "--model-args",
+        '{"method": "map"}',
+        "--epochs",
+        "50",
+        "--quiet",
+    )
+    assert code == 0 and "test: NLL" in out

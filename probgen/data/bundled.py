@@ -53,9 +53,7 @@ def _tabular(loader: str) -> Callable[[str, int], Dataset]:
         x, y = bunch.data.astype(np.float32), bunch.target
         if split != "all":
             idx = np.arange(len(y))
-            train, rest = train_test_split(
-                idx, train_size=TABULAR_FRACTIONS["train"], stratify=y, random_state=seed
-            )
+            train, rest = train_test_split(idx, train_size=TABULAR_FRACTIONS["train"], stratify=y, random_state=seed)
             val, test = train_test_split(rest, train_size=0.5, stratify=y[rest], random_state=seed)
             pick = {"train": train, "val": val, "test": test}[split]
             x, y = x[np.sort(pick)], y[np.sort(pick)]

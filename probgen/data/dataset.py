@@ -38,8 +38,7 @@ class Dataset:
             self.y = torch.as_tensor(self.y).long()
             if self.y.shape != (self.x.shape[0],):
                 raise ValueError(
-                    f"{self.name}: labels have shape {tuple(self.y.shape)}; "
-                    f"expected ({self.x.shape[0]},) to match x"
+                    f"{self.name}: labels have shape {tuple(self.y.shape)}; expected ({self.x.shape[0]},) to match x"
                 )
 
     @property

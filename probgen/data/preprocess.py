@@ -10,18 +10,14 @@ from torch import Tensor
 __all__ = ["binarize", "dequantize", "logit_transform", "discrete_log_prob_offset"]
 
 
-def binarize(
-    x: Tensor, threshold: float | None = 0.5, *, generator: torch.Generator | None = None
-) -> Tensor:
+def binarize(x: Tensor, threshold: float | None = 0.5, *, generator: torch.Generator | None = None) -> Tensor:
     """Binarize data in [0, 1] by a threshold (``x >= threshold``) or stochastically.
 
     With ``threshold=None`` each value is a Bernoulli draw with probability ``x``
     (the "dynamically binarized" MNIST protocol).
     """
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"binarize expects values in [0, 1], got range [{x.min().item()}, {x.max().item()}]"
-        )
+        raise ValueError(f"binarize expects values in [0, 1], got range [{x.min().item()}, {x.max().item()}]")
     if threshold is None:
         return torch.bernoulli(x, generator=generator)
     return (x >= threshold).to(x.dtype)

@@ -41,8 +41,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             code, ndim = header[2], header[3]
             if code not in _IDX_DTYPES:
                 raise ValueError(
-                    f"{path}: unknown IDX type code {code:#04x}; expected one of "
-                    f"{[hex(c) for c in _IDX_DTYPES]}"
+                    f"{path}: unknown IDX type code {code:#04x}; expected one of {[hex(c) for c in _IDX_DTYPES]}"
                 )
             raw_dims = fh.read(4 * ndim)
             if len(raw_dims) < 4 * ndim:
@@ -54,9 +53,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise ValueError(f"cannot read IDX file {path}: {err}") from err
     if len(body) != expected:
-        raise ValueError(
-            f"{path}: IDX body has {len(body)} bytes; the header {dims} promises {expected}"
-        )
+        raise ValueError(f"{path}: IDX body has {len(body)} bytes; the header {dims} promises {expected}")
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -65,9 +62,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     array = np.asarray(array)
     code = _IDX_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
-        raise TypeError(
-            f"IDX cannot store dtype {array.dtype}; expected uint8/int8/16/32/float32/64"
-        )
+        raise TypeError(f"IDX cannot store dtype {array.dtype}; expected uint8/int8/16/32/float32/64")
     data = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data += array.astype(_IDX_DTYPES[code]).tobytes()
     path = Path(path)
@@ -91,9 +86,7 @@ def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndar
     if label_column is None:
         return table, None
     if not -table.shape[1] <= label_column < table.shape[1]:
-        raise ValueError(
-            f"label_column={label_column} is out of range for {path} with {table.shape[1]} columns"
-        )
+        raise ValueError(f"label_column={label_column} is out of range for {path} with {table.shape[1]} columns")
     labels = table[:, label_column]
     return np.delete(table, label_column, axis=1), labels
 
@@ -145,16 +138,12 @@ def load_file(
         elif "idx" in name or name.endswith("-ubyte"):
             x = read_idx(path)
         else:
-            raise ValueError(
-                f"unsupported data file {path.name!r}; expected .npy, .npz, .csv or an IDX file"
-            )
+            raise ValueError(f"unsupported data file {path.name!r}; expected .npy, .npz, .csv or an IDX file")
     except (OSError, EOFError) as err:
         raise ValueError(f"cannot read {path}: {err}") from err
     except ValueError as err:
         if "pickle" in str(err).lower():
-            raise ValueError(
-                f"{path} holds pickled objects, which probgen refuses to load"
-            ) from err
+            raise ValueError(f"{path} holds pickled objects, which probgen refuses to load") from err
         raise
     if labels is not None:
         y = load_file(labels, support="real", flatten=False).x.numpy()

@@ -26,9 +26,7 @@ def parse_support(support: str) -> tuple[str, int | None]:
     match = _DISCRETE.match(support)
     if match and int(match.group(1)) >= 2:
         return "discrete", int(match.group(1))
-    raise ValueError(
-        f"unknown support {support!r}; expected 'binary', 'real' or 'discrete(k)', k >= 2"
-    )
+    raise ValueError(f"unknown support {support!r}; expected 'binary', 'real' or 'discrete(k)', k >= 2")
 
 
 def num_levels(support: str) -> int | None:
@@ -69,18 +67,14 @@ def check_data(x: object, support: str, event_shape: tuple[int, ...], name: str 
             else:
                 raise TypeError
         except TypeError:
-            raise TypeError(
-                f"{name} must be a torch.Tensor or numeric numpy array, got {type(x).__name__}"
-            ) from None
+            raise TypeError(f"{name} must be a torch.Tensor or numeric numpy array, got {type(x).__name__}") from None
     if x.dtype.is_complex:
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if not x.dtype.is_floating_point:
         x = x.to(torch.get_default_dtype())
     event_shape = tuple(event_shape)
     if x.dim() != len(event_shape) + 1 or tuple(x.shape[1:]) != event_shape:
-        raise ValueError(
-            f"{name} has shape {tuple(x.shape)}; expected (N, {', '.join(map(str, event_shape))})"
-        )
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (N, {', '.join(map(str, event_shape))})")
     if not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{name} contains NaN or inf values (first at index {bad})")

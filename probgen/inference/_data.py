@@ -31,8 +31,7 @@ def as_xy(data: Any, name: str = "data") -> tuple[Tensor, Tensor | None]:
     except ImportError:  # pragma: no cover
         pass
     raise TypeError(
-        f"{name} must be a probgen Dataset, a tensor, an array or an (x, y) pair; "
-        f"got {type(data).__name__}"
+        f"{name} must be a probgen Dataset, a tensor, an array or an (x, y) pair; got {type(data).__name__}"
     )
 
 

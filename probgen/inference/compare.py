@@ -115,7 +115,5 @@ def compare(
         if train is not None:
             fit(model, train, **dict((fit_kwargs or {}).get(name, {})))
         result = log_likelihood(model, data, **eval_kwargs)
-        table.rows.append(
-            {"model": name, **result.as_dict(), "seconds": round(time.perf_counter() - t0, 2)}
-        )
+        table.rows.append({"model": name, **result.as_dict(), "seconds": round(time.perf_counter() - t0, 2)})
     return table

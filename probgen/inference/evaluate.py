@@ -49,9 +49,7 @@ class LogLikelihood:
         return {**asdict(self), "nll": self.nll}
 
     def __str__(self) -> str:
-        bound = {"lower_bound": " (lower bound on log p)", "estimate": " (estimate)"}.get(
-            self.kind, ""
-        )
+        bound = {"lower_bound": " (lower bound on log p)", "estimate": " (estimate)"}.get(self.kind, "")
         return (
             f"NLL {self.nll:.3f} ± {self.stderr:.3f} nats/example, "
             f"{self.bits_per_dim:.4f} bits/dim [{self.kind}, {self.method}]{bound}"
@@ -100,9 +98,7 @@ def log_likelihood(
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     density = getattr(model, "density", None)
     if density == "implicit":
-        raise ValueError(
-            f"{type(model).__name__} is an implicit model: it has no likelihood to report"
-        )
+        raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
     x, _ = as_xy(data)
     x = model.validate(x)
     if len(x) == 0:

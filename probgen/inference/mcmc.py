@@ -47,7 +47,11 @@ def run_nuts(
     Returns:
         The ``pyro.infer.MCMC`` object (``.summary()``, ``.diagnostics()``).
     """
-    for name, value in (("num_samples", num_samples), ("warmup_steps", warmup_steps), ("num_chains", num_chains)):
+    for name, value in (
+        ("num_samples", num_samples),
+        ("warmup_steps", warmup_steps),
+        ("num_chains", num_chains),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_steps" else 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not hasattr(model, "set_posterior_samples"):
@@ -79,9 +83,7 @@ def run_nuts(
     return mcmc
 
 
-def to_inference_data(
-    model: Any, data: Any, *, num_samples: int = 200, num_predictive: int | None = None
-):
+def to_inference_data(model: Any, data: Any, *, num_samples: int = 200, num_predictive: int | None = None):
     """An ``arviz.InferenceData`` of a fitted model's posterior on ``data``.
 
     Groups: ``posterior`` (every global site), ``log_likelihood`` (``obs``: pointwise

@@ -114,9 +114,7 @@ def _mean_loss(model, loss_fn, x: Tensor, y: Tensor | None, batch_size: int) -> 
     ones' posterior predictive), else the objective with minibatches scaled to len(x)."""
     if getattr(model, "density", None) == "exact":
         with torch.no_grad():
-            return -sum(
-                model.log_prob(x[i]).sum().item() for i in batches(len(x), batch_size)
-            ) / len(x)
+            return -sum(model.log_prob(x[i]).sum().item() for i in batches(len(x), batch_size)) / len(x)
     total = 0.0
     with torch.no_grad(), model.scaled_to(len(x)):
         for idx in batches(len(x), batch_size):
@@ -226,9 +224,7 @@ def fit(
             model.load_state_dict(resumed.model.state_dict())
         elif init_from_data:
             model.init_from_data(x, y)
-        params = _collect_params(
-            model, loss_fn, x[:batch_size], None if y is None else y[:batch_size]
-        )
+        params = _collect_params(model, loss_fn, x[:batch_size], None if y is None else y[:batch_size])
         optim = _make_optimizer(optimizer, params, lr, weight_decay)
         names = {id(p): n for n, p in model.named_parameters()}
         if optimizer == "clipped_adam" and clip_norm is None:
@@ -245,9 +241,7 @@ def fit(
         t0 = time.perf_counter()
         for epoch in bar:
             total = 0.0
-            for step, idx in enumerate(
-                batches(len(x), batch_size, generator=generator, shuffle=True)
-            ):
+            for step, idx in enumerate(batches(len(x), batch_size, generator=generator, shuffle=True)):
                 xb, yb = x[idx], None if y is None else y[idx]
                 try:
                     loss = loss_fn(model, xb, yb)
@@ -264,16 +258,11 @@ def fit(
                     model.load_state_dict(best_state)
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at epoch {epoch}, step {step}: "
-                        f"{_diagnose(model, xb, yb)}"
-                        + (f"; last good checkpoint: {checkpoint}" if checkpoint else "")
+                        f"{_diagnose(model, xb, yb)}" + (f"; last good checkpoint: {checkpoint}" if checkpoint else "")
                     )
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
-                bad = [
-                    names.get(id(p), "?")
-                    for p in params
-                    if p.grad is not None and not torch.isfinite(p.grad).all()
-                ]
+                bad = [names.get(id(p), "?") for p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
                 if bad:
                     model.load_state_dict(best_state)
                     raise NonFiniteLossError(

@@ -24,7 +24,11 @@ from probgen.models.factorized import (
     independent,
 )
 from probgen.models.generative_classifier import GenerativeClassifier
-from probgen.models.naive_bayes import BernoulliNaiveBayes, CategoricalNaiveBayes, GaussianNaiveBayes
+from probgen.models.naive_bayes import (
+    BernoulliNaiveBayes,
+    CategoricalNaiveBayes,
+    GaussianNaiveBayes,
+)
 
 __all__ = [
     "DENSITY_KINDS",
@@ -59,9 +63,7 @@ class ModelSpec:
     needs_labels: bool = False
 
     def suits(self, support: str, has_labels: bool = False) -> bool:
-        return parse_support(support)[0] in self.cls.supports and (
-            has_labels or not self.needs_labels
-        )
+        return parse_support(support)[0] in self.cls.supports and (has_labels or not self.needs_labels)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -97,11 +99,7 @@ def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
 
 
 _FACTORIZED_BUDGET = {"epochs": 60, "batch_size": 100, "lr": 0.05}
-register(
-    ModelSpec(
-        IndependentBernoulli, "independent Bernoulli per dimension, Beta priors", _FACTORIZED_BUDGET
-    )
-)
+register(ModelSpec(IndependentBernoulli, "independent Bernoulli per dimension, Beta priors", _FACTORIZED_BUDGET))
 register(
     ModelSpec(
         IndependentCategorical,

@@ -52,8 +52,7 @@ class GenerativeModel(PyroModule):
         kind, _ = parse_support(support)
         if kind not in self.supports:
             raise ValueError(
-                f"{type(self).__name__} does not model {support!r} data; "
-                f"it supports {', '.join(self.supports)}"
+                f"{type(self).__name__} does not model {support!r} data; it supports {', '.join(self.supports)}"
             )
         self.event_shape = event_shape
         self.support = support
@@ -117,10 +116,7 @@ class GenerativeModel(PyroModule):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Per-example log density in nats, shape ``[N]``."""
-        raise ValueError(
-            f"{type(self).__name__} is an implicit model (density={self.density!r}): "
-            "it has no log_prob"
-        )
+        raise ValueError(f"{type(self).__name__} is an implicit model (density={self.density!r}): it has no log_prob")
 
     def sample(self, n: int) -> Tensor:
         raise NotImplementedError

@@ -85,7 +85,10 @@ class DiscriminantAnalysis(GenerativeClassifier):
             cov = scatter.sum(0) / (len(x) + self.prior_df)
         else:
             cov = scatter / (n + self.prior_df)[:, None, None]
-        return {"loc": mean, "precision_tril": torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(cov)))}
+        return {
+            "loc": mean,
+            "precision_tril": torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(cov))),
+        }
 
     # -------------------------------------------------------------- the Pyro program
     def _sample_params(self) -> dict[str, Tensor]:
@@ -98,9 +101,7 @@ class DiscriminantAnalysis(GenerativeClassifier):
         else:
             tril = pyro.sample("precision_tril", prior.expand([c]).to_event(1))
             precision = tril @ tril.transpose(-1, -2)
-        loc_prior = dist.MultivariateNormal(
-            self.prior_loc.expand(c, d), precision_matrix=self.prior_kappa * precision
-        )
+        loc_prior = dist.MultivariateNormal(self.prior_loc.expand(c, d), precision_matrix=self.prior_kappa * precision)
         loc = pyro.sample("loc", loc_prior.to_event(1))
         return {"precision_tril": tril, "loc": loc}
 
@@ -164,7 +165,11 @@ class DiscriminantAnalysis(GenerativeClassifier):
         z = torch.randn(num_samples, self.num_classes, self.num_dims, 1, dtype=self.dtype)
         scaled = trils.transpose(-1, -2) * self.post_kappa.sqrt()[:, None, None]
         loc = self.post_loc + torch.linalg.solve_triangular(scaled, z, upper=True).squeeze(-1)
-        return {"pi": dist.Dirichlet(counts).sample((num_samples,)), "precision_tril": tril, "loc": loc}
+        return {
+            "pi": dist.Dirichlet(counts).sample((num_samples,)),
+            "precision_tril": tril,
+            "loc": loc,
+        }
 
     # -------------------------------------------------------------- summaries
     def covariance(self) -> Tensor:

@@ -164,9 +164,7 @@ class IndependentCategorical(Factorized):
     name = "independent-categorical"
     supports = ("discrete", "binary")
 
-    def __init__(
-        self, event_shape, support: str, *, estimator: str = "bayes", prior_alpha: float = 1.0
-    ) -> None:
+    def __init__(self, event_shape, support: str, *, estimator: str = "bayes", prior_alpha: float = 1.0) -> None:
         super().__init__(event_shape, support, estimator=estimator)
         if prior_alpha <= 0:
             raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
@@ -243,9 +241,7 @@ class IndependentGaussian(Factorized):
     ) -> None:
         super().__init__(event_shape, support, estimator=estimator)
         if min(prior_kappa, prior_a, prior_b) <= 0:
-            raise ValueError(
-                f"Normal-Gamma prior needs kappa, a, b > 0, got {prior_kappa}, {prior_a}, {prior_b}"
-            )
+            raise ValueError(f"Normal-Gamma prior needs kappa, a, b > 0, got {prior_kappa}, {prior_a}, {prior_b}")
         self.prior_loc, self.prior_kappa = float(prior_loc), float(prior_kappa)
         self.prior_a, self.prior_b = float(prior_a), float(prior_b)
         d = self.num_dims
@@ -276,9 +272,7 @@ class IndependentGaussian(Factorized):
         d = self.num_dims
         tau = pyro.sample(
             "tau",
-            dist.Gamma(self._const(self.prior_a), self._const(self.prior_b))
-            .expand([d])
-            .to_event(1),
+            dist.Gamma(self._const(self.prior_a), self._const(self.prior_b)).expand([d]).to_event(1),
         )
         scale = (self.prior_kappa * tau).rsqrt()
         mu = pyro.sample("mu", dist.Normal(self._const(self.prior_loc), scale).to_event(1))
@@ -341,7 +335,5 @@ def independent(event_shape, support: str, **kwargs: Any) -> Factorized:
     from probgen.data.support import parse_support
 
     kind, _ = parse_support(support)
-    cls = {"binary": IndependentBernoulli, "discrete": IndependentCategorical}.get(
-        kind, IndependentGaussian
-    )
+    cls = {"binary": IndependentBernoulli, "discrete": IndependentCategorical}.get(kind, IndependentGaussian)
     return cls(event_shape, support, **kwargs)

@@ -28,7 +28,9 @@ class GaussianNaiveBayes(GenerativeClassifier):
     """Gaussian Naive Bayes with Normal-Gamma priors per class and feature.
 
     Prior: ``tau_cd ~ Gamma(a0, b0_d)``, ``mu_cd | tau ~ Normal(m0_d, (kappa0 tau_cd)^-1/2)``
-    with the empirical-Bayes defaults ``m0`` = the training mean and
+    with a vague location prior (``kappa0 = 1e-6``: a feature that is constant within a class
+    keeps its constant as the predictive mean), the empirical-Bayes defaults ``m0`` = the
+    training mean and
     ``b0 = (a0 + N / 2C) * var_smoothing * max_d Var(x_d)``: a class of average size gets
     scikit-learn's variance floor added to its sample variance.
 
@@ -49,7 +51,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
         support: str = "real",
         num_classes: int = 2,
         *,
-        prior_kappa: float = 0.01,
+        prior_kappa: float = 1e-6,
         prior_a: float = 1.0,
         var_smoothing: float = 1e-9,
         **kwargs: Any,
@@ -57,8 +59,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
         super().__init__(event_shape, support, num_classes, **kwargs)
         if min(prior_kappa, prior_a, var_smoothing) <= 0:
             raise ValueError(
-                f"prior_kappa, prior_a and var_smoothing must be > 0, "
-                f"got {prior_kappa}, {prior_a}, {var_smoothing}"
+                f"prior_kappa, prior_a and var_smoothing must be > 0, got {prior_kappa}, {prior_a}, {var_smoothing}"
             )
         self.prior_kappa, self.prior_a = float(prior_kappa), float(prior_a)
         self.var_smoothing = float(var_smoothing)
@@ -113,9 +114,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
         self.post_kappa = (k0 + n).expand_as(mean).clone()
         self.post_loc = (k0 * m0 + n * mean) / self.post_kappa
         self.post_a = (self.prior_a + n / 2).expand_as(mean).clone()
-        self.post_b = self.prior_b + 0.5 * ss.clamp(min=0) + k0 * n * (mean - m0) ** 2 / (
-            2 * self.post_kappa
-        )
+        self.post_b = self.prior_b + 0.5 * ss.clamp(min=0) + k0 * n * (mean - m0) ** 2 / (2 * self.post_kappa)
 
     def _conjugate_class_log_pred(self, x):
         a, b, kappa = self.post_a, self.post_b, self.post_kappa
@@ -214,9 +213,7 @@ class CategoricalNaiveBayes(GenerativeClassifier):
     supports = ("discrete", "binary")
     sites = ("probs",)
 
-    def __init__(
-        self, event_shape, support: str, num_classes: int = 2, *, prior_alpha: float = 1.0, **kwargs
-    ) -> None:
+    def __init__(self, event_shape, support: str, num_classes: int = 2, *, prior_alpha: float = 1.0, **kwargs) -> None:
         super().__init__(event_shape, support, num_classes, **kwargs)
         if prior_alpha <= 0:
             raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")

@@ -103,9 +103,7 @@ class WishartCholesky(dist.TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         dim = self.scale_tril.shape[-1]
-        return WishartCholesky(
-            self.df.expand(batch_shape), self.scale_tril.expand(batch_shape + (dim, dim))
-        )
+        return WishartCholesky(self.df.expand(batch_shape), self.scale_tril.expand(batch_shape + (dim, dim)))
 
     def rsample(self, sample_shape=torch.Size()) -> Tensor:
         """Bartlett decomposition: ``L = scale_tril @ A``, A lower triangular with

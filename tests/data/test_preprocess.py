@@ -10,9 +10,7 @@ def test_logit_log_det_matches_autograd(float64):
     x = torch.rand(3, 4)
     y, log_det = logit_transform(x, alpha=0.05)
     for i in range(3):
-        jac = torch.autograd.functional.jacobian(
-            lambda v: logit_transform(v[None], 0.05)[0][0], x[i]
-        )
+        jac = torch.autograd.functional.jacobian(lambda v: logit_transform(v[None], 0.05)[0][0], x[i])
         assert torch.allclose(log_det[i], torch.linalg.slogdet(jac).logabsdet)
     assert torch.allclose(torch.sigmoid(y), 0.05 + 0.9 * x)
 

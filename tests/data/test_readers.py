@@ -32,9 +32,7 @@ def test_mnist_like_files_load_with_labels(tmp_path):
     labels = np.arange(6, dtype=np.uint8)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
-    data = load_file(
-        tmp_path / "train-images-idx3-ubyte.gz", labels=tmp_path / "train-labels-idx1-ubyte.gz"
-    )
+    data = load_file(tmp_path / "train-images-idx3-ubyte.gz", labels=tmp_path / "train-labels-idx1-ubyte.gz")
     assert data.x.shape == (6, 784) and data.image_shape == (28, 28)
     assert data.support == "discrete(256)"
     assert torch.equal(data.y, torch.arange(6))

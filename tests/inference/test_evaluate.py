@@ -48,9 +48,7 @@ def test_compare_table_formats(tmp_path):
         "bernoulli": pg.models.IndependentBernoulli(64),
         "categorical": pg.models.IndependentCategorical(64, "binary"),
     }
-    table = pg.compare(
-        models, test, train=train, fit_kwargs={n: {"epochs": 2, "progress": False} for n in models}
-    )
+    table = pg.compare(models, test, train=train, fit_kwargs={n: {"epochs": 2, "progress": False} for n in models})
     assert [r["model"] for r in table.rows] == ["bernoulli", "categorical"]
     assert table.to_markdown().count("\n") == 3
     assert table.to_csv().splitlines()[0].startswith("model,nll,stderr,bits_per_dim,kind")

@@ -1,7 +1,5 @@
 """Every registered model honours the GenerativeModel contract (DESIGN.md)."""
 
-import copy
-
 import pytest
 import torch
 

@@ -119,9 +119,7 @@ def test_samples_follow_the_predictive():
     draws = model.sample(20000)
     assert draws.shape == (20000, 3)
     assert torch.allclose(draws.mean(0), model.q_a / (model.q_a + model.q_b), atol=0.015)
-    cat = IndependentCategorical((2, 2), "discrete(5)").fit_conjugate(
-        torch.randint(0, 5, (30, 2, 2))
-    )
+    cat = IndependentCategorical((2, 2), "discrete(5)").fit_conjugate(torch.randint(0, 5, (30, 2, 2)))
     assert cat.sample(7).shape == (7, 2, 2)
 
 

@@ -39,7 +39,7 @@ def test_gaussian_nb_predictive_is_a_product_of_student_ts(iris):
     model = GaussianNaiveBayes(4, "real", 3).fit_closed_form(x, y)
     xc = x[y == 1].numpy()
     n, mean = len(xc), xc.mean(0)
-    m0, k0, a0, b0 = model.prior_loc.numpy(), 0.01, 1.0, model.prior_b.numpy()
+    m0, k0, a0, b0 = model.prior_loc.numpy(), model.prior_kappa, 1.0, model.prior_b.numpy()
     kappa, a = k0 + n, a0 + n / 2
     loc = (k0 * m0 + n * mean) / kappa
     b = b0 + 0.5 * ((xc - mean) ** 2).sum(0) + k0 * n * (mean - m0) ** 2 / (2 * kappa)
@@ -83,9 +83,7 @@ def test_bernoulli_nb_is_sklearns_with_alpha_one(float64):
     ours = BernoulliNaiveBayes(64, "binary", 10).fit_closed_form(data.x.double(), data.y)
     theirs = BernoulliNB(alpha=1.0).fit(data.x.numpy(), data.y.numpy())
     test = pg.load_dataset("digits-binary", "test").x.double()
-    np.testing.assert_allclose(
-        ours.predict_log_proba(test).numpy(), theirs.predict_log_proba(test.numpy()), atol=1e-2
-    )
+    np.testing.assert_allclose(ours.predict_log_proba(test).numpy(), theirs.predict_log_proba(test.numpy()), atol=1e-2)
 
 
 def _posterior_moments(draws):
@@ -110,8 +108,16 @@ def test_vi_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
     posterior sd. (Its sds are not compared: they converge far more slowly than the means.)"""
     x, y = iris
     vi = GaussianNaiveBayes(4, "real", 3, method="vi", num_posterior_samples=4000)
-    pg.fit(vi, (x, y), epochs=300, batch_size=150, lr=0.02, lr_decay=0.985, num_particles=10,
-           progress=False)
+    pg.fit(
+        vi,
+        (x, y),
+        epochs=300,
+        batch_size=150,
+        lr=0.02,
+        lr_decay=0.985,
+        num_particles=10,
+        progress=False,
+    )
     z = _max_z(vi, exact_nb_posterior)
     assert max(z.values()) < 0.5, z
 
