@@ -13,7 +13,7 @@ from probgen.inference._data import as_xy, batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
 
-METHODS = ("auto", "exact")
+METHODS = ("auto", "exact", "iwae", "elbo")
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,24 @@ def _exact(model: Any, x: Tensor, batch_size: int) -> Tensor:
         return torch.cat([model.log_prob(x[idx]).detach() for idx in batches(len(x), batch_size)])
 
 
+def _importance(model: Any, x: Tensor, y: Tensor | None, num_samples: int, batch_size: int, mean: bool) -> Tensor:
+    from probgen.inference.importance import iwae_bound
+
+    per_pass = max(1, 200_000 // max(1, batch_size * model.num_dims))
+    out = []
+    with torch.no_grad():
+        for idx in batches(len(x), batch_size):
+            yb = None if y is None else y[idx]
+            out.append(iwae_bound(model, x[idx], yb, num_samples, max_particles_per_pass=per_pass, mean=mean))
+    return torch.cat(out)
+
+
 def log_likelihood(
     model: Any,
     data: Any,
     *,
     method: str = "auto",
-    num_samples: int = 1,
+    num_samples: int | None = None,
     batch_size: int = 1000,
 ) -> LogLikelihood:
     """Mean per-example log-likelihood of ``data`` under ``model``, with its standard error.
@@ -79,8 +91,10 @@ def log_likelihood(
     Args:
         model: a model with ``density`` "exact" (``log_prob``) or "lower_bound".
         data: a Dataset, tensor or ``(x, y)`` pair; labels are ignored.
-        method: "auto" picks the best the model offers ("exact" for explicit densities).
-        num_samples: importance samples per example for bound/estimate methods.
+        method: "exact" (``log_prob``), "iwae" (importance-weighted lower bound with
+            ``num_samples`` particles), "elbo" (the ELBO, estimated with ``num_samples`` draws);
+            "auto" picks exact when the model has it, else iwae.
+        num_samples: importance samples per example (default 100) for "iwae" and "elbo".
         batch_size: examples scored at once (memory stays bounded).
 
     Example:
@@ -94,17 +108,30 @@ def log_likelihood(
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     density = getattr(model, "density", None)
     if density == "implicit":
         raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
-    x, _ = as_xy(data)
+    if method == "auto":
+        method = "exact" if density == "exact" else "iwae"
+    if method == "exact" and density != "exact":
+        raise ValueError(f"{type(model).__name__} has no exact density; use method='iwae' or 'elbo'")
+    x, y = as_xy(data)
     x = model.validate(x)
     if len(x) == 0:
         raise ValueError("cannot score empty data")
-    values = _exact(model, x, batch_size)
-    kind = "estimate" if getattr(model, "log_prob_is_estimate", False) else density
+    if hasattr(model, "check_labels") and density != "exact":
+        y = model.check_labels(y, len(x))
+    if method == "exact":
+        values, num_samples = _exact(model, x, batch_size), 1
+        kind = "estimate" if getattr(model, "log_prob_is_estimate", False) else "exact"
+    else:
+        num_samples = num_samples or 100
+        values = _importance(model, x, y, num_samples, min(batch_size, 100), mean=method == "elbo")
+        kind = "lower_bound"
     n = len(values)
     mean = values.double().mean().item()
     stderr = values.double().std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
@@ -113,8 +140,8 @@ def log_likelihood(
         stderr=stderr,
         bits_per_dim=bits_per_dim(mean, model.num_dims),
         kind=kind,
-        method="exact" if kind == "exact" else "log_prob",
-        num_samples=num_samples if kind == "estimate" else 1,
+        method=method,
+        num_samples=num_samples,
         num_examples=n,
         num_dims=model.num_dims,
     )

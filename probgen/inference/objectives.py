@@ -6,7 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pyro.infer
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
+from pyro.distributions.util import scale_and_mask
 from torch import Tensor
+from torch.distributions import kl_divergence
 
 __all__ = ["make_objective", "OBJECTIVES"]
 
@@ -15,6 +19,7 @@ Objective = Callable[[Any, Tensor, "Tensor | None"], Tensor]
 OBJECTIVES = {
     "elbo": "Monte-Carlo ELBO (pyro.infer.Trace_ELBO); maximum likelihood without latents",
     "analytic_kl": "ELBO with analytic KL where Pyro knows it (pyro.infer.TraceMeanField_ELBO)",
+    "iwae": "importance-weighted bound with num_particles samples per example (local latents)",
 }
 
 
@@ -24,6 +29,71 @@ def _pyro_objective(elbo: pyro.infer.ELBO) -> Objective:
     def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
         args = (x,) if y is None else (x, y)
         return loss(model.model, model.guide, *args)
+
+    return objective
+
+
+class _SiteRecorder(Messenger):
+    """Keeps every sample site's message (no copies, no graph), optionally replaying the latent
+    values of an earlier run: what ``trace`` + ``replay`` do, in one light handler."""
+
+    def __init__(self, replay: dict[str, dict] | None = None) -> None:
+        super().__init__()
+        self.sites: dict[str, dict] = {}
+        self.replay = replay
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if self.replay is not None and not msg["is_observed"] and msg["name"] in self.replay:
+            msg["value"] = self.replay[msg["name"]]["value"]
+            msg["done"] = True
+
+    def _pyro_post_sample(self, msg: dict) -> None:
+        if not isinstance(msg["fn"], _Subsample):  # a plate's index draw, not a random variable
+            self.sites[msg["name"]] = msg
+
+
+def _kl(q: Any, p: Any) -> Tensor | None:
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        return None
+
+
+def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Objective:
+    """The single-sample Monte-Carlo ELBO of ``Trace_ELBO``: one guide run, one model run with
+    the guide's latents replayed, ``sum log p - sum log q`` over the sites (each scaled by its
+    plates, so minibatches are scaled by N/B). It skips what only non-reparameterized sites
+    need: the first call checks that every latent site of the guide has ``rsample``, and if one
+    has not (a discrete latent, say) every call uses ``fallback`` (Pyro's ``Trace_ELBO``).
+    """
+    state: dict[str, bool] = {}
+
+    def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
+        if state.get("fallback"):
+            return fallback(model, x, y)
+        args = (x,) if y is None else (x, y)
+        with _SiteRecorder() as guide:
+            model.guide(*args)
+        with _SiteRecorder(guide.sites) as joint:
+            model.model(*args)
+        if "fallback" not in state:
+            state["fallback"] = any(
+                not site["is_observed"] and not site["fn"].has_rsample for site in guide.sites.values()
+            )
+            if state["fallback"]:
+                return fallback(model, x, y)
+        elbo = 0.0
+        for name, site in joint.sites.items():
+            q_site = None if site["is_observed"] else guide.sites.get(name)
+            kl = _kl(q_site["fn"], site["fn"]) if analytic_kl and q_site is not None else None
+            if kl is not None:  # E_q[log p - log q] = -KL(q || p), in closed form
+                elbo = elbo - scale_and_mask(kl, q_site["scale"], q_site["mask"]).sum()
+                continue
+            elbo = elbo + scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+            if q_site is not None:
+                q_lp = q_site["fn"].log_prob(q_site["value"])
+                elbo = elbo - scale_and_mask(q_lp, q_site["scale"], q_site["mask"]).sum()
+        return -elbo
 
     return objective
 
@@ -49,7 +119,13 @@ def make_objective(
     if max_plate_nesting is not None:
         options["max_plate_nesting"] = max_plate_nesting
     if objective == "elbo":
-        return _pyro_objective(pyro.infer.Trace_ELBO(**options))
+        trace_elbo = _pyro_objective(pyro.infer.Trace_ELBO(**options))
+        return _reparameterized_elbo(trace_elbo) if num_particles == 1 else trace_elbo
+    if objective == "iwae":
+        from probgen.inference.importance import iwae_objective
+
+        return iwae_objective(num_particles)
     if objective == "analytic_kl":
-        return _pyro_objective(pyro.infer.TraceMeanField_ELBO(**options))
+        mean_field = _pyro_objective(pyro.infer.TraceMeanField_ELBO(**options))
+        return _reparameterized_elbo(mean_field, analytic_kl=True) if num_particles == 1 else mean_field
     raise ValueError(f"unknown objective {objective!r}; expected one of {sorted(OBJECTIVES)}")

@@ -81,13 +81,22 @@ def _diagnose(model: Any, x: Tensor, y: Tensor | None) -> str:
 _ALL_FINITE = "every site's value and log_prob is finite (the loss or its gradient overflowed)"
 
 
+def _stop(model: Any, best_state: dict, message: str, checkpoint: Path | None, cause: Exception | None = None):
+    """Restore the last good state and raise, naming the offending site and the checkpoint."""
+    model.load_state_dict(best_state)
+    if checkpoint is not None:
+        message += f"; last good checkpoint: {checkpoint}"
+    raise NonFiniteLossError(message) from cause
+
+
 def _collect_params(model: Any, loss_fn, x: Tensor, y: Tensor | None) -> list[Tensor]:
     """Every unconstrained parameter the loss touches (creating lazy ones, e.g. AutoGuides')."""
     with poutine.trace(param_only=True) as param_capture:
         loss_fn(model, x, y)
     params = {id(p): p for p in model.parameters()}
     for site in param_capture.trace.nodes.values():
-        value = site["value"].unconstrained()
+        value = site["value"]
+        value = value.unconstrained() if hasattr(value, "unconstrained") else value
         params.setdefault(id(value), value)
     # named_parameters may change after the lazy call
     for p in model.parameters():
@@ -144,6 +153,7 @@ def fit(
     resume: bool = False,
     init_from_data: bool = True,
     nuts: dict[str, Any] | None = None,
+    validate: bool = False,
     progress: bool = True,
 ) -> FitResult:
     """Fit a model by minimising ``objective`` (default: the negative ELBO) with minibatches.
@@ -171,6 +181,8 @@ def fit(
         nuts: options for :func:`~probgen.inference.mcmc.run_nuts` when the model is fitted by
             NUTS (``model.fit_strategy == "nuts"``); a model with a closed-form posterior
             (``"closed_form"``) is fitted exactly and the optimiser options are unused.
+        validate: keep Pyro's per-step validation of distributions and site shapes on
+            (slower; the data themselves are always validated once up front).
         progress: show a progress bar.
 
     Returns:
@@ -217,7 +229,8 @@ def fit(
     )
     start_epoch, result = 0, FitResult(checkpoint=checkpoint)
 
-    with model.scaled_to(len(x)):
+    # the data were validated above: per-step distribution/shape validation only costs time
+    with model.scaled_to(len(x)), model.parameters_held(), pyro.validation_enabled(validate):
         resumed = None
         if resume and checkpoint is not None and checkpoint.exists():
             resumed = load_checkpoint(checkpoint, map_location=str(model.device))
@@ -249,30 +262,21 @@ def fit(
                     where = _diagnose(model, xb, yb)
                     if where == _ALL_FINITE:
                         raise
-                    model.load_state_dict(best_state)
-                    raise NonFiniteLossError(
-                        f"loss is not finite at epoch {epoch}, step {step}: {where}"
-                        + (f"; last good checkpoint: {checkpoint}" if checkpoint else "")
-                    ) from err
-                if not torch.isfinite(loss):
-                    model.load_state_dict(best_state)
-                    raise NonFiniteLossError(
-                        f"loss is {loss.item()} at epoch {epoch}, step {step}: "
-                        f"{_diagnose(model, xb, yb)}" + (f"; last good checkpoint: {checkpoint}" if checkpoint else "")
+                    _stop(
+                        model, best_state, f"loss is not finite at epoch {epoch}, step {step}: {where}", checkpoint, err
                     )
+                value = loss.item()
+                if not math.isfinite(value):
+                    message = f"loss is {value} at epoch {epoch}, step {step}: {_diagnose(model, xb, yb)}"
+                    _stop(model, best_state, message, checkpoint)
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
-                bad = [names.get(id(p), "?") for p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
-                if bad:
-                    model.load_state_dict(best_state)
-                    raise NonFiniteLossError(
-                        f"gradient of {bad} is not finite at epoch {epoch}, step {step} "
-                        f"(loss {loss.item():.4g}): {_diagnose(model, xb, yb)}"
-                    )
+                # a non-finite gradient makes a non-finite parameter, which the next step's loss
+                # check then names (the best state, saved before it, stays good)
                 if clip_norm is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip_norm)
                 optim.step()
-                total += loss.item() * len(idx)
+                total += value * len(idx)
             record = {
                 "epoch": epoch,
                 "train_loss": total / len(x) / len(x),

@@ -29,6 +29,7 @@ from probgen.models.naive_bayes import (
     CategoricalNaiveBayes,
     GaussianNaiveBayes,
 )
+from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
     "DENSITY_KINDS",
@@ -39,6 +40,10 @@ __all__ = [
     "GenerativeClassifier",
     "LinearDiscriminantAnalysis",
     "QuadraticDiscriminantAnalysis",
+    "VAE",
+    "ConditionalVAE",
+    "VAE",
+    "ConditionalVAE",
     "Factorized",
     "GenerativeModel",
     "IndependentBernoulli",

@@ -57,6 +57,8 @@ class GenerativeModel(PyroModule):
         self.event_shape = event_shape
         self.support = support
         self._num_data: int | None = None
+        self._params_held = False
+        self._indices: dict[tuple[int, torch.device], Tensor] = {}  # data_plate's subsample cache
 
     # ------------------------------------------------------------------ shapes and validation
     @property
@@ -93,7 +95,10 @@ class GenerativeModel(PyroModule):
         """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :meth:`scaled_to`."""
         batch = x.shape[0]
         size = self._num_data if self._num_data is not None else batch
-        return pyro.plate("data", size, subsample=torch.arange(batch, device=x.device))
+        index = self._indices.get((batch, x.device))
+        if index is None:
+            index = self._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
+        return pyro.plate("data", size, subsample=index)
 
     @contextmanager
     def scaled_to(self, num_data: int) -> Iterator[None]:
@@ -103,6 +108,21 @@ class GenerativeModel(PyroModule):
             yield
         finally:
             self._num_data = previous
+
+    @contextmanager
+    def parameters_held(self) -> Iterator[None]:
+        """Within this context the caller optimises ``self.parameters()`` itself (as ``fit``
+        does), so :meth:`net` skips announcing each network parameter to Pyro on every call."""
+        previous, self._params_held = self._params_held, True
+        try:
+            yield
+        finally:
+            self._params_held = previous
+
+    def net(self, name: str) -> torch.nn.Module:
+        """The submodule ``name``; outside :meth:`parameters_held` it is fetched through
+        ``PyroModule``, which issues the ``param`` statements plain ``pyro.infer.SVI`` needs."""
+        return self._modules[name] if self._params_held else getattr(self, name)
 
     # ------------------------------------------------------------------ the contract
     def model(self, x: Tensor, y: Tensor | None = None) -> None:

@@ -1,0 +1,118 @@
+"""Encoder and decoder networks for latent-variable models: MLPs and small convnets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["GaussianEncoder", "make_encoder", "make_decoder", "MLP", "ConvEncoderBody", "ConvDecoder", "one_hot_concat"]
+
+
+class MLP(nn.Sequential):
+    """``in -> hidden[0] -> ... -> out`` with the given activation between layers."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, activation: type[nn.Module] = nn.Softplus):
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_dim, width), activation()]
+            in_dim = width
+        layers.append(nn.Linear(in_dim, out_dim))
+        super().__init__(*layers)
+
+
+class ConvEncoderBody(nn.Module):
+    """Two 3x3 convolutions (the second with stride 2) on a one-channel image, flattened."""
+
+    def __init__(self, image_shape: tuple[int, int], channels: int = 32) -> None:
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.conv1 = nn.Conv2d(1, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1)
+        h, w = self.image_shape
+        self.out_dim = 2 * channels * ((h + 1) // 2) * ((w + 1) // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = x.shape[:-1]
+        h = x.reshape(-1, 1, *self.image_shape)
+        h = F.relu(self.conv2(F.relu(self.conv1(h))))
+        return h.reshape(*batch, -1)
+
+
+class ConvDecoder(nn.Module):
+    """``z -> linear -> 4x4-transposed conv (x2 upsampling) -> 3x3 conv`` to per-pixel parameters."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int], params_per_dim: int, channels: int = 32):
+        super().__init__()
+        self.image_shape, self.params = tuple(image_shape), params_per_dim
+        h, w = self.image_shape
+        self.base = ((h + 1) // 2, (w + 1) // 2)
+        self.channels = 2 * channels
+        self.fc = nn.Linear(latent_dim, self.channels * self.base[0] * self.base[1])
+        self.up = nn.ConvTranspose2d(self.channels, channels, 4, stride=2, padding=1)
+        self.out = nn.Conv2d(channels, params_per_dim, 3, padding=1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        batch = z.shape[:-1]
+        h = F.relu(self.fc(z)).reshape(-1, self.channels, *self.base)
+        h = self.out(F.relu(self.up(h)))[..., : self.image_shape[0], : self.image_shape[1]]
+        # [n, P, H, W] -> [n, H*W*P] with each pixel's P parameters contiguous per parameter block
+        h = h.reshape(h.shape[0], self.params, -1)
+        if self.params == 2:  # (loc block, scale block), as Likelihood expects
+            return h.reshape(*batch, -1)
+        return h.transpose(1, 2).reshape(*batch, -1)
+
+
+class GaussianEncoder(nn.Module):
+    """``x (, y) -> (loc, scale)`` of a diagonal Gaussian q(z | x (, y)), scale via softplus.
+
+    With ``num_classes > 0`` a one-hot label joins the body's features before the head.
+    """
+
+    def __init__(self, body: nn.Module, body_dim: int, latent_dim: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.body, self.head = body, nn.Linear(body_dim + num_classes, 2 * latent_dim)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = self.body(x)
+        if self.num_classes:
+            h = one_hot_concat(h, y, self.num_classes)
+        loc, raw = self.head(h).chunk(2, -1)
+        return loc, F.softplus(raw) + 1e-4
+
+
+def make_encoder(
+    architecture: str,
+    in_dim: int,
+    hidden: Sequence[int],
+    latent_dim: int,
+    image_shape: tuple[int, int] | None,
+    num_classes: int = 0,
+) -> GaussianEncoder:
+    """An MLP (``in -> hidden... ->`` head) or conv encoder of q(z | x)."""
+    if architecture == "conv":
+        conv = ConvEncoderBody(image_shape)
+        return GaussianEncoder(conv, conv.out_dim, latent_dim, num_classes)
+    widths = list(hidden)
+    if not widths:
+        return GaussianEncoder(nn.Identity(), in_dim, latent_dim, num_classes)
+    body = nn.Sequential(MLP(in_dim, widths[:-1], widths[-1]), nn.Softplus())
+    return GaussianEncoder(body, widths[-1], latent_dim, num_classes)
+
+
+def make_decoder(
+    architecture: str, latent_dim: int, hidden: Sequence[int], out_dim: int, image_shape, params_per_dim: int
+) -> nn.Module:
+    if architecture == "mlp":
+        return MLP(latent_dim, list(reversed(hidden)), out_dim)
+    return ConvDecoder(latent_dim, image_shape, params_per_dim)
+
+
+def one_hot_concat(h: Tensor, y: Tensor, num_classes: int) -> Tensor:
+    """Append a one-hot label to the last dimension, broadcasting over leading particle dims."""
+    onehot = F.one_hot(y, num_classes).to(h.dtype)
+    onehot = onehot.expand(*h.shape[:-1], num_classes)
+    return torch.cat([h, onehot], -1)
