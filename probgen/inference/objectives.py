@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pyro.infer
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
-from pyro.distributions.util import scale_and_mask
 from torch import Tensor
 from torch.distributions import kl_divergence
 

@@ -239,7 +239,6 @@ def fit(
             model.init_from_data(x, y)
         params = _collect_params(model, loss_fn, x[:batch_size], None if y is None else y[:batch_size])
         optim = _make_optimizer(optimizer, params, lr, weight_decay)
-        names = {id(p): n for n, p in model.named_parameters()}
         if optimizer == "clipped_adam" and clip_norm is None:
             clip_norm = 10.0
         if resumed is not None and resumed.optimizer_state is not None:
