@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "loss_curve", "scatter_2d"]
+__all__ = ["image_grid", "latent_scatter", "loss_curve", "scatter_2d"]
 
 
 def _pyplot():
@@ -73,6 +73,26 @@ def scatter_2d(x: Tensor, path: str | Path, *, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
     ax.set_aspect("equal")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def latent_scatter(codes: Tensor, labels: Tensor | None, path: str | Path, *, title: str = "") -> Path:
+    """Save the first two latent dimensions of ``codes``, coloured by ``labels``, as a PNG."""
+    plt = _pyplot()
+    codes = torch.as_tensor(codes).detach().cpu()
+    if codes.dim() != 2 or codes.shape[1] < 2:
+        raise ValueError(f"latent_scatter needs codes of shape (N, >=2), got {tuple(codes.shape)}")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=None if labels is None else labels.cpu(), s=6, cmap="tab10")
+    if labels is not None:
+        fig.colorbar(points, ax=ax, label="label")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
     ax.set_title(title)
     fig.tight_layout()
     path = Path(path)

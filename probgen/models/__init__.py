@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probgen.data.support import parse_support
+from probgen.models.autoencoder import Autoencoder
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.discriminant import (
     DiscriminantAnalysis,
@@ -33,6 +34,7 @@ from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
     "DENSITY_KINDS",
+    "Autoencoder",
     "BernoulliNaiveBayes",
     "CategoricalNaiveBayes",
     "DiscriminantAnalysis",
@@ -66,6 +68,8 @@ class ModelSpec:
     description: str
     fit_defaults: dict[str, Any] = field(default_factory=dict)
     needs_labels: bool = False
+    #: the model takes ``image_shape=(H, W)`` and should get the dataset's
+    uses_image_shape: bool = False
 
     def suits(self, support: str, has_labels: bool = False) -> bool:
         return parse_support(support)[0] in self.cls.supports and (has_labels or not self.needs_labels)
@@ -100,6 +104,8 @@ def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
         )
     if spec.needs_labels:
         kwargs.setdefault("num_classes", max(int(data.y.max()) + 1, 2))
+    if spec.uses_image_shape and data.image_shape is not None:
+        kwargs.setdefault("image_shape", data.image_shape)
     return spec.cls(data.event_shape, data.support, **kwargs)
 
 
@@ -128,3 +134,8 @@ for _cls, _text in (
     (QuadraticDiscriminantAnalysis, "QDA: class Gaussians, own covariances, Normal-Wishart prior"),
 ):
     register(ModelSpec(_cls, _text, {"epochs": 300, "lr": 0.05, "batch_size": 10_000}, True))
+
+_VAE_BUDGET = {"epochs": 300, "lr": 1e-3, "batch_size": 100, "patience": 40}
+register(ModelSpec(VAE, "variational autoencoder (ELBO by SVI; IWAE lower bounds)", _VAE_BUDGET, uses_image_shape=True))
+register(ModelSpec(ConditionalVAE, "label-conditioned VAE p(x | z, y)", _VAE_BUDGET, True, True))
+register(ModelSpec(Autoencoder, "deterministic autoencoder: reconstructs, no density", _VAE_BUDGET))

@@ -136,6 +136,11 @@ class GenerativeModel(PyroModule):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Per-example log density in nats, shape ``[N]``."""
+        if self.density == "lower_bound":
+            raise ValueError(
+                f"{type(self).__name__} has no exact log_prob; bound it with "
+                "probgen.log_likelihood(model, x, method='iwae', num_samples=K)"
+            )
         raise ValueError(f"{type(self).__name__} is an implicit model (density={self.density!r}): it has no log_prob")
 
     def sample(self, n: int) -> Tensor:

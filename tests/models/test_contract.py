@@ -22,7 +22,7 @@ def _variants(name):
     params = MODELS[name].cls.__init__.__kwdefaults__ or {}
     if "estimator" in params:
         return [{"estimator": e} for e in ("bayes", "map", "mle")]
-    if "method" in params or MODELS[name].needs_labels:
+    if issubclass(MODELS[name].cls, pg.models.GenerativeClassifier):
         return [{"method": m} for m in ("conjugate", "map", "vi")]
     return [{}]
 
@@ -55,8 +55,9 @@ def test_shapes_config_and_checkpoint_round_trip(name, kwargs, tmp_path):
     model = build_model(name, data, **kwargs)
     pg.fit(model, data, epochs=2, batch_size=250, progress=False)
     assert model.density in pg.models.DENSITY_KINDS
-    lp = model.log_prob(data.x[:7])
-    assert lp.shape == (7,) and torch.isfinite(lp).all()
+    if model.density == "exact":
+        lp = model.log_prob(data.x[:7])
+        assert lp.shape == (7,) and torch.isfinite(lp).all()
     draws = model.sample(5)
     assert draws.shape == (5, *data.event_shape)
     model.validate(draws)  # samples lie in the data's support
@@ -66,7 +67,17 @@ def test_shapes_config_and_checkpoint_round_trip(name, kwargs, tmp_path):
     # lazily built parts (AutoGuides, posterior draws) appear once fitted, the rest matches
     assert all(shapes[k] == v.shape for k, v in twin.state_dict().items())
     loaded = pg.load(pg.save(model, tmp_path / "m.safetensors"))
-    assert torch.equal(loaded.log_prob(data.x), model.log_prob(data.x))
+    if model.density == "exact":
+        assert torch.equal(loaded.log_prob(data.x), model.log_prob(data.x))
+    elif model.density == "lower_bound":  # the same draws give the same bound
+        scores = []
+        for m in (model, loaded):
+            torch.manual_seed(0)
+            scores.append(pg.log_likelihood(m, data, method="iwae", num_samples=3).nats)
+        assert scores[0] == scores[1]
+    else:
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
 
 
 def test_two_models_never_share_parameters():

@@ -1,0 +1,87 @@
+"""A plain (deterministic) autoencoder: the contrast to the VAE.
+
+It learns to reconstruct — ``x -> code -> x`` trained by maximising ``log p(x | decoder(code(x)))``
+— but defines no density over x (``density = "implicit"``): there is no prior over codes, so
+no log-likelihood to report, only reconstructions. ``sample`` decodes codes drawn from a
+Gaussian fitted to the training codes, a common heuristic that makes no likelihood claim.
+
+References:
+    Hinton & Salakhutdinov, "Reducing the dimensionality of data with neural networks" (2006).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyro
+import torch
+from pyro.nn import pyro_method
+from torch import Tensor
+
+from probgen.models.base import GenerativeModel
+from probgen.models.likelihoods import Likelihood, default_likelihood
+from probgen.models.networks import make_decoder, make_encoder
+
+__all__ = ["Autoencoder"]
+
+
+class Autoencoder(GenerativeModel):
+    """A deterministic autoencoder with the VAE's networks and decoder likelihoods."""
+
+    name = "autoencoder"
+    density = "implicit"
+
+    def __init__(
+        self,
+        event_shape,
+        support: str,
+        *,
+        latent_dim: int = 8,
+        hidden: Sequence[int] = (200,),
+        likelihood: str | None = None,
+    ) -> None:
+        super().__init__(event_shape, support)
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
+        self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
+        d, per = self.num_dims, self.likelihood.params_per_dim
+        self.encoder = make_encoder("mlp", d, self.hidden, latent_dim, None)
+        self.decoder = make_decoder("mlp", latent_dim, self.hidden, d * per, None, per)
+        self.register_buffer("code_mean", torch.zeros(latent_dim))
+        self.register_buffer("code_scale_tril", torch.eye(latent_dim))
+
+    def encode(self, x: Tensor) -> Tensor:
+        x = x.reshape(x.shape[0], -1)
+        return self.net("encoder")(self.likelihood.encoder_input(x))[0]
+
+    @pyro_method
+    def model(self, x: Tensor, y: Tensor | None = None) -> None:
+        x = x.reshape(x.shape[0], -1)
+        with self.data_plate(x):
+            out = self.net("decoder")(self.encode(x))
+            pyro.sample("x", self.likelihood(out), obs=self.likelihood.observed(x))
+
+    def after_fit(self, x: Tensor, y: Tensor | None) -> None:
+        with torch.no_grad():
+            codes = self.encode(x)
+            cov = torch.atleast_2d(torch.cov(codes.T)) + 1e-5 * torch.eye(self.latent_dim, dtype=codes.dtype)
+            self.code_mean, self.code_scale_tril = codes.mean(0), torch.linalg.cholesky(cov)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        x = self.validate(x)
+        with torch.no_grad():
+            out = self.decoder(self.encode(x))
+            return self.likelihood.mean(out).reshape(x.shape)
+
+    def sample(self, n: int) -> Tensor:
+        n = self._check_n(n)
+        with torch.no_grad():
+            eps = torch.randn(n, self.latent_dim, dtype=self.dtype, device=self.device)
+            codes = self.code_mean + eps @ self.code_scale_tril.T
+            draw = self.likelihood(self.decoder(codes)).sample()
+            return draw.to(self.dtype).reshape(n, *self.event_shape)
+
+    def _config_kwargs(self) -> dict[str, Any]:
+        return {"latent_dim": self.latent_dim, "hidden": list(self.hidden), "likelihood": self.likelihood.name}
