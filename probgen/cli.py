@@ -108,12 +108,15 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     pg.save(model, ckpt, extra=extra)
     (out / "history.json").write_text(json.dumps(result.history, indent=1))
     loss_curve(result.history, out / "loss.png", title=f"{args.model} on {train.name}")
-    score = pg.log_likelihood(model, test)
+    score = None
+    if model.density != "implicit":
+        score = pg.log_likelihood(model, test, num_samples=1000 if model.density == "lower_bound" else None)
     print(
         f"fitted {args.model} on {train.name} ({len(train)} examples) in {result.seconds:.1f}s, "
         f"best epoch {result.best_epoch}"
     )
-    print(f"{'test' if val is not None else 'train'}: {score}")
+    if score is not None:
+        print(f"{'test' if val is not None else 'train'}: {score}")
     print(f"saved {ckpt}")
 
 
@@ -127,10 +130,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from probgen.data import get_data
 
     data = get_data(source, args.split)
-    score = pg.log_likelihood(checkpoint.model, data)
+    model = checkpoint.model
+    if model.density == "implicit":
+        raise UsageError(f"{model.name} is an implicit model: it has no likelihood to evaluate")
+    num_samples = args.num_samples or (1000 if model.density == "lower_bound" else None)
+    score = pg.log_likelihood(model, data, num_samples=num_samples)
     print(f"{data.name} [{args.split}], {score.num_examples} examples")
     print(f"NLL {score.nll:.4f} nats/example (± {score.stderr:.4f})")
-    print(f"{score.bits_per_dim:.4f} bits/dim, kind={score.kind}, method={score.method}")
+    print(f"{score.bits_per_dim:.4f} bits/dim, kind={score.kind}, method={score.method}, samples={score.num_samples}")
     if hasattr(checkpoint.model, "predict") and data.y is not None:
         import torch
 
@@ -181,7 +188,14 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else None
     for source in args.data or ["digits"]:
         train, val, test = _splits(source)
-        chosen = [n for n in names if MODELS[n].suits(train.support, train.y is not None)]
+        chosen = [
+            n
+            for n in names
+            if MODELS[n].suits(train.support, train.y is not None)
+            # one table of log p(x): no implicit models, no conditional log p(x | y)
+            and MODELS[n].cls.density != "implicit"
+            and not MODELS[n].cls.conditional
+        ]
         if not chosen:
             raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
         rows = []
@@ -194,6 +208,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                 train=train,
                 fit_kwargs={name: {**kwargs, "val_data": val}},
                 dataset=train.name,
+                num_samples=args.num_samples,
             )
             rows.extend(table.rows)
         table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
@@ -228,6 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint file or the directory `fit --out` wrote")
     p.add_argument("--data", help="dataset name or file (default: the data it was fitted on)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound models (default 1000)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
@@ -242,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", help="restrict to these models")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
     p.add_argument("--out", help="directory for the JSON table and a bar-chart PNG")
+    p.add_argument(
+        "--num-samples", type=_positive_int, default=1000, help="importance samples for lower bounds (default 1000)"
+    )
     _add_fit_options(p)
     p.set_defaults(func=_cmd_compare)
     return parser

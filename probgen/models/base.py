@@ -39,6 +39,8 @@ class GenerativeModel(PyroModule):
     supports: ClassVar[tuple[str, ...]] = ("binary", "discrete", "real")
     #: True when ``log_prob`` averages over posterior draws by Monte Carlo.
     log_prob_is_estimate: ClassVar[bool] = False
+    #: True when its likelihood is of x given a label (log p(x | y)), not comparable to p(x)
+    conditional: ClassVar[bool] = False
     #: How many plates the model nests (the "data" plate is one); vectorized particles go left.
     max_plate_nesting: ClassVar[int] = 1
 

@@ -188,6 +188,7 @@ class ConditionalVAE(VAE):
     """A label-conditioned VAE: ``p(x | z, y)`` and ``q(z | x, y)``; ``sample(n, y=...)``."""
 
     name = "conditional-vae"
+    conditional = True  # its bounds are on log p(x | y)
 
     def __init__(self, event_shape, support: str, *, num_classes: int = 10, **kwargs: Any) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
