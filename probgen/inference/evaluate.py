@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from probgen._checks import check_int
 from probgen.inference._data import as_xy, batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
@@ -106,12 +107,9 @@ def log_likelihood(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if num_samples is not None and (
-        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
-    ):
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    check_int("batch_size", batch_size)
+    if num_samples is not None:
+        check_int("num_samples", num_samples)
     density = getattr(model, "density", None)
     if density == "implicit":
         raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")

@@ -20,6 +20,8 @@ import pyro.poutine as poutine
 import torch
 from torch import Tensor
 
+from probgen._checks import check_int
+
 __all__ = ["log_importance_weights", "iwae_bound", "iwae_objective"]
 
 
@@ -29,8 +31,7 @@ def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_particle
     Site log-probabilities are taken unscaled, so neither minibatch scaling nor a beta-VAE's KL
     weight enters the weights.
     """
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"number of importance samples must be a positive integer, got {num_particles!r}")
+    check_int("number of importance samples", num_particles)
     args = (x,) if y is None else (x, y)
     dim = -(getattr(model, "max_plate_nesting", 1) + 1)
     with pyro.plate("particles", num_particles, dim=dim):
@@ -60,8 +61,7 @@ def iwae_bound(
     Particles are drawn ``max_particles_per_pass`` at a time and combined by a running
     logsumexp, so memory does not grow with K.
     """
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"number of importance samples must be a positive integer, got {num_particles!r}")
+    check_int("number of importance samples", num_particles)
     total = None
     remaining = num_particles
     while remaining > 0:
@@ -78,8 +78,7 @@ def iwae_bound(
 
 def iwae_objective(num_particles: int):
     """The IWAE training loss with K particles: ``-(N/B) sum_b IWAE_K(x_b)``."""
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"IWAE needs num_particles >= 1, got {num_particles!r}")
+    check_int("num_particles", num_particles)
 
     def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
         bound = torch.logsumexp(log_importance_weights(model, x, y, num_particles), 0) - math.log(num_particles)

@@ -20,6 +20,7 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
+from probgen._checks import check_int
 from probgen.inference._data import as_xy
 
 __all__ = ["run_nuts", "to_inference_data"]
@@ -47,13 +48,9 @@ def run_nuts(
     Returns:
         The ``pyro.infer.MCMC`` object (``.summary()``, ``.diagnostics()``).
     """
-    for name, value in (
-        ("num_samples", num_samples),
-        ("warmup_steps", warmup_steps),
-        ("num_chains", num_chains),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_steps" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_int("num_samples", num_samples)
+    check_int("warmup_steps", warmup_steps, minimum=0)
+    check_int("num_chains", num_chains)
     if not hasattr(model, "set_posterior_samples"):
         raise TypeError(f"{type(model).__name__} cannot take posterior samples from NUTS")
     x, y = as_xy(data)

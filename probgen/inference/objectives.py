@@ -12,6 +12,8 @@ from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
 from torch.distributions import kl_divergence
 
+from probgen._checks import check_int
+
 __all__ = ["make_objective", "OBJECTIVES"]
 
 Objective = Callable[[Any, Tensor, "Tensor | None"], Tensor]
@@ -105,8 +107,7 @@ def make_objective(
     vectorize: bool = True,
 ) -> Objective:
     """Build a loss function from a name in :data:`OBJECTIVES`, a Pyro ELBO, or a callable."""
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
+    check_int("num_particles", num_particles)
     if isinstance(objective, pyro.infer.ELBO):
         return _pyro_objective(objective)
     if callable(objective):

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from probgen._checks import check_int
 from probgen.inference._data import as_xy, batches
 from probgen.inference.objectives import make_objective
 
@@ -112,10 +113,9 @@ def _make_optimizer(name: str, params: list[Tensor], lr: float, weight_decay: fl
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 
-def _check_positive(name: str, value: Any, kind: type = int) -> None:
-    ok = isinstance(value, kind) if kind is int else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
+def _check_lr(lr: Any) -> None:
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
 
 
 def _mean_loss(model, loss_fn, x: Tensor, y: Tensor | None, batch_size: int) -> float:
@@ -199,11 +199,11 @@ def fit(
     """
     from probgen.checkpoint import load_checkpoint, save
 
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("lr", lr, float)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    _check_lr(lr)
     if patience is not None:
-        _check_positive("patience", patience)
+        check_int("patience", patience)
     if lr_decay is not None and not 0 < lr_decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
     if device is not None:

@@ -19,6 +19,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import Tensor
 
+from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder
@@ -42,8 +43,7 @@ class Autoencoder(GenerativeModel):
         likelihood: str | None = None,
     ) -> None:
         super().__init__(event_shape, support)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        check_int("latent_dim", latent_dim)
         self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
         d, per = self.num_dims, self.likelihood.params_per_dim

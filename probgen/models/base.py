@@ -12,6 +12,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import Tensor
 
+from probgen._checks import check_int
 from probgen.data.support import check_data, parse_support
 
 __all__ = ["GenerativeModel", "DENSITY_KINDS"]
@@ -174,9 +175,7 @@ class GenerativeModel(PyroModule):
         return cls(**kwargs)
 
     def _check_n(self, n: int) -> int:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"number of samples must be a positive integer, got {n!r}")
-        return n
+        return check_int("number of samples", n)
 
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}, support={self.support!r}"

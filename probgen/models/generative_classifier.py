@@ -25,6 +25,7 @@ from pyro.infer.autoguide import AutoDelta, AutoNormal, init_to_median, init_to_
 from pyro.nn import pyro_method
 from torch import Tensor
 
+from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 
 __all__ = ["GenerativeClassifier", "METHODS"]
@@ -57,8 +58,7 @@ class GenerativeClassifier(GenerativeModel):
         num_posterior_samples: int = 100,
     ) -> None:
         super().__init__(event_shape, support)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        check_int("num_classes", num_classes, minimum=2)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         if prior_class <= 0:

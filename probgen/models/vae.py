@@ -23,6 +23,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import Tensor
 
+from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
@@ -73,8 +74,7 @@ class VAE(GenerativeModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(event_shape, support)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        check_int("latent_dim", latent_dim)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
         if image_shape is not None:
@@ -191,8 +191,7 @@ class ConditionalVAE(VAE):
     conditional = True  # its bounds are on log p(x | y)
 
     def __init__(self, event_shape, support: str, *, num_classes: int = 10, **kwargs: Any) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        check_int("num_classes", num_classes, minimum=2)
         self._pending_classes = num_classes
         super().__init__(event_shape, support, **kwargs)
 

@@ -103,7 +103,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"epochs": 0}, "epochs must be a positive int"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
         ({"batch_size": -1}, "batch_size"),
         ({"lr": 0}, "lr must be"),
         ({"optimizer": "lbfgs"}, "unknown optimizer"),
