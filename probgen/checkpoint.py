@@ -3,7 +3,7 @@
 A checkpoint is one ``.safetensors`` file. Its tensors are the model's ``state_dict``
 (``model.*``), optionally an optimizer's state (``optim.*``) and Pyro's global param store
 (``param_store.*``); its metadata holds the JSON config, the optimizer's hyper-parameters and a
-SHA-256 of every tensor so a tampered file is refused. Loading never unpickles anything.
+SHA-256 of every tensor and header entry, so a tampered file is refused. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -62,8 +62,11 @@ def _constraint_name(constraint: Any) -> str | None:
     return None
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """SHA-256 over every tensor and every header entry (config included) but the digest."""
     h = hashlib.sha256()
+    for key in sorted(k for k in metadata if k != "sha256"):
+        h.update(f"{key}={metadata[key]}|".encode())
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -145,7 +148,7 @@ def save(
             tensors[f"param_store.{name}"] = store[name].detach().cpu().contiguous()
             names[name] = key
         metadata["param_store"] = json.dumps(names)
-    metadata["sha256"] = _digest(tensors)
+    metadata["sha256"] = _digest(tensors, metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -188,7 +191,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {err}") from err
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a probgen checkpoint (format {metadata.get('format')!r})")
-    if metadata.get("sha256") != _digest(tensors):
+    if metadata.get("sha256") != _digest(tensors, metadata):
         raise ValueError(f"{path} failed its checksum: the file was modified or corrupted")
     try:
         config = json.loads(metadata["config"])

@@ -55,6 +55,11 @@ def test_truncated_and_tampered_files_are_refused(fitted, tmp_path):
         pg.load(tmp_path / "flip.safetensors")
     with pytest.raises(ValueError, match="does not exist"):
         pg.load(tmp_path / "missing.safetensors")
+    edited = raw.replace(b'\\"prior_a\\": 1.0', b'\\"prior_a\\": 9.0')
+    assert edited != raw  # the config sits in the JSON header
+    (tmp_path / "config.safetensors").write_bytes(edited)
+    with pytest.raises(ValueError, match="checksum"):
+        pg.load(tmp_path / "config.safetensors")
 
 
 def test_pickle_payloads_are_refused_without_being_run(tmp_path):
