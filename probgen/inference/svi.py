@@ -113,6 +113,16 @@ def _make_optimizer(name: str, params: list[Tensor], lr: float, weight_decay: fl
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 
+def _check_device(device: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}; expected e.g. 'cpu' or 'cuda'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was requested but torch finds no CUDA device")
+    return device
+
+
 def _check_lr(lr: Any) -> None:
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
@@ -207,7 +217,7 @@ def fit(
     if lr_decay is not None and not 0 < lr_decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
     if device is not None:
-        model.to(device)
+        model.to(_check_device(device))
     x, y = _validated(model, data, "training data")
     val_x = val_y = None
     if val_data is not None:

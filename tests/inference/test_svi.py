@@ -109,6 +109,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
         ({"optimizer": "lbfgs"}, "unknown optimizer"),
         ({"objective": "kl"}, "unknown objective"),
         ({"lr_decay": 1.5}, "lr_decay"),
+        ({"device": "gpu0"}, "unknown device 'gpu0'"),
     ],
 )
 def test_bad_fit_arguments(kwargs, match):
@@ -132,3 +133,18 @@ def test_pyro_svi_gives_the_same_first_step(float64):
     svi.step(x)
     assert torch.allclose(a.probs, b.probs)
     assert not math.isclose(a.probs[0].item(), 0.5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        pg.fit(IndependentBernoulli(4), torch.zeros(8, 4), device="cuda", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_fit_on_cuda_matches_cpu():
+    data = pg.load_dataset("digits-binary")
+    cpu, gpu = IndependentBernoulli(64, estimator="mle"), IndependentBernoulli(64, estimator="mle")
+    pg.fit(cpu, data, epochs=3, progress=False)
+    pg.fit(gpu, data, epochs=3, device="cuda", progress=False)
+    assert torch.allclose(cpu.probs, gpu.probs.cpu(), atol=1e-5)
