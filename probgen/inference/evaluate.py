@@ -14,7 +14,7 @@ from probgen.inference._data import as_xy, batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
 
-METHODS = ("auto", "exact", "iwae", "elbo")
+METHODS = ("auto", "exact", "iwae", "elbo", "ais")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _exact(model: Any, x: Tensor, batch_size: int) -> Tensor:
 def _importance(model: Any, x: Tensor, y: Tensor | None, num_samples: int, batch_size: int, mean: bool) -> Tensor:
     from probgen.inference.importance import iwae_bound
 
-    per_pass = max(1, 200_000 // max(1, batch_size * model.num_dims))
+    per_pass = max(1, 1_000_000 // max(1, batch_size * model.num_dims))  # ~1M data-sized values a pass
     out = []
     with torch.no_grad():
         for idx in batches(len(x), batch_size):
@@ -86,6 +86,7 @@ def log_likelihood(
     method: str = "auto",
     num_samples: int | None = None,
     batch_size: int = 1000,
+    ais_steps: int = 500,
 ) -> LogLikelihood:
     """Mean per-example log-likelihood of ``data`` under ``model``, with its standard error.
 
@@ -95,6 +96,8 @@ def log_likelihood(
         method: "exact" (``log_prob``), "iwae" (importance-weighted lower bound with
             ``num_samples`` particles), "elbo" (the ELBO, estimated with ``num_samples`` draws);
             "auto" picks exact when the model has it, else iwae.
+            "ais": annealed importance sampling with ``num_samples`` chains (default 16) and
+            ``ais_steps`` HMC annealing steps, reported as an estimate.
         num_samples: importance samples per example (default 100) for "iwae" and "elbo".
         batch_size: examples scored at once (memory stays bounded).
 
@@ -115,6 +118,8 @@ def log_likelihood(
         raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
     if method == "auto":
         method = "exact" if density == "exact" else "iwae"
+    if method != "exact" and density == "exact" and method != "auto":
+        raise ValueError(f"{type(model).__name__} has an exact density; use method='exact'")
     if method == "exact" and density != "exact":
         raise ValueError(f"{type(model).__name__} has no exact density; use method='iwae' or 'elbo'")
     x, y = as_xy(data)
@@ -126,6 +131,15 @@ def log_likelihood(
     if method == "exact":
         values, num_samples = _exact(model, x, batch_size), 1
         kind = "estimate" if getattr(model, "log_prob_is_estimate", False) else "exact"
+    elif method == "ais":
+        from probgen.inference.ais import ais_log_likelihood
+
+        num_samples = num_samples or 16
+        chunks = []
+        for idx in batches(len(x), min(batch_size, 100)):
+            yb = None if y is None else y[idx]
+            chunks.append(ais_log_likelihood(model, x[idx], yb, num_chains=num_samples, num_steps=ais_steps))
+        values, kind = torch.cat(chunks), "estimate"
     else:
         num_samples = num_samples or 100
         values = _importance(model, x, y, num_samples, min(batch_size, 100), mean=method == "elbo")

@@ -35,6 +35,8 @@ def test_binarized_digits_baseline_is_about_25_nats():
 def test_bad_arguments():
     model = pg.models.IndependentBernoulli(4)
     with pytest.raises(ValueError, match="unknown method"):
+        pg.log_likelihood(model, torch.zeros(2, 4), method="annealing")
+    with pytest.raises(ValueError, match="has an exact density"):
         pg.log_likelihood(model, torch.zeros(2, 4), method="ais")
     with pytest.raises(ValueError, match="num_samples"):
         pg.log_likelihood(model, torch.zeros(2, 4), num_samples=0)
