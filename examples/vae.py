@@ -36,6 +36,11 @@ def main() -> None:
     print("  ELBO     ", pg.log_likelihood(vae, test, method="elbo", num_samples=100))
     for k in (1, 10, 100) if args.quick else (1, 10, 100, 1000):
         print(f"  IWAE_{k:<4d}", pg.log_likelihood(vae, test, method="iwae", num_samples=k))
+    subset = test.x[:20] if args.quick else test.x[:100]
+    steps = 20 if args.quick else 300
+    print(f"  AIS ({steps} steps, 16 chains, first {len(subset)} test digits):")
+    print("           ", pg.log_likelihood(vae, subset, method="ais", num_samples=16, ais_steps=steps))
+    print("  IWAE_16 on the same digits:", pg.log_likelihood(vae, subset, method="iwae", num_samples=16))
     baseline = pg.models.IndependentBernoulli(64).fit_conjugate(train.x)
     print("  independent Bernoulli (exact):", pg.log_likelihood(baseline, test))
 
