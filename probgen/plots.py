@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "latent_scatter", "loss_curve", "scatter_2d"]
+__all__ = ["image_grid", "latent_scatter", "loss_curve", "save_figure", "scatter_2d"]
 
 
 def _pyplot():
@@ -19,6 +19,16 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write as PNG (100 dpi) and close a matplotlib figure; return the path."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def image_grid(x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None) -> Path:
@@ -38,11 +48,7 @@ def image_grid(x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax:
     fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=vmax if vmax is not None else float(x.max()))
     ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def loss_curve(history: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
@@ -57,11 +63,7 @@ def loss_curve(history: Sequence[dict], path: str | Path, *, title: str = "") ->
     ax.set_ylabel("loss (nats / example)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def scatter_2d(x: Tensor, path: str | Path, *, title: str = "") -> Path:
@@ -74,11 +76,7 @@ def scatter_2d(x: Tensor, path: str | Path, *, title: str = "") -> Path:
     ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
     ax.set_aspect("equal")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def latent_scatter(codes: Tensor, labels: Tensor | None, path: str | Path, *, title: str = "") -> Path:
@@ -94,8 +92,4 @@ def latent_scatter(codes: Tensor, labels: Tensor | None, path: str | Path, *, ti
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -54,10 +54,9 @@ class ComparisonTable:
 
     def plot(self, path: str | Path) -> Path:
         """Save a bar chart of bits/dim (with standard errors) as a PNG."""
-        import matplotlib
+        from probgen.plots import _pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = _pyplot()
 
         names = [r["model"] for r in self.rows]
         bpd = [r["bits_per_dim"] for r in self.rows]
@@ -70,11 +69,7 @@ class ComparisonTable:
         ax.set_ylabel("test NLL (bits/dim, lower is better)")
         ax.set_title(f"probgen compare: {self.dataset}")
         ax.tick_params(axis="x", rotation=30)
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -155,7 +155,6 @@ class DiscriminantAnalysis(GenerativeClassifier):
         return student.log_prob(x[:, None, :])
 
     def _conjugate_draws(self, num_samples):
-        counts = self.class_counts + self.prior_class
         wishart_tril = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(self.post_scatter)))
         if self.shared_covariance:
             tril = WishartCholesky(self.post_df[0], wishart_tril[0]).sample((num_samples,))
@@ -166,7 +165,7 @@ class DiscriminantAnalysis(GenerativeClassifier):
         scaled = trils.transpose(-1, -2) * self.post_kappa.sqrt()[:, None, None]
         loc = self.post_loc + torch.linalg.solve_triangular(scaled, z, upper=True).squeeze(-1)
         return {
-            "pi": dist.Dirichlet(counts).sample((num_samples,)),
+            "pi": self._class_weight_draws(num_samples),
             "precision_tril": tril,
             "loc": loc,
         }

@@ -212,7 +212,7 @@ class GenerativeClassifier(GenerativeModel):
         x = self._observed(self.validate(x))
         if self.method == "conjugate":
             self._check_fitted()
-            counts = self.class_counts + self.prior_class
+            counts = self._class_concentration()
             log_prior = counts.log() - counts.sum().log()
             return log_prior + self._conjugate_class_log_pred(x)
         joint = self._joint_given_params(self.posterior_draws(), x)
@@ -289,3 +289,10 @@ class GenerativeClassifier(GenerativeModel):
 
     def _conjugate_draws(self, num_samples: int) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def _class_concentration(self) -> Tensor:
+        """The Dirichlet posterior of the class weights: prior concentration plus counts."""
+        return self.class_counts + self.prior_class
+
+    def _class_weight_draws(self, num_samples: int) -> Tensor:
+        return dist.Dirichlet(self._class_concentration()).sample((num_samples,))

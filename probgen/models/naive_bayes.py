@@ -122,8 +122,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
         return dist.StudentT(2 * a, self.post_loc, scale).log_prob(x[:, None, :]).sum(-1)
 
     def _conjugate_draws(self, num_samples):
-        counts = self.class_counts + self.prior_class
-        pi = dist.Dirichlet(counts).sample((num_samples,))
+        pi = self._class_weight_draws(num_samples)
         tau = dist.Gamma(self.post_a, self.post_b).sample((num_samples,))
         loc = dist.Normal(self.post_loc, (self.post_kappa * tau).rsqrt()).sample()
         return {"pi": pi, "precision": tau, "loc": loc}
@@ -195,9 +194,8 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         return x @ probs.log().T + (1 - x) @ torch.log1p(-probs).T
 
     def _conjugate_draws(self, num_samples):
-        counts = self.class_counts + self.prior_class
         return {
-            "pi": dist.Dirichlet(counts).sample((num_samples,)),
+            "pi": self._class_weight_draws(num_samples),
             "probs": dist.Beta(self.post_a, self.post_b).sample((num_samples,)),
         }
 
@@ -255,9 +253,8 @@ class CategoricalNaiveBayes(GenerativeClassifier):
         return self._class_log_lik({"probs": logp.exp()}, x)[0]
 
     def _conjugate_draws(self, num_samples):
-        counts = self.class_counts + self.prior_class
         return {
-            "pi": dist.Dirichlet(counts).sample((num_samples,)),
+            "pi": self._class_weight_draws(num_samples),
             "probs": dist.Dirichlet(self.post_alpha).sample((num_samples,)),
         }
 
