@@ -319,6 +319,8 @@ def fit(
 def _validated(model: Any, data: Any, name: str) -> tuple[Tensor, Tensor | None]:
     x, y = as_xy(data, name=name)
     x = model.validate(x, name=name)
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty: expected at least one example")
     if hasattr(model, "check_labels"):
         return x, model.check_labels(y, len(x))
     return x, None if y is None else y.to(model.device)

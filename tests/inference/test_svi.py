@@ -120,6 +120,8 @@ def test_bad_fit_arguments(kwargs, match):
 def test_bad_data_types():
     with pytest.raises(TypeError, match="got str"):
         pg.fit(IndependentBernoulli(4), "digits", progress=False)
+    with pytest.raises(ValueError, match="training data is empty"):
+        pg.fit(IndependentBernoulli(4), torch.zeros(0, 4), progress=False)
     with pytest.raises(ValueError, match="3 examples but 2 labels"):
         pg.fit(IndependentBernoulli(4), (torch.zeros(3, 4), torch.zeros(2)), progress=False)
 
