@@ -167,7 +167,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     elif out.suffix == ".png":
         shape = checkpoint.extra.get("image_shape")
         if shape:
-            image_grid(x, shape, out, vmax=(model.num_levels or 2) - 1 if model.num_levels else None)
+            image_grid(x, shape, out, vmax=model.num_levels - 1 if model.num_levels else None)
         elif model.num_dims == 2:
             scatter_2d(x, out, title=model.name)
         else:

@@ -27,20 +27,20 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from probgen._checks import check_int
+from probgen.inference.importance import random_sites, trace_log_density
 
 __all__ = ["ais_log_likelihood"]
 
 
 def _latent_sites(trace) -> dict[str, dict]:
     sites = {}
-    for name, site in trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and type(site["fn"]).__name__ != "_Subsample":
-            support = site["fn"].support
-            while isinstance(support, constraints.independent):
-                support = support.base_constraint
-            if support is not constraints.real:
-                raise ValueError(f"AIS needs real-valued latent sites; {name!r} has support {support}")
-            sites[name] = site
+    for site in random_sites(trace, latent_only=True):
+        support = site["fn"].support
+        while isinstance(support, constraints.independent):
+            support = support.base_constraint
+        if support is not constraints.real:
+            raise ValueError(f"AIS needs real-valued latent sites; {site['name']!r} has support {support}")
+        sites[site["name"]] = site
     return sites
 
 
@@ -76,11 +76,7 @@ def ais_log_likelihood(
     def log_joint(values: dict[str, Tensor]) -> Tensor:
         with pyro.plate("chains", num_chains, dim=dim):
             trace = poutine.trace(poutine.condition(model.model, data=values)).get_trace(*args)
-        total = x.new_zeros(batch_shape)
-        for site in trace.nodes.values():
-            if site["type"] == "sample" and type(site["fn"]).__name__ != "_Subsample":
-                total = total + site["fn"].log_prob(site["value"]).reshape(batch_shape)
-        return total
+        return trace_log_density(trace, x, batch_shape)
 
     def energy_and_grad(values: dict[str, Tensor], beta: float) -> tuple[Tensor, dict[str, Tensor]]:
         values = {n: v.detach().requires_grad_() for n, v in values.items()}

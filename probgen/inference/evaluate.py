@@ -118,7 +118,7 @@ def log_likelihood(
         raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
     if method == "auto":
         method = "exact" if density == "exact" else "iwae"
-    if method != "exact" and density == "exact" and method != "auto":
+    if method in ("iwae", "elbo", "ais") and density == "exact":
         raise ValueError(f"{type(model).__name__} has an exact density; use method='exact'")
     if method == "exact" and density != "exact":
         raise ValueError(f"{type(model).__name__} has no exact density; use method='iwae' or 'elbo'")

@@ -18,11 +18,12 @@ from typing import Any
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
 
 from probgen._checks import check_int
 
-__all__ = ["log_importance_weights", "iwae_bound", "iwae_objective"]
+__all__ = ["log_importance_weights", "iwae_bound", "iwae_objective", "random_sites", "trace_log_density"]
 
 
 def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_particles: int) -> Tensor:
@@ -37,14 +38,29 @@ def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_particle
     with pyro.plate("particles", num_particles, dim=dim):
         guide_trace = poutine.trace(model.guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(*args)
-    log_w = x.new_zeros(num_particles, x.shape[0])
-    for sign, trace in ((1.0, model_trace), (-1.0, guide_trace)):
-        for site in trace.nodes.values():
-            if site["type"] != "sample" or (sign < 0 and site["is_observed"]):
-                continue
-            log_prob = site["fn"].log_prob(site["value"])
-            log_w = log_w + sign * log_prob.reshape(log_prob.shape[:2] if log_prob.dim() >= 2 else log_prob.shape)
-    return log_w
+    shape = (num_particles, x.shape[0])
+    log_joint = trace_log_density(model_trace, x, shape)
+    return log_joint - trace_log_density(guide_trace, x, shape, latent_only=True)
+
+
+def random_sites(trace: Any, latent_only: bool = False) -> list[dict]:
+    """The trace's random-variable sites (not plates' index draws), latent ones only if asked."""
+    return [
+        site
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        and not isinstance(site["fn"], _Subsample)
+        and not (latent_only and site["is_observed"])
+    ]
+
+
+def trace_log_density(trace: Any, like: Tensor, shape: tuple[int, ...], latent_only: bool = False) -> Tensor:
+    """Sum of the sites' unscaled log-probabilities, broadcast to ``shape`` (particles, batch),
+    on ``like``'s device and dtype."""
+    total = like.new_zeros(shape)
+    for site in random_sites(trace, latent_only):
+        total = total + site["fn"].log_prob(site["value"])
+    return total
 
 
 def iwae_bound(

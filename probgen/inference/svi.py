@@ -94,13 +94,12 @@ def _collect_params(model: Any, loss_fn, x: Tensor, y: Tensor | None) -> list[Te
     """Every unconstrained parameter the loss touches (creating lazy ones, e.g. AutoGuides')."""
     with poutine.trace(param_only=True) as param_capture:
         loss_fn(model, x, y)
-    params = {id(p): p for p in model.parameters()}
+    params = {}
     for site in param_capture.trace.nodes.values():
         value = site["value"]
         value = value.unconstrained() if hasattr(value, "unconstrained") else value
         params.setdefault(id(value), value)
-    # named_parameters may change after the lazy call
-    for p in model.parameters():
+    for p in model.parameters():  # after the call, so lazily created ones are included
         params.setdefault(id(p), p)
     return [p for p in params.values() if p.requires_grad]
 
