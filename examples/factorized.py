@@ -34,10 +34,10 @@ def main() -> None:
     loss_curve(result.history, out / "loss.png", title="independent Bernoulli, SVI")
 
     # 2. The exact conjugate posterior: Beta(1 + ones, 1 + zeros) per pixel.
-    exact = pg.models.IndependentBernoulli(train.event_shape).fit_conjugate(train.x)
+    exact = pg.models.IndependentBernoulli(train.event_shape).fit_closed_form(train.x)
 
     # 3. Maximum likelihood (no prior).
-    mle = pg.models.IndependentBernoulli(train.event_shape, estimator="mle").fit_conjugate(train.x)
+    mle = pg.models.IndependentBernoulli(train.event_shape, estimator="mle").fit_closed_form(train.x)
 
     table = pg.compare({"svi posterior": svi_model, "exact posterior": exact, "mle": mle}, test)
     print(table)
@@ -46,7 +46,7 @@ def main() -> None:
     print("so a test digit that lights one costs it ~36 nats; the posteriors hedge.")
 
     image_grid(exact.sample(64), (8, 8), out / "samples.png", vmax=1)
-    image_grid(exact.predictive().mean[None], (8, 8), out / "pixel-probabilities.png", vmax=1)
+    image_grid(exact.predictive_distribution().mean[None], (8, 8), out / "pixel-probabilities.png", vmax=1)
     print(f"plots in {out}/")
 
 

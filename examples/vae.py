@@ -41,7 +41,7 @@ def main() -> None:
     print(f"  AIS ({steps} steps, 16 chains, first {len(subset)} test digits):")
     print("           ", pg.log_likelihood(vae, subset, method="ais", num_samples=16, ais_steps=steps))
     print("  IWAE_16 on the same digits:", pg.log_likelihood(vae, subset, method="iwae", num_samples=16))
-    baseline = pg.models.IndependentBernoulli(64).fit_conjugate(train.x)
+    baseline = pg.models.IndependentBernoulli(64).fit_closed_form(train.x)
     print("  independent Bernoulli (exact):", pg.log_likelihood(baseline, test))
 
     image_grid(vae.sample(64, mean=True), (8, 8), out / "samples.png", vmax=1)

@@ -1,9 +1,9 @@
 """Checkpoints: weights in safetensors, the model's JSON config in its header, written atomically.
 
 A checkpoint is one ``.safetensors`` file. Its tensors are the model's ``state_dict``
-(``model.*``), optionally an optimizer's state (``optim.*``) and Pyro's global param store
-(``param_store.*``); its metadata holds the JSON config, the optimizer's hyper-parameters and a
-SHA-256 of every tensor and header entry, so a tampered file is refused. Loading never unpickles anything.
+(``model.*``) and optionally an optimizer's state (``optim.*``); its metadata holds the JSON
+config, the optimizer's hyper-parameters and a SHA-256 of every tensor and header entry, so a
+tampered file is refused. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import hashlib
 import json
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyro
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch.distributions import constraints
 
 __all__ = ["save", "load", "load_checkpoint", "Checkpoint", "CHECKPOINT_NAME"]
 
@@ -37,29 +34,6 @@ class Checkpoint:
     model: Any
     optimizer_state: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-_CONSTRAINTS = {
-    name: getattr(constraints, name)
-    for name in (
-        "real",
-        "positive",
-        "nonnegative",
-        "unit_interval",
-        "simplex",
-        "lower_cholesky",
-        "corr_cholesky",
-        "positive_definite",
-        "real_vector",
-    )
-}
-
-
-def _constraint_name(constraint: Any) -> str | None:
-    for name, known in _CONSTRAINTS.items():
-        if constraint is known:
-            return name
-    return None
 
 
 def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -108,7 +82,6 @@ def save(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
-    include_param_store: bool = True,
 ) -> Path:
     """Write ``model`` (weights + config) to ``path`` atomically; return the file written.
 
@@ -117,8 +90,6 @@ def save(
         path: a file path, or an existing directory (then ``model.safetensors`` inside it).
         optimizer: also store its state, so training can resume.
         extra: JSON-able information to keep beside (epoch, losses, ...).
-        include_param_store: also store Pyro's global param store (for ``pyro.param`` sites
-            outside the model's own modules).
 
     Example:
         >>> import probgen as pg, tempfile
@@ -138,16 +109,6 @@ def save(
         opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
         tensors.update({k: v.detach().cpu().contiguous() for k, v in opt_tensors.items()})
         metadata["optimizer"] = json.dumps(opt_meta)
-    if include_param_store:
-        store, names = pyro.get_param_store(), {}
-        for name, constraint in store._constraints.items():
-            key = _constraint_name(constraint)
-            if key is None:
-                warnings.warn(f"param store site {name!r} has constraint {constraint}; not saved")
-                continue
-            tensors[f"param_store.{name}"] = store[name].detach().cpu().contiguous()
-            names[name] = key
-        metadata["param_store"] = json.dumps(names)
     metadata["sha256"] = _digest(tensors, metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -201,17 +162,13 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
         raise ValueError(f"{path} has a malformed header: {err}") from err
     model = model_class(config.get("name")).from_config(config)
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    floating = [v.dtype for v in weights.values() if v.dtype.is_floating_point]
+    if floating:  # a float64 model comes back as float64
+        model = model.to(floating[0])
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
         raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
-    store = pyro.get_param_store()
-    for name, key in json.loads(metadata.get("param_store", "{}")).items():
-        if key not in _CONSTRAINTS or f"param_store.{name}" not in tensors:
-            raise ValueError(f"{path}: param store site {name!r} is malformed")
-        if name in store:
-            del store[name]
-        store.setdefault(name, tensors[f"param_store.{name}"].to(map_location), _CONSTRAINTS[key])
     optimizer_state = _join_optimizer(tensors, opt_meta) if opt_meta is not None else None
     return Checkpoint(model.to(map_location), optimizer_state, extra)
 

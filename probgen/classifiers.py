@@ -97,11 +97,11 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             seed=self.seed,
             progress=False,
-            nuts={
-                "num_samples": self.num_samples,
-                "warmup_steps": self.warmup_steps,
-                "seed": self.seed,
-            },
+            strategy_options=(
+                {"num_samples": self.num_samples, "warmup_steps": self.warmup_steps}
+                if model.fit_strategy == "nuts"
+                else {}
+            ),
         )
         self.model_ = model
         return self
@@ -154,15 +154,13 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
 
     def to_inference_data(self, X: Any, y: Any, **kwargs: Any):
         """ArviZ InferenceData (posterior, log_likelihood, posterior_predictive, observed_data)."""
-        from probgen.inference.mcmc import to_inference_data
-
         x_t = self._tensor(X)
         y = np.asarray(y)
         unseen = np.setdiff1d(np.unique(y), self.classes_)
         if len(unseen):
             raise ValueError(f"labels {unseen.tolist()} were not seen in training")
         codes = torch.as_tensor(np.searchsorted(self.classes_, y))
-        return to_inference_data(self.model_, (x_t, codes), **kwargs)
+        return self.model_.to_inference_data(x_t, codes, **kwargs)
 
 
 class GaussianNB(_GenerativeClassifier):

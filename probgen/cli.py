@@ -188,19 +188,19 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else None
     for source in args.data or ["digits"]:
         train, val, test = _splits(source)
-        chosen = [
-            n
-            for n in names
-            if MODELS[n].suits(train.support, train.y is not None)
-            # one table of log p(x): no implicit models, no conditional log p(x | y)
-            and MODELS[n].cls.density != "implicit"
-            and not MODELS[n].cls.conditional
-        ]
+        import pyro
+
+        built = {}
+        for n in names:
+            if MODELS[n].suits(train.support, train.y is not None):
+                pyro.set_rng_seed(args.seed)  # initial weights do not depend on the other models
+                built[n] = build_model(n, train)
+        # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
+        chosen = {n: m for n, m in built.items() if m.density not in ("implicit", "unnormalized") and not m.conditional}
         if not chosen:
             raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
         rows = []
-        for name in chosen:
-            model = build_model(name, train)
+        for name, model in chosen.items():
             kwargs = _fit_kwargs(args, MODELS[name].fit_defaults)
             table = pg.compare(
                 {name: model},

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "latent_scatter", "loss_curve", "save_figure", "scatter_2d"]
+__all__ = ["image_grid", "latent_scatter", "likelihood_bars", "loss_curve", "save_figure", "scatter_2d"]
 
 
 def _pyplot():
@@ -26,9 +27,32 @@ def save_figure(fig, path: str | Path) -> Path:
     plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)  # atomic: a reader sees the old picture or the new one
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def likelihood_bars(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
+    """Bar chart of bits/dim with standard-error bars, one bar per row of a comparison table,
+    each bar that is not exact labelled with its kind."""
+    plt = _pyplot()
+    names = [r["model"] for r in rows]
+    bpd = [r["bits_per_dim"] for r in rows]
+    err = [r["stderr_nats"] / (r["num_dims"] * math.log(2)) for r in rows]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.5))
+    ax.bar(names, bpd, yerr=err, color="tab:blue", capsize=4)
+    for i, row in enumerate(rows):
+        if row["kind"] != "exact":
+            ax.text(i, bpd[i], row["kind"], ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("NLL (bits/dim, lower is better)")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    return save_figure(fig, path)
 
 
 def image_grid(x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None) -> Path:

@@ -4,6 +4,10 @@ import torch
 
 import probgen  # noqa: F401  (sets module-local params before any PyroModule is built)
 
+# small tensors: one intra-op thread is as fast, and immune to oversubscription when test
+# processes (or subprocesses) share the cores
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _isolate():

@@ -121,5 +121,5 @@ def test_arviz_from_nuts_keeps_chains():
     X, y = load_iris(return_X_y=True)
     est = GaussianNB(method="nuts", num_samples=60, warmup_steps=60).fit(X, y)
     idata = est.to_inference_data(X, y)
-    assert idata.posterior["loc"].shape == (1, 60, 3, 4)
+    assert idata.posterior["loc"].shape == (2, 60, 3, 4)  # two chains by default: R-hat is defined
     assert float(az.ess(idata, var_names=["pi"])["pi"].min()) > 10

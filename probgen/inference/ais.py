@@ -44,6 +44,33 @@ def _latent_sites(trace) -> dict[str, dict]:
     return sites
 
 
+def _hmc_transition(
+    z: dict[str, Tensor], energy_and_grad, eps: float, leapfrog_steps: int, batch_shape: tuple[int, int]
+) -> tuple[dict[str, Tensor], Tensor]:
+    """One HMC transition (per chain and example) leaving ``exp(f)`` invariant; returns the new
+    state and which proposals were accepted."""
+    names = list(z)
+    f0, grad = energy_and_grad(z)
+    momentum = {n: torch.randn_like(v) for n, v in z.items()}
+    kinetic0 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
+    proposal = dict(z)
+    momentum = {n: momentum[n] + 0.5 * eps * grad[n] for n in names}
+    for step in range(leapfrog_steps):
+        proposal = {n: proposal[n] + eps * momentum[n] for n in names}
+        f1, grad = energy_and_grad(proposal)
+        scale = eps if step < leapfrog_steps - 1 else 0.5 * eps
+        momentum = {n: momentum[n] + scale * grad[n] for n in names}
+    kinetic1 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
+    log_accept = (f1 - kinetic1) - (f0 - kinetic0)
+    accept = torch.log(torch.rand_like(log_accept)) < torch.nan_to_num(log_accept, nan=-math.inf)
+    with torch.no_grad():
+        moved = {}
+        for n in names:
+            mask = accept.reshape(*batch_shape, *([1] * (z[n].dim() - 2)))
+            moved[n] = torch.where(mask, proposal[n].detach(), z[n])
+    return moved, accept
+
+
 def ais_log_likelihood(
     model: Any,
     x: Tensor,
@@ -62,7 +89,7 @@ def ais_log_likelihood(
     check_int("num_steps", num_steps)
     check_int("leapfrog_steps", leapfrog_steps)
     args = (x,) if y is None else (x, y)
-    dim = -(getattr(model, "max_plate_nesting", 1) + 1)
+    dim = -(model.max_plate_nesting + 1)
     with torch.no_grad(), pyro.plate("chains", num_chains, dim=dim):
         guide_trace = poutine.trace(model.guide).get_trace(*args)
     sites = _latent_sites(guide_trace)
@@ -94,24 +121,8 @@ def ais_log_likelihood(
     for t in range(1, num_steps + 1):
         beta_prev, beta = betas[t - 1], betas[t]
         log_weight = log_weight + (beta - beta_prev) * (current_p - current_q)
-        # one HMC transition leaving f_t invariant
-        f0, grad = energy_and_grad(z, beta)
-        momentum = {n: torch.randn_like(v) for n, v in z.items()}
-        kinetic0 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
-        proposal = dict(z)
-        momentum = {n: momentum[n] + 0.5 * eps * grad[n] for n in names}
-        for step in range(leapfrog_steps):
-            proposal = {n: proposal[n] + eps * momentum[n] for n in names}
-            f1, grad = energy_and_grad(proposal, beta)
-            scale = eps if step < leapfrog_steps - 1 else 0.5 * eps
-            momentum = {n: momentum[n] + scale * grad[n] for n in names}
-        kinetic1 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
-        log_accept = (f1 - kinetic1) - (f0 - kinetic0)
-        accept = torch.log(torch.rand_like(log_accept)) < torch.nan_to_num(log_accept, nan=-math.inf)
+        z, accept = _hmc_transition(z, lambda v, b=beta: energy_and_grad(v, b), eps, leapfrog_steps, batch_shape)
         with torch.no_grad():
-            for n in names:
-                mask = accept.reshape(*batch_shape, *([1] * (z[n].dim() - 2)))
-                z[n] = torch.where(mask, proposal[n].detach(), z[n])
             current_q, current_p = log_q(z), log_joint(z)
         rate = accept.double().mean().item()
         eps *= 1.02 if rate > 0.65 else 0.98

@@ -11,17 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probgen.data.dataset import Dataset
 from probgen.inference.evaluate import log_likelihood
-from probgen.inference.svi import fit
+from probgen.inference.fit import fit
 
-__all__ = ["compare", "ComparisonTable"]
+__all__ = ["compare", "ComparisonTable", "COLUMNS"]
 
-COLUMNS = ("model", "nll", "stderr", "bits_per_dim", "kind", "method", "num_samples", "seconds")
+COLUMNS = ("model", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples", "split", "seconds")
 
 
 @dataclass
 class ComparisonTable:
-    """Rows of ``{model, nll, stderr, bits_per_dim, kind, method, num_samples, seconds, ...}``."""
+    """Rows of ``{model, nll_nats, stderr_nats, bits_per_dim, kind, method, num_samples, split,
+    seconds, ...}`` (the fields of :meth:`LogLikelihood.as_dict`)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     dataset: str = ""
@@ -54,22 +56,9 @@ class ComparisonTable:
 
     def plot(self, path: str | Path) -> Path:
         """Save a bar chart of bits/dim (with standard errors) as a PNG."""
-        from probgen.plots import _pyplot, save_figure
+        from probgen.plots import likelihood_bars
 
-        plt = _pyplot()
-
-        names = [r["model"] for r in self.rows]
-        bpd = [r["bits_per_dim"] for r in self.rows]
-        err = [r["stderr"] / (r["num_dims"] * 0.6931471805599453) for r in self.rows]
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.5))
-        ax.bar(names, bpd, yerr=err, color="tab:blue", capsize=4)
-        for i, row in enumerate(self.rows):
-            if row["kind"] != "exact":
-                ax.text(i, bpd[i], row["kind"], ha="center", va="bottom", fontsize=8)
-        ax.set_ylabel("test NLL (bits/dim, lower is better)")
-        ax.set_title(f"probgen compare: {self.dataset}")
-        ax.tick_params(axis="x", rotation=30)
-        return save_figure(fig, path)
+        return likelihood_bars(self.rows, path, title=f"probgen compare: {self.dataset}")
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -82,9 +71,13 @@ def compare(
     train: Any = None,
     fit_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     dataset: str = "",
+    split: str = "test",
     **eval_kwargs: Any,
 ) -> ComparisonTable:
     """Score every model on ``data`` (fitting each on ``train`` first when given).
+
+    One table holds numbers of one quantity: log p(x), or log p(x | y) when every model is
+    conditional; implicit models (no density) and mixtures of the two are refused.
 
     Args:
         models: name -> model.
@@ -92,23 +85,34 @@ def compare(
         train: optional training data; each model is first fitted with
             ``fit(model, train, **fit_kwargs[name])``.
         fit_kwargs: per-model keyword arguments for :func:`~probgen.inference.fit`.
-        dataset: a name for the table.
+        dataset: a name for the table (default: the data's name).
+        split: which split ``data`` is, recorded in every row.
         **eval_kwargs: passed to :func:`~probgen.inference.log_likelihood`.
 
     Example:
         >>> import probgen as pg
         >>> tr, te = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "test")
-        >>> m = pg.models.IndependentBernoulli(64).fit_conjugate(tr.x)
+        >>> m = pg.models.IndependentBernoulli(64).fit_closed_form(tr.x)
         >>> print(pg.compare({"bernoulli": m}, te).rows[0]["kind"])
         exact
     """
     if not models:
         raise ValueError("compare needs at least one model")
-    table = ComparisonTable(dataset=dataset or getattr(data, "name", ""))
+    implicit = [name for name, model in models.items() if model.density == "implicit"]
+    if implicit:
+        raise ValueError(f"compare scores likelihoods; {implicit} have no density (implicit models)")
+    conditional = {name for name, model in models.items() if model.conditional}
+    if conditional and len(conditional) < len(models):
+        raise ValueError(
+            f"compare keeps log p(x | y) and log p(x) in separate tables; {sorted(conditional)} are conditional, "
+            f"{sorted(set(models) - conditional)} are not"
+        )
+    table = ComparisonTable(dataset=dataset or (data.name if isinstance(data, Dataset) else ""))
     for name, model in models.items():
         t0 = time.perf_counter()
         if train is not None:
             fit(model, train, **dict((fit_kwargs or {}).get(name, {})))
         result = log_likelihood(model, data, **eval_kwargs)
-        table.rows.append({"model": name, **result.as_dict(), "seconds": round(time.perf_counter() - t0, 2)})
+        row = {"model": name, **result.as_dict(), "split": split}
+        table.rows.append({**row, "seconds": round(time.perf_counter() - t0, 3)})
     return table

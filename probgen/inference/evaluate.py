@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from probgen._checks import check_int
-from probgen.inference._data import as_xy, batches
+from probgen.inference.data import DataSource
+from probgen.inference.strategies.base import model_batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
 
 METHODS = ("auto", "exact", "iwae", "elbo", "ais")
+#: data-sized values per pass of importance sampling (bounds memory for any num_samples)
+VALUES_PER_PASS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,13 @@ class LogLikelihood:
         stderr: standard error of that mean over examples (and Monte-Carlo draws).
         bits_per_dim: negative log-likelihood in bits per dimension (lower is better).
         kind: "exact", "lower_bound" or "estimate".
-        method: how it was computed.
+        method: how it was computed: "exact" (log_prob), "monte_carlo" (a log_prob that averages
+            over draws), "iwae", "elbo", "ais", "log_normalizer" (log p~(x) - estimated log Z).
         num_samples: Monte-Carlo / importance samples per example (1 for exact).
         num_examples: number of examples scored.
         num_dims: the D of bits/dim.
+        conditional: True when it is of x given the labels, log p(x | y).
+        predictive: for Bayesian models, "posterior", "variational" or "plug-in" (else None).
     """
 
     nats: float
@@ -40,6 +46,8 @@ class LogLikelihood:
     num_samples: int
     num_examples: int
     num_dims: int
+    conditional: bool = False
+    predictive: str | None = None
 
     @property
     def nll(self) -> float:
@@ -47,13 +55,29 @@ class LogLikelihood:
         return -self.nats
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "nll": self.nll}
+        """JSON-able, with unambiguous names: ``nll_nats`` (positive), ``stderr_nats``, ..."""
+        return {
+            "nll_nats": self.nll,
+            "stderr_nats": self.stderr,
+            "bits_per_dim": self.bits_per_dim,
+            "kind": self.kind,
+            "method": self.method,
+            "num_samples": self.num_samples,
+            "num_examples": self.num_examples,
+            "num_dims": self.num_dims,
+            "conditional": self.conditional,
+            "predictive": self.predictive,
+        }
 
     def __str__(self) -> str:
-        bound = {"lower_bound": " (lower bound on log p)", "estimate": " (estimate)"}.get(self.kind, "")
+        of = "log p(x | y)" if self.conditional else "log p(x)"
+        what = {"lower_bound": f" (lower bound on {of})", "estimate": f" (estimate of {of})"}.get(self.kind, "")
+        if self.kind == "exact" and self.conditional:
+            what = f" ({of})"
+        predictive = f", {self.predictive} predictive" if self.predictive else ""
         return (
             f"NLL {self.nll:.3f} ± {self.stderr:.3f} nats/example, "
-            f"{self.bits_per_dim:.4f} bits/dim [{self.kind}, {self.method}]{bound}"
+            f"{self.bits_per_dim:.4f} bits/dim [{self.kind}, {self.method}{predictive}]{what}"
         )
 
 
@@ -62,20 +86,41 @@ def bits_per_dim(nats_per_example: float, num_dims: int) -> float:
     return -nats_per_example / (num_dims * math.log(2))
 
 
-def _exact(model: Any, x: Tensor, batch_size: int) -> Tensor:
-    with torch.no_grad():
-        return torch.cat([model.log_prob(x[idx]).detach() for idx in batches(len(x), batch_size)])
+def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -> str:
+    """The method to use (checking the arguments against the model's density kind)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    check_int("batch_size", batch_size)
+    if num_samples is not None:
+        check_int("num_samples", num_samples)
+    density = model.density
+    if density == "implicit":
+        raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
+    if method == "auto":
+        return {"lower_bound": "iwae", "unnormalized": "log_normalizer"}.get(density, "exact")
+    if density in ("exact", "estimate") and method != "exact":
+        raise ValueError(f"{type(model).__name__} has an {density} density; use method='exact' (or 'auto')")
+    if density == "lower_bound" and method == "exact":
+        raise ValueError(f"{type(model).__name__} has no exact density; use method='iwae', 'elbo' or 'ais'")
+    if density == "unnormalized":
+        raise ValueError(f"{type(model).__name__} has an unnormalized density; use method='auto' (log Z estimated)")
+    return method
 
 
-def _importance(model: Any, x: Tensor, y: Tensor | None, num_samples: int, batch_size: int, mean: bool) -> Tensor:
+def _scores(model: Any, source: DataSource, method: str, num_samples: int, batch_size: int, ais_steps: int) -> Tensor:
+    from probgen.inference.ais import ais_log_likelihood
     from probgen.inference.importance import iwae_bound
 
-    per_pass = max(1, 1_000_000 // max(1, batch_size * model.num_dims))  # ~1M data-sized values a pass
+    per_pass = max(1, VALUES_PER_PASS // (batch_size * model.num_dims))
     out = []
     with torch.no_grad():
-        for idx in batches(len(x), batch_size):
-            yb = None if y is None else y[idx]
-            out.append(iwae_bound(model, x[idx], yb, num_samples, max_particles_per_pass=per_pass, mean=mean))
+        for x, y in model_batches(model, source, batch_size, labels=model.conditional):
+            if method in ("exact", "log_normalizer"):
+                out.append(model.log_prob(x).detach())
+            elif method == "ais":
+                out.append(ais_log_likelihood(model, x, y, num_chains=num_samples, num_steps=ais_steps))
+            else:
+                out.append(iwae_bound(model, x, y, num_samples, max_particles_per_pass=per_pass, mean=method == "elbo"))
     return torch.cat(out)
 
 
@@ -91,59 +136,38 @@ def log_likelihood(
     """Mean per-example log-likelihood of ``data`` under ``model``, with its standard error.
 
     Args:
-        model: a model with ``density`` "exact" (``log_prob``) or "lower_bound".
-        data: a Dataset, tensor or ``(x, y)`` pair; labels are ignored.
+        model: a model of any density kind but "implicit".
+        data: a Dataset, tensor, array (memmap), ``(x, y)`` pair or DataLoader; labels are used
+            only by conditional models.
         method: "exact" (``log_prob``), "iwae" (importance-weighted lower bound with
-            ``num_samples`` particles), "elbo" (the ELBO, estimated with ``num_samples`` draws);
-            "auto" picks exact when the model has it, else iwae.
-            "ais": annealed importance sampling with ``num_samples`` chains (default 16) and
-            ``ais_steps`` HMC annealing steps, reported as an estimate.
+            ``num_samples`` particles), "elbo" (the ELBO, estimated with ``num_samples``
+            draws), "ais" (annealed importance sampling with ``num_samples`` chains, default
+            16, and ``ais_steps`` HMC steps; an estimate); "auto" picks exact where the model
+            has a normalized density, iwae for lower-bound models, and for unnormalized models
+            ``log_prob`` minus the model's estimate of log Z.
         num_samples: importance samples per example (default 100) for "iwae" and "elbo".
-        batch_size: examples scored at once (memory stays bounded).
+        batch_size: examples scored at once, as given (an DataLoader's own batches are kept);
+            importance samples are drawn in passes of about 1M data-sized values each, so
+            memory stays bounded for any ``num_samples``.
 
     Example:
         >>> import probgen as pg
         >>> train, test = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "test")
-        >>> model = pg.models.IndependentBernoulli(64).fit_conjugate(train.x)
+        >>> model = pg.models.IndependentBernoulli(64).fit_closed_form(train.x)
         >>> round(pg.log_likelihood(model, test).nll, 1)
         24.9
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    check_int("batch_size", batch_size)
-    if num_samples is not None:
-        check_int("num_samples", num_samples)
-    density = getattr(model, "density", None)
-    if density == "implicit":
-        raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
-    if method == "auto":
-        method = "exact" if density == "exact" else "iwae"
-    if method in ("iwae", "elbo", "ais") and density == "exact":
-        raise ValueError(f"{type(model).__name__} has an exact density; use method='exact'")
-    if method == "exact" and density != "exact":
-        raise ValueError(f"{type(model).__name__} has no exact density; use method='iwae' or 'elbo'")
-    x, y = as_xy(data)
-    x = model.validate(x)
-    if len(x) == 0:
-        raise ValueError("cannot score empty data")
-    if hasattr(model, "check_labels") and density != "exact":
-        y = model.check_labels(y, len(x))
-    if method == "exact":
-        values, num_samples = _exact(model, x, batch_size), 1
-        kind = "estimate" if getattr(model, "log_prob_is_estimate", False) else "exact"
-    elif method == "ais":
-        from probgen.inference.ais import ais_log_likelihood
-
-        num_samples = num_samples or 16
-        chunks = []
-        for idx in batches(len(x), min(batch_size, 100)):
-            yb = None if y is None else y[idx]
-            chunks.append(ais_log_likelihood(model, x[idx], yb, num_chains=num_samples, num_steps=ais_steps))
-        values, kind = torch.cat(chunks), "estimate"
-    else:
-        num_samples = num_samples or 100
-        values = _importance(model, x, y, num_samples, min(batch_size, 100), mean=method == "elbo")
-        kind = "lower_bound"
+    method = _choose(model, method, num_samples, batch_size)
+    num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
+    source = DataSource(data, "data")
+    values = _scores(model, source, method, num_samples, batch_size, ais_steps)
+    kind = {"exact": model.density, "iwae": "lower_bound", "elbo": "lower_bound"}.get(method, "estimate")
+    if method == "log_normalizer":
+        log_z, z_kind = model.log_normalizer(num_samples)
+        values = values - log_z
+        kind = "exact" if z_kind == "exact" else "estimate"
+    if method == "exact" and kind == "estimate":
+        method = "monte_carlo"  # log_prob itself averages over draws
     n = len(values)
     mean = values.double().mean().item()
     stderr = values.double().std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
@@ -153,7 +177,9 @@ def log_likelihood(
         bits_per_dim=bits_per_dim(mean, model.num_dims),
         kind=kind,
         method=method,
-        num_samples=num_samples,
+        num_samples=1 if method == "exact" else num_samples,
         num_examples=n,
         num_dims=model.num_dims,
+        conditional=model.conditional,
+        predictive=model.predictive,
     )

@@ -34,7 +34,7 @@ def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_particle
     """
     check_int("number of importance samples", num_particles)
     args = (x,) if y is None else (x, y)
-    dim = -(getattr(model, "max_plate_nesting", 1) + 1)
+    dim = -(model.max_plate_nesting + 1)
     with pyro.plate("particles", num_particles, dim=dim):
         guide_trace = poutine.trace(model.guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(*args)
@@ -98,7 +98,7 @@ def iwae_objective(num_particles: int):
 
     def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
         bound = torch.logsumexp(log_importance_weights(model, x, y, num_particles), 0) - math.log(num_particles)
-        num_data = getattr(model, "_num_data", None) or x.shape[0]
+        num_data = model.num_data or x.shape[0]
         return -bound.sum() * (num_data / x.shape[0])
 
     return objective

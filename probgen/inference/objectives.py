@@ -61,10 +61,14 @@ def _kl(q: Any, p: Any) -> Tensor | None:
         return None
 
 
+def _scaled_log_prob(site: dict) -> Tensor:
+    return scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+
+
 def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Objective:
     """The single-sample Monte-Carlo ELBO of ``Trace_ELBO``: one guide run, one model run with
-    the guide's latents replayed, ``sum log p - sum log q`` over the sites (each scaled by its
-    plates, so minibatches are scaled by N/B). It skips what only non-reparameterized sites
+    the guide's latents replayed, ``sum log p - sum log q`` over every site of each (scaled by
+    its plates, so minibatches are scaled by N/B). It skips what only non-reparameterized sites
     need: the first call checks that every latent site of the guide has ``rsample``, and if one
     has not (a discrete latent, say) every call uses ``fallback`` (Pyro's ``Trace_ELBO``).
     """
@@ -84,17 +88,20 @@ def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Obj
             )
             if state["fallback"]:
                 return fallback(model, x, y)
-        elbo = 0.0
+        elbo, analytic = 0.0, set()
         for name, site in joint.sites.items():
             q_site = None if site["is_observed"] else guide.sites.get(name)
             kl = _kl(q_site["fn"], site["fn"]) if analytic_kl and q_site is not None else None
             if kl is not None:  # E_q[log p - log q] = -KL(q || p), in closed form
                 elbo = elbo - scale_and_mask(kl, q_site["scale"], q_site["mask"]).sum()
+                analytic.add(name)
                 continue
-            elbo = elbo + scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
-            if q_site is not None:
-                q_lp = q_site["fn"].log_prob(q_site["value"])
-                elbo = elbo - scale_and_mask(q_lp, q_site["scale"], q_site["mask"]).sum()
+            elbo = elbo + _scaled_log_prob(site)
+        # every guide site counts in log q, auxiliary ones too (an AutoNormal's "_unconstrained"
+        # draws carry its entropy; its Delta sites only the Jacobian)
+        for name, q_site in guide.sites.items():
+            if not q_site["is_observed"] and name not in analytic:
+                elbo = elbo - _scaled_log_prob(q_site)
         return -elbo
 
     return objective

@@ -23,14 +23,19 @@ from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder
+from probgen.models.registry import register
 
 __all__ = ["Autoencoder"]
 
 
+@register(
+    "autoencoder",
+    description="deterministic autoencoder: reconstructs, no density",
+    fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100, "patience": 40},
+)
 class Autoencoder(GenerativeModel):
     """A deterministic autoencoder with the VAE's networks and decoder likelihoods."""
 
-    name = "autoencoder"
     density = "implicit"
 
     def __init__(
@@ -66,7 +71,8 @@ class Autoencoder(GenerativeModel):
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
         with torch.no_grad():
             codes = self.encode(x)
-            cov = torch.atleast_2d(torch.cov(codes.T)) + 1e-5 * torch.eye(self.latent_dim, dtype=codes.dtype)
+            eye = torch.eye(self.latent_dim, dtype=codes.dtype, device=codes.device)
+            cov = torch.atleast_2d(torch.cov(codes.T)) + 1e-5 * eye
             self.code_mean, self.code_scale_tril = codes.mean(0), torch.linalg.cholesky(cov)
 
     def reconstruct(self, x: Tensor) -> Tensor:

@@ -1,11 +1,47 @@
-"""The contract every probgen model follows (see DESIGN.md, "The model contract")."""
+"""The model contract: what every probgen model declares, and all that ``probgen.inference`` reads.
+
+A model is a :class:`pyro.nn.PyroModule` with a ``model``/``guide`` pair of ``@pyro_method``\\ s
+that observe the data inside :meth:`GenerativeModel.data_plate`. Besides the Pyro program it
+declares, in this one place:
+
+========================  ===========================================================
+``event_shape``           shape of one example; images are ``(C, H, W)``
+``support``               ``"binary"``, ``"discrete(k)"`` or ``"real"``
+``supports``              the support kinds the class accepts (class attribute)
+``density``               what a log-likelihood of it is: one of :data:`DENSITY_KINDS`
+``conditional``           its likelihood is of x given a label, log p(x | y)
+``needs_labels``          fitting needs labels (classifiers, conditional models)
+``num_classes``           label count (0 for unlabelled models)
+``fit_strategy``          the name of the registered strategy that fits it
+``predictive``            Bayesian models: "posterior", "variational" or "plug-in"
+``max_plate_nesting``     plates the program nests ("data" included)
+``vectorizable``          particles can be drawn in one vectorized pass
+``posterior``             the Bayesian posterior object, or None
+========================  ===========================================================
+
+and the methods ``log_prob(x) -> [N]``, ``sample(n)``, ``config``, ``check_labels``,
+``log_normalizer`` (for "unnormalized" densities) and the optional hooks ``init_from_data``,
+``after_fit``, ``closed_form_statistics`` / ``set_closed_form`` (for the ``"closed_form"``
+strategy).
+
+Density kinds:
+
+- ``"exact"``: ``log_prob`` is log p(x) (or the exact posterior predictive of a Bayesian model).
+- ``"estimate"``: ``log_prob`` is a Monte-Carlo estimate (e.g. a predictive averaged over
+  posterior draws).
+- ``"lower_bound"``: no ``log_prob``; importance-weighted bounds (ELBO, IWAE) bound log p(x).
+- ``"unnormalized"``: ``log_prob`` is log p~(x) = log p(x) + log Z; log Z is estimated apart.
+- ``"implicit"``: no density at all (GANs, plain autoencoders).
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import pyro
 import torch
@@ -15,35 +51,60 @@ from torch import Tensor
 from probgen._checks import check_int
 from probgen.data.support import check_data, parse_support
 
-__all__ = ["GenerativeModel", "DENSITY_KINDS"]
+if TYPE_CHECKING:
+    from probgen.models.posterior import Posterior
 
-DENSITY_KINDS = ("exact", "lower_bound", "implicit")
+__all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "check_labels"]
+
+DensityKind = Literal["exact", "estimate", "lower_bound", "unnormalized", "implicit"]
+DENSITY_KINDS: tuple[str, ...] = get_args(DensityKind)
+
+
+def check_labels(y: Any, n: int, num_classes: int, owner: str = "the model") -> Tensor:
+    """``y`` as ``n`` integer labels in ``0..num_classes-1`` (a long tensor), or a ValueError."""
+    if y is None:
+        raise ValueError(f"{owner} needs labels: pass (x, y) or a labelled Dataset")
+    y = torch.as_tensor(y)
+    if y.shape != (n,):
+        raise ValueError(f"labels have shape {tuple(y.shape)}; expected ({n},) to match x")
+    if y.dtype.is_floating_point and not bool((y == y.round()).all()):
+        raise ValueError(f"labels must be integers 0..{num_classes - 1}, got non-integer values")
+    y = y.long()
+    outside = (y < 0) | (y >= num_classes)
+    if bool(outside.any()):
+        raise ValueError(f"label {y[outside][0].item()} is outside 0..{num_classes - 1}")
+    return y
 
 
 class GenerativeModel(PyroModule):
-    """Base class of probgen models: a Pyro model/guide pair with an explicit density interface.
+    """Base class of probgen models: a Pyro model/guide pair with the declared contract above.
 
-    Subclasses implement ``model`` and ``guide`` as ``@pyro_method``\\ s (a method that is not
-    ``forward`` must be decorated, or its parameters never register with Pyro and SVI silently
-    trains nothing), observe data inside :meth:`data_plate`, and implement :meth:`log_prob`,
-    :meth:`sample` and :meth:`_config_kwargs`.
+    Subclasses implement ``model`` (and ``guide`` when they have latent variables) as
+    ``@pyro_method``\\ s — a method that is not ``forward`` must be decorated, or its
+    parameters never register with Pyro and SVI silently trains nothing — observe data inside
+    :meth:`data_plate`, fetch their networks with :meth:`net`, and implement :meth:`log_prob`
+    (where the density kind allows), :meth:`sample` and :meth:`_config_kwargs`.
+    Register a class with :func:`probgen.models.register` to make it known by name to
+    checkpoints, ``probgen list`` and ``compare``.
 
     Attributes:
-        name: the registry name, e.g. "independent-bernoulli".
-        density: what :func:`probgen.log_likelihood` can report: "exact", "lower_bound" or
-            "implicit".
-        supports: the data supports the model accepts ("binary", "discrete", "real").
+        name: the registry name, e.g. ``"independent-bernoulli"`` (set by ``register``).
+        supports: the support kinds the class accepts ("binary", "discrete", "real").
+        conditional: the likelihood is of x given a label (not comparable with log p(x)).
+        needs_labels: fitting needs labels.
+        max_plate_nesting: plates the program nests; vectorized particles go left of them.
+        vectorizable: particles may be drawn in one vectorized pass.
+        num_classes: number of label values (0 when the model takes no labels).
+        posterior: the posterior object of a Bayesian model (None otherwise).
     """
 
     name: ClassVar[str] = "model"
-    density: ClassVar[str] = "exact"
     supports: ClassVar[tuple[str, ...]] = ("binary", "discrete", "real")
-    #: True when ``log_prob`` averages over posterior draws by Monte Carlo.
-    log_prob_is_estimate: ClassVar[bool] = False
-    #: True when its likelihood is of x given a label (log p(x | y)), not comparable to p(x)
     conditional: ClassVar[bool] = False
-    #: How many plates the model nests (the "data" plate is one); vectorized particles go left.
+    needs_labels: ClassVar[bool] = False
     max_plate_nesting: ClassVar[int] = 1
+    vectorizable: ClassVar[bool] = True
+    num_classes: int = 0
 
     def __init__(self, event_shape: tuple[int, ...] | int, support: str) -> None:
         super().__init__()
@@ -59,9 +120,29 @@ class GenerativeModel(PyroModule):
             )
         self.event_shape = event_shape
         self.support = support
+        #: the posterior object of a Bayesian model, a submodule once set (None otherwise)
+        self.posterior: Posterior | None = None
         self._num_data: int | None = None
         self._params_held = False
         self._indices: dict[tuple[int, torch.device], Tensor] = {}  # data_plate's subsample cache
+
+    # ------------------------------------------------------------------ declared per instance
+    @property
+    def density(self) -> DensityKind:
+        """What :func:`probgen.log_likelihood` can report of this model (see the module doc)."""
+        return "exact"
+
+    @property
+    def predictive(self) -> str | None:
+        """For Bayesian models, what ``log_prob`` is the predictive of: "posterior" (the exact
+        posterior predictive, or an average over posterior draws), "variational" (under an
+        approximate posterior) or "plug-in" (at a point estimate); None for other models."""
+        return None
+
+    @property
+    def fit_strategy(self) -> str:
+        """Name of the registered fit strategy ``probgen.fit`` uses by default."""
+        return "svi"
 
     # ------------------------------------------------------------------ shapes and validation
     @property
@@ -71,6 +152,7 @@ class GenerativeModel(PyroModule):
 
     @property
     def num_levels(self) -> int | None:
+        """Values per dimension of discrete data (2 for binary), None for real data."""
         return parse_support(self.support)[1]
 
     def _reference_tensor(self) -> Tensor:
@@ -88,12 +170,24 @@ class GenerativeModel(PyroModule):
         return self._reference_tensor().dtype
 
     def validate(self, x: Any, name: str = "x") -> Tensor:
-        """Check ``x`` against the model's support and event shape; return it on the model's
-        device and dtype."""
+        """Check ``x`` against the support and event shape; return it on the model's device and
+        dtype. Raises ValueError/TypeError naming what was received and what was expected."""
         x = check_data(x, self.support, self.event_shape, name=name)
         return x.to(device=self.device, dtype=self.dtype)
 
+    def check_labels(self, y: Any, n: int) -> Tensor | None:
+        """Labels for ``n`` examples on the model's device, or None for a model that takes none
+        (its labels, if any were given, are ignored)."""
+        if not self.needs_labels:
+            return None
+        return check_labels(y, n, self.num_classes, type(self).__name__).to(self.device)
+
     # ------------------------------------------------------------------ minibatch scaling
+    @property
+    def num_data(self) -> int | None:
+        """The data size a minibatch stands for inside :meth:`scaled_to` (None outside)."""
+        return self._num_data
+
     def data_plate(self, x: Tensor) -> pyro.plate:
         """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :meth:`scaled_to`."""
         batch = x.shape[0]
@@ -123,11 +217,20 @@ class GenerativeModel(PyroModule):
             self._params_held = previous
 
     def net(self, name: str) -> torch.nn.Module:
-        """The submodule ``name``; outside :meth:`parameters_held` it is fetched through
-        ``PyroModule``, which issues the ``param`` statements plain ``pyro.infer.SVI`` needs."""
-        return self._modules[name] if self._params_held else getattr(self, name)
+        """The network submodule ``name``.
 
-    # ------------------------------------------------------------------ the contract
+        Outside :meth:`parameters_held` it is fetched through ``PyroModule``, which announces
+        its parameters as ``param`` sites, each marked (as Pyro marks its own parameters) with
+        ``unconstrained()`` returning itself, so plain ``pyro.infer.SVI`` with ``pyro.optim``
+        trains them.
+        """
+        if self._params_held:
+            return self._modules[name]
+        for parameter in self._modules[name].parameters():
+            parameter.unconstrained = weakref.ref(parameter)
+        return getattr(self, name)
+
+    # ------------------------------------------------------------------ the Pyro program
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         raise NotImplementedError
 
@@ -138,23 +241,46 @@ class GenerativeModel(PyroModule):
         return self.model(x, y)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """Per-example log density in nats, shape ``[N]``."""
+        """Per-example log density in nats, shape ``[N]`` (log p~(x) for "unnormalized")."""
         if self.density == "lower_bound":
             raise ValueError(
                 f"{type(self).__name__} has no exact log_prob; bound it with "
                 "probgen.log_likelihood(model, x, method='iwae', num_samples=K)"
             )
-        raise ValueError(f"{type(self).__name__} is an implicit model (density={self.density!r}): it has no log_prob")
+        raise ValueError(f"{type(self).__name__} has density {self.density!r}: it has no log_prob")
 
     def sample(self, n: int) -> Tensor:
+        """``n`` draws of x, shape ``(n, *event_shape)``."""
         raise NotImplementedError
 
+    def log_normalizer(self, num_samples: int) -> tuple[Tensor, str]:
+        """For density "unnormalized": log Z (with ``num_samples`` Monte-Carlo draws or chains
+        where it is estimated) and its kind, "exact" or "estimate"."""
+        raise ValueError(f"{type(self).__name__} has density {self.density!r}: it has no log normalizer to estimate")
+
+    # ------------------------------------------------------------------ optional hooks
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:  # noqa: B027
-        """Optional data-dependent initialisation, called by ``fit`` before the first step."""
+        """Data-dependent start (called by ``fit`` with the first training batch)."""
 
-    def after_fit(self, x: Tensor, y: Tensor | None) -> None:  # noqa: B027 - optional hook
-        """Optional hook, called by ``fit`` once SVI has finished (e.g. to keep posterior draws)."""
+    def after_fit(self, x: Tensor, y: Tensor | None) -> None:  # noqa: B027
+        """Called by ``fit`` once training has finished, with a training batch."""
 
+    def closed_form_statistics(self, x: Tensor, y: Tensor | None) -> dict[str, Any]:
+        """Sufficient statistics of one batch; values add (``+``) across batches."""
+        raise ValueError(f"{type(self).__name__} has no closed-form fit")
+
+    def set_closed_form(self, statistics: dict[str, Any]) -> None:
+        """Set the closed-form fit (exact posterior, mode or MLE) from the summed statistics."""
+        raise ValueError(f"{type(self).__name__} has no closed-form fit")
+
+    def fit_closed_form(self, x: Any, y: Any = None) -> GenerativeModel:
+        """Fit in closed form on data held in memory; returns ``self``."""
+        x = self.validate(x)
+        with torch.no_grad():
+            self.set_closed_form(self.closed_form_statistics(x, self.check_labels(y, len(x))))
+        return self
+
+    # ------------------------------------------------------------------ construction
     def _config_kwargs(self) -> dict[str, Any]:
         return {}
 
@@ -170,9 +296,48 @@ class GenerativeModel(PyroModule):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> GenerativeModel:
-        kwargs = {k: v for k, v in config.items() if k != "name"}
-        kwargs["event_shape"] = tuple(kwargs["event_shape"])
-        return cls(**kwargs)
+        kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support")}
+        cls.check_kwargs(kwargs)
+        return cls(tuple(config["event_shape"]), config["support"], **kwargs)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, **kwargs: Any) -> GenerativeModel:
+        """A model shaped for ``dataset`` (a :class:`~probgen.data.Dataset`): its event shape,
+        support and, for labelled models, number of classes."""
+        cls.check_kwargs(kwargs)
+        if parse_support(dataset.support)[0] not in cls.supports:
+            raise ValueError(
+                f"{cls.name} does not suit {dataset.name!r} (support {dataset.support!r}); "
+                f"it needs {'/'.join(cls.supports)} data"
+            )
+        if cls.needs_labels:
+            if dataset.y is None:
+                raise ValueError(f"{cls.name} needs labelled data; {dataset.name!r} has no labels")
+            kwargs.setdefault("num_classes", max(int(dataset.y.max()) + 1, 2))
+        return cls(dataset.event_shape, dataset.support, **kwargs)
+
+    @classmethod
+    def accepted_kwargs(cls) -> list[str]:
+        """The keyword arguments the constructor takes besides event shape and support."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or not issubclass(klass, GenerativeModel):
+                continue
+            params = inspect.signature(klass.__init__).parameters.values()
+            names += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return sorted(set(names) - {"self", "event_shape", "support"})
+
+    @classmethod
+    def check_kwargs(cls, kwargs: dict[str, Any]) -> None:
+        """ValueError for a keyword the constructor does not take, listing those it does."""
+        unknown = sorted(set(kwargs) - set(cls.accepted_kwargs()))
+        if unknown:
+            raise ValueError(
+                f"{cls.name} got unknown argument(s) {', '.join(map(repr, unknown))}; "
+                f"it accepts {', '.join(cls.accepted_kwargs()) or 'none'}"
+            )
 
     def _check_n(self, n: int) -> int:
         return check_int("number of samples", n)

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 
 from probgen.models.generative_classifier import GenerativeClassifier
+from probgen.models.moments import Moments
+from probgen.models.registry import register
 from probgen.models.wishart import WishartCholesky, gaussian_log_prob_precision_tril
 
 __all__ = ["DiscriminantAnalysis", "LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
@@ -68,25 +70,25 @@ class DiscriminantAnalysis(GenerativeClassifier):
         self.register_buffer("post_df", torch.full((c,), self.prior_df))
         self.register_buffer("post_scatter", torch.eye(d).expand(c, d, d).clone())
 
-    def _observed(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], -1)
+    def _statistics(self, x, onehot):
+        return {"moments": Moments.of(x, onehot, full=True)}
 
-    def _set_prior(self, x: Tensor) -> None:
-        self.prior_loc = x.mean(0)
-        eye = torch.eye(self.num_dims, dtype=self.dtype, device=x.device)
-        self.prior_scatter = self.reg_param * (len(x) / self.num_classes) * eye
+    def _set_prior(self, statistics) -> None:
+        pooled = statistics["moments"].pooled()
+        self.prior_loc = pooled.mean[0]
+        eye = torch.eye(self.num_dims, dtype=self.dtype, device=self.device)
+        self.prior_scatter = self.reg_param * (pooled.count[0] / self.num_classes) * eye
 
-    def _moment_values(self, x, onehot):
-        n = onehot.sum(0).clamp(min=1)
-        mean = (onehot.T @ x) / n[:, None]
-        centred = x[:, None, :] - mean[None]
-        scatter = torch.einsum("nc,ncd,nce->cde", onehot, centred, centred) + self.prior_scatter
+    def _moment_values(self, statistics):
+        moments = statistics["moments"]
+        n = moments.count.clamp(min=1)
+        scatter = moments.scatter + self.prior_scatter
         if self.shared_covariance:
-            cov = scatter.sum(0) / (len(x) + self.prior_df)
+            cov = scatter.sum(0) / (moments.count.sum() + self.prior_df)
         else:
             cov = scatter / (n + self.prior_df)[:, None, None]
         return {
-            "loc": mean,
+            "loc": moments.mean,
             "precision_tril": torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(cov))),
         }
 
@@ -119,20 +121,17 @@ class DiscriminantAnalysis(GenerativeClassifier):
         trils = self._trils(params)  # [S, C, D, D]
         return gaussian_log_prob_precision_tril(x[None, :, None, :], params["loc"][:, None], trils[:, None])
 
-    def _draw_x(self, params, y):
+    def replicate(self, params, y):
         rows = torch.arange(len(y))
         tril, loc = self._trils(params)[rows, y], params["loc"][rows, y]
         z = torch.randn_like(loc).unsqueeze(-1)
         return loc + torch.linalg.solve_triangular(tril.transpose(-1, -2), z, upper=True).squeeze(-1)
 
     # -------------------------------------------------------------- conjugate posterior
-    def _fit_conjugate(self, x, y):
+    def _set_conjugate(self, statistics):
         c, d = self.num_classes, self.num_dims
-        onehot = torch.nn.functional.one_hot(y, c).to(self.dtype)
-        n = onehot.sum(0)  # [C]
-        mean = (onehot.T @ x) / n.clamp(min=1)[:, None]
-        centred = x[:, None, :] - mean[None]  # [N, C, D]
-        scatter = torch.einsum("nc,ncd,nce->cde", onehot, centred, centred)
+        moments = statistics["moments"]
+        n, mean, scatter = moments.count, moments.mean, moments.scatter  # scatter: centred, per class
         k0 = self.prior_kappa
         kappa = k0 + n
         diff = mean - self.prior_loc
@@ -142,7 +141,7 @@ class DiscriminantAnalysis(GenerativeClassifier):
         if self.shared_covariance:
             total = self.prior_scatter + (scatter + shrink).sum(0)
             self.post_scatter = total.expand(c, d, d).clone()
-            self.post_df = torch.full_like(n, self.prior_df + len(x))
+            self.post_df = torch.full_like(n, self.prior_df + n.sum().item())
         else:
             self.post_scatter = self.prior_scatter + scatter + shrink
             self.post_df = self.prior_df + n
@@ -154,35 +153,31 @@ class DiscriminantAnalysis(GenerativeClassifier):
         student = dist.MultivariateStudentT(df, self.post_loc, torch.linalg.cholesky(shape))
         return student.log_prob(x[:, None, :])
 
-    def _conjugate_draws(self, num_samples):
+    def _conjugate_site_draws(self, num_samples):
         wishart_tril = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(self.post_scatter)))
         if self.shared_covariance:
             tril = WishartCholesky(self.post_df[0], wishart_tril[0]).sample((num_samples,))
         else:
             tril = WishartCholesky(self.post_df, wishart_tril).sample((num_samples,))
         trils = self._trils({"precision_tril": tril})
-        z = torch.randn(num_samples, self.num_classes, self.num_dims, 1, dtype=self.dtype)
+        z = torch.randn(num_samples, self.num_classes, self.num_dims, 1, dtype=self.dtype, device=self.device)
         scaled = trils.transpose(-1, -2) * self.post_kappa.sqrt()[:, None, None]
         loc = self.post_loc + torch.linalg.solve_triangular(scaled, z, upper=True).squeeze(-1)
-        return {
-            "pi": self._class_weight_draws(num_samples),
-            "precision_tril": tril,
-            "loc": loc,
-        }
+        return {"precision_tril": tril, "loc": loc}
 
     # -------------------------------------------------------------- summaries
     def covariance(self) -> Tensor:
-        """Posterior mean of each class's covariance, ``[C, D, D]`` (E[Lambda^-1])."""
-        self._check_fitted()
+        """Posterior mean of each class's covariance, ``[C, D, D]`` (E[Lambda^-1]): exact for the
+        conjugate posterior, else averaged over posterior draws."""
+        self.posterior.check_fitted()
         if self.method == "conjugate":
             return self.post_scatter / (self.post_df - self.num_dims - 1).clamp(min=1)[:, None, None]
-        trils = self._trils(self._posterior)
-        return torch.cholesky_inverse(trils).mean(0)
+        return torch.cholesky_inverse(self._trils(self.posterior_draws())).mean(0)
 
     def class_means(self) -> Tensor:
         """Posterior mean of each class's mean, ``[C, D]``."""
-        self._check_fitted()
-        return self.post_loc if self.method == "conjugate" else self._posterior["loc"].mean(0)
+        self.posterior.check_fitted()
+        return self.post_loc if self.method == "conjugate" else self.posterior_draws()["loc"].mean(0)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {
@@ -193,6 +188,11 @@ class DiscriminantAnalysis(GenerativeClassifier):
         }
 
 
+@register(
+    "lda",
+    description="LDA: class Gaussians, shared covariance, Normal-Wishart prior",
+    fit_defaults={"epochs": 300, "lr": 0.05, "batch_size": 10_000},
+)
 class LinearDiscriminantAnalysis(DiscriminantAnalysis):
     """LDA: one covariance shared by all classes; linear decision boundaries.
 
@@ -206,7 +206,6 @@ class LinearDiscriminantAnalysis(DiscriminantAnalysis):
         torch.Size([106, 2])
     """
 
-    name = "lda"
     shared_covariance = True
     # one pooled covariance from all N examples needs (and scikit-learn applies) far less
     default_reg_param = 1e-4
@@ -235,8 +234,12 @@ class LinearDiscriminantAnalysis(DiscriminantAnalysis):
         return ((x.double() - centre) @ directions).to(x.dtype)
 
 
+@register(
+    "qda",
+    description="QDA: class Gaussians, own covariances, Normal-Wishart prior",
+    fit_defaults={"epochs": 300, "lr": 0.05, "batch_size": 10_000},
+)
 class QuadraticDiscriminantAnalysis(DiscriminantAnalysis):
     """QDA: one covariance per class; quadratic decision boundaries."""
 
-    name = "qda"
     shared_covariance = False

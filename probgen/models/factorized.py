@@ -10,7 +10,8 @@ conjugate prior, so the model can be fitted three ways, chosen by ``estimator``:
 - ``"mle"``: no prior, the parameters are point estimates in the model; SVI with an empty guide
   is maximum likelihood.
 
-:meth:`~Factorized.fit_conjugate` sets the exact posterior (or mode, or MLE) in closed form.
+:meth:`~probgen.models.GenerativeModel.fit_closed_form` (or ``fit(..., strategy="closed_form")``,
+streaming over batches) sets the exact posterior (or mode, or MLE) in closed form.
 
 References:
     Bishop, "Pattern Recognition and Machine Learning" (2006), sections 2.1-2.3.
@@ -29,6 +30,8 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from probgen.models.base import GenerativeModel
+from probgen.models.moments import Moments
+from probgen.models.registry import register
 
 __all__ = [
     "Factorized",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 ESTIMATORS = ("bayes", "map", "mle")
+FACTORIZED_BUDGET = {"epochs": 60, "batch_size": 100, "lr": 0.05}
 
 
 class Factorized(GenerativeModel):
@@ -49,6 +53,18 @@ class Factorized(GenerativeModel):
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
         self.estimator = estimator
+        self.register_buffer("closed_form", torch.tensor(False))
+
+    @property
+    def predictive(self) -> str:
+        """ "plug-in" for MAP/MLE; for "bayes", "posterior" after a closed-form fit (the exact
+        posterior predictive), "variational" after SVI (the predictive under q)."""
+        if self.estimator != "bayes":
+            return "plug-in"
+        return "posterior" if bool(self.closed_form) else "variational"
+
+    def after_fit(self, x: Tensor, y: Tensor | None) -> None:
+        self.closed_form = torch.tensor(False)
 
     def _const(self, value: float | Tensor) -> Tensor:
         return torch.as_tensor(value, dtype=self.dtype, device=self.device)
@@ -70,41 +86,46 @@ class Factorized(GenerativeModel):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Posterior predictive log p(x | training data) per example (exact), in nats."""
-        return self.predictive().log_prob(self._observed(self.validate(x)))
+        return self.predictive_distribution().log_prob(self._observed(self.validate(x)))
 
     def sample(self, n: int) -> Tensor:
         """Draws from the (posterior) predictive distribution, shape ``(n, *event_shape)``."""
         with torch.no_grad():
-            draws = self.predictive().sample((self._check_n(n),))
+            draws = self.predictive_distribution().sample((self._check_n(n),))
         return draws.to(self.dtype).reshape(n, *self.event_shape)
 
-    def predictive(self) -> dist.TorchDistribution:
+    def predictive_distribution(self) -> dist.TorchDistribution:
         """The fitted (posterior predictive) distribution of one example."""
         raise NotImplementedError
 
-    def fit_conjugate(self, x: Tensor) -> Factorized:
-        """Set the exact posterior (bayes), posterior mode (map) or MLE (mle) from data."""
-        x = self._observed(self.validate(x)).reshape(x.shape[0], -1)
-        with torch.no_grad():
-            self._set_closed_form(x)
-        return self
+    def closed_form_statistics(self, x: Tensor, y: Tensor | None = None) -> dict[str, Any]:
+        return self._statistics(self._observed(x).reshape(x.shape[0], -1))
+
+    def set_closed_form(self, statistics: dict[str, Any]) -> None:
+        """Set the exact posterior (bayes), posterior mode (map) or MLE (mle) from the statistics."""
+        self._set_closed_form(statistics)
+        self.closed_form = torch.tensor(True)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {"estimator": self.estimator}
 
 
+@register(
+    "independent-bernoulli",
+    description="independent Bernoulli per dimension, Beta priors",
+    fit_defaults=FACTORIZED_BUDGET,
+)
 class IndependentBernoulli(Factorized):
     """Independent Bernoulli pixels with Beta(a0, b0) priors.
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("digits-binary")
-        >>> m = IndependentBernoulli(64).fit_conjugate(data.x)
+        >>> m = IndependentBernoulli(64).fit_closed_form(data.x)
         >>> m.log_prob(data.x).shape
         torch.Size([1000])
     """
 
-    name = "independent-bernoulli"
     supports = ("binary",)
 
     def __init__(
@@ -140,12 +161,15 @@ class IndependentBernoulli(Factorized):
     def _likelihood(self, probs: Tensor) -> dist.TorchDistribution:
         return dist.Bernoulli(probs=probs).to_event(1)
 
-    def predictive(self) -> dist.TorchDistribution:
+    def predictive_distribution(self) -> dist.TorchDistribution:
         probs = self.q_a / (self.q_a + self.q_b) if self.estimator == "bayes" else self.probs
         return dist.Bernoulli(probs=probs).to_event(1)
 
-    def _set_closed_form(self, x: Tensor) -> None:
-        n, ones = x.shape[0], x.sum(0)
+    def _statistics(self, x: Tensor) -> dict[str, Any]:
+        return {"count": torch.tensor(x.shape[0]), "ones": x.sum(0)}
+
+    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
+        n, ones = statistics["count"].item(), statistics["ones"]
         a, b = self.prior_a + ones, self.prior_b + n - ones
         if self.estimator == "bayes":
             self.q_a, self.q_b = a, b
@@ -158,10 +182,14 @@ class IndependentBernoulli(Factorized):
         return {**super()._config_kwargs(), "prior_a": self.prior_a, "prior_b": self.prior_b}
 
 
+@register(
+    "independent-categorical",
+    description="independent categorical per dimension, Dirichlet priors",
+    fit_defaults=FACTORIZED_BUDGET,
+)
 class IndependentCategorical(Factorized):
     """Independent categorical pixels over ``k`` levels with symmetric Dirichlet(alpha) priors."""
 
-    name = "independent-categorical"
     supports = ("discrete", "binary")
 
     def __init__(self, event_shape, support: str, *, estimator: str = "bayes", prior_alpha: float = 1.0) -> None:
@@ -194,7 +222,7 @@ class IndependentCategorical(Factorized):
     def _likelihood(self, probs: Tensor) -> dist.TorchDistribution:
         return dist.Categorical(probs=probs).to_event(1)
 
-    def predictive(self) -> dist.TorchDistribution:
+    def predictive_distribution(self) -> dist.TorchDistribution:
         if self.estimator == "bayes":
             probs = self.q_alpha / self.q_alpha.sum(-1, keepdim=True)
         else:
@@ -204,8 +232,11 @@ class IndependentCategorical(Factorized):
     def sample(self, n: int) -> Tensor:
         return super().sample(n).reshape(n, *self.event_shape)
 
-    def _set_closed_form(self, x: Tensor) -> None:
-        counts = torch.nn.functional.one_hot(x, self.num_levels).sum(0).to(self.dtype)
+    def _statistics(self, x: Tensor) -> dict[str, Any]:
+        return {"counts": torch.nn.functional.one_hot(x, self.num_levels).sum(0).to(self.dtype)}
+
+    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
+        counts = statistics["counts"]
         alpha = self.prior_alpha + counts
         if self.estimator == "bayes":
             self.q_alpha = alpha
@@ -218,6 +249,11 @@ class IndependentCategorical(Factorized):
         return {**super()._config_kwargs(), "prior_alpha": self.prior_alpha}
 
 
+@register(
+    "independent-gaussian",
+    description="independent Gaussian per dimension, Normal-Gamma priors",
+    fit_defaults=FACTORIZED_BUDGET,
+)
 class IndependentGaussian(Factorized):
     """Independent Gaussians with Normal-Gamma priors on (mean, precision) per dimension.
 
@@ -225,7 +261,6 @@ class IndependentGaussian(Factorized):
     posterior has the same (structured) form, so the posterior predictive is a Student-t.
     """
 
-    name = "independent-gaussian"
     supports = ("real",)
 
     def __init__(
@@ -292,16 +327,19 @@ class IndependentGaussian(Factorized):
     def _observed(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1)
 
-    def predictive(self) -> dist.TorchDistribution:
+    def predictive_distribution(self) -> dist.TorchDistribution:
         if self.estimator != "bayes":
             return dist.Normal(self.loc, self.precision.rsqrt()).to_event(1)
         a, b, kappa = self.q_a, self.q_b, self.q_kappa
         scale = (b * (kappa + 1) / (a * kappa)).sqrt()
         return dist.StudentT(2 * a, self.loc, scale).to_event(1)
 
-    def _set_closed_form(self, x: Tensor) -> None:
-        n, mean = x.shape[0], x.mean(0)
-        ss = ((x - mean) ** 2).sum(0)
+    def _statistics(self, x: Tensor) -> dict[str, Any]:
+        return {"moments": Moments.of(x)}
+
+    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
+        moments = statistics["moments"]
+        n, mean, ss = moments.count[0].item(), moments.mean[0], moments.scatter[0]
         k0, m0 = self.prior_kappa, self.prior_loc
         kappa = k0 + n
         loc = (k0 * m0 + n * mean) / kappa

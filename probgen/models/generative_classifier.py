@@ -2,49 +2,52 @@
 
 The shared machinery of Naive Bayes and Linear/Quadratic Discriminant Analysis. Every
 classifier is one Pyro model with priors on the class weights (Dirichlet) and on the
-class-conditional parameters, fitted one of four ways, chosen by ``method``:
+class-conditional parameters. ``method`` picks the posterior object the fit produces
+(:mod:`probgen.models.posterior`):
 
-- ``"conjugate"``: the closed-form posterior; predictions use the exact posterior predictive.
-- ``"map"``: SVI with an ``AutoDelta`` guide (the posterior mode); plug-in predictions.
-- ``"vi"``: SVI with an ``AutoNormal`` guide; predictions average over posterior draws.
-- ``"nuts"``: NUTS (``probgen.inference.mcmc``); predictions average over posterior draws.
+- ``"conjugate"``: the closed-form posterior (streamed over batches); exact predictive.
+- ``"map"``: SVI with an ``AutoDelta`` guide (the posterior mode); plug-in predictive.
+- ``"vi"``: SVI with an ``AutoNormal`` guide; the predictive averages fresh guide draws.
+- ``"nuts"``: NUTS draws; the predictive averages them.
 
 Whatever the method, ``joint_log_prob(x)[n, c] = log p(x_n, y=c | training data)`` and
-``log_prob(x) = logsumexp_c joint_log_prob(x)``.
+``log_prob(x) = logsumexp_c joint_log_prob(x)``; prediction is derived once, here.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer.autoguide import AutoDelta, AutoNormal, init_to_median, init_to_value
 from pyro.nn import pyro_method
 from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
+from probgen.models.posterior import POSTERIORS
 
 __all__ = ["GenerativeClassifier", "METHODS"]
 
-METHODS = ("conjugate", "map", "vi", "nuts")
+METHODS = tuple(POSTERIORS)
 
 
 class GenerativeClassifier(GenerativeModel):
     """Base of the Bayesian generative classifiers (see the module docstring).
 
-    Subclasses define the global sites (:meth:`_sample_params`), the class-conditional
-    log-likelihood for a batch of parameter draws (:meth:`_class_log_lik`), sampling of x
-    (:meth:`_draw_x`), and the conjugate posterior (:meth:`_fit_conjugate`,
-    :meth:`_conjugate_class_log_pred`, :meth:`_conjugate_draws`).
+    Subclasses define the global sites (:meth:`_sample_params`, named in ``sites``), the
+    class-conditional likelihood for a batch of parameter draws (:meth:`_class_log_lik`),
+    sampling (:meth:`replicate`), the batch statistics (:meth:`_statistics`) and, from their
+    sums, the empirical-Bayes prior (:meth:`_set_prior`), the conjugate posterior
+    (:meth:`_set_conjugate`, :meth:`_conjugate_class_log_pred`, :meth:`_conjugate_site_draws`)
+    and where SVI starts (:meth:`_moment_values`).
     """
 
     supports: ClassVar[tuple[str, ...]] = ("real",)
+    needs_labels: ClassVar[bool] = True
     vectorizable: ClassVar[bool] = False
-    #: the global sites, in the order :meth:`_sample_params` creates them
+    #: the global sites besides the class weights "pi", in the order the model samples them
     sites: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
@@ -59,37 +62,31 @@ class GenerativeClassifier(GenerativeModel):
     ) -> None:
         super().__init__(event_shape, support)
         check_int("num_classes", num_classes, minimum=2)
-        if method not in METHODS:
+        if method not in POSTERIORS:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         if prior_class <= 0:
             raise ValueError(f"prior_class (Dirichlet concentration) must be > 0, got {prior_class}")
-        if num_posterior_samples < 1:
-            raise ValueError(f"num_posterior_samples must be >= 1, got {num_posterior_samples}")
+        check_int("num_posterior_samples", num_posterior_samples)
         self.num_classes, self.method = num_classes, method
         self.prior_class, self.num_posterior_samples = float(prior_class), num_posterior_samples
-        self.register_buffer("fitted_flag", torch.tensor(False))
         self.register_buffer("class_counts", torch.zeros(num_classes))
-        self._posterior: dict[str, Tensor] = {}
-        self.autoguide = None  # built on first use, started where init_from_data says
+        self.posterior = POSTERIORS[method](num_posterior_samples)
 
-    def _make_guide(self, init_loc_fn=init_to_median) -> None:
-        if self.method == "map":
-            self.autoguide = AutoDelta(self.model, init_loc_fn=init_loc_fn)
-        elif self.method == "vi":
-            self.autoguide = AutoNormal(self.model, init_loc_fn=init_loc_fn, init_scale=0.05)
-        else:
-            raise ValueError(f"method={self.method!r} has no variational guide")
-
-    # ------------------------------------------------------------------ the Pyro program
+    # ------------------------------------------------------------------ declared by the posterior
     @property
     def fit_strategy(self) -> str:
-        """How :func:`probgen.fit` fits it: "closed_form", "nuts" or "svi"."""
-        return {"conjugate": "closed_form", "nuts": "nuts"}.get(self.method, "svi")
+        return self.posterior.fit_strategy
 
     @property
-    def log_prob_is_estimate(self) -> bool:
-        return self.method in ("vi", "nuts")
+    def density(self) -> str:
+        return self.posterior.density
 
+    @property
+    def predictive(self) -> str:
+        """ "posterior", "variational" or "plug-in": what :meth:`log_prob` is the predictive of."""
+        return self.posterior.predictive
+
+    # ------------------------------------------------------------------ the Pyro program
     def _const(self, value: float) -> Tensor:
         return torch.as_tensor(value, dtype=self.class_counts.dtype, device=self.class_counts.device)
 
@@ -106,119 +103,54 @@ class GenerativeClassifier(GenerativeModel):
 
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> Any:
-        if self.autoguide is None:
-            self._make_guide()
-        return self.autoguide(x, y)
+        return self.posterior.guide(self, x, y)
 
     def _observed(self, x: Tensor) -> Tensor:
-        return x
+        return x.reshape(x.shape[0], -1)
 
-    # ------------------------------------------------------------------ fitting hooks
-    def check_labels(self, y: Any, n: int) -> Tensor:
-        if y is None:
-            raise ValueError(f"{type(self).__name__} needs labels: pass (x, y) or a labelled Dataset")
-        y = torch.as_tensor(y)
-        if y.shape != (n,):
-            raise ValueError(f"labels have shape {tuple(y.shape)}; expected ({n},) to match x")
-        if y.dtype.is_floating_point and (y != y.round()).any():
-            raise ValueError("labels must be integers 0..num_classes-1")
-        y = y.long()
-        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
-            bad = y[(y < 0) | (y >= self.num_classes)][0].item()
-            raise ValueError(f"label {bad} is outside 0..{self.num_classes - 1}")
-        return y.to(self.class_counts.device)
+    def _onehot(self, y: Tensor) -> Tensor:
+        return torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)
 
-    def fit_closed_form(self, x: Tensor, y: Tensor) -> GenerativeClassifier:
-        """The exact conjugate posterior (method "conjugate")."""
-        x = self.validate(x)
-        y = self.check_labels(y, len(x))
-        with torch.no_grad():
-            self.init_from_data(x, y)
-            self.class_counts = torch.bincount(y, minlength=self.num_classes).to(self.dtype)
-            self._fit_conjugate(self._observed(x), y)
-        self.fitted_flag = torch.tensor(True)
-        return self
+    # ------------------------------------------------------------------ fitting
+    def closed_form_statistics(self, x: Tensor, y: Tensor | None) -> dict[str, Any]:
+        onehot = self._onehot(y)
+        return {"class_counts": onehot.sum(0), **self._statistics(self._observed(x), onehot)}
+
+    def set_closed_form(self, statistics: dict[str, Any]) -> None:
+        self._set_prior(statistics)
+        self.class_counts = statistics["class_counts"].to(self.dtype)
+        self._set_conjugate(statistics)
+        self.posterior.fitted = torch.tensor(True)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
-        """Set the empirical-Bayes prior hyperparameters; start a guide at data moments."""
-        x = self._observed(x)
+        """Set the empirical-Bayes prior from these data; start an optimised posterior at their
+        per-class moments."""
         with torch.no_grad():
-            self._set_prior(x)
-            if self.method in ("map", "vi") and y is not None and self.autoguide is None:
-                y = self.check_labels(y, len(x))
-                onehot = torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)
-                pi = (onehot.sum(0) + 1) / (len(y) + self.num_classes)
-                values = {"pi": pi, **self._moment_values(x, onehot)}
-                self._make_guide(init_to_value(values=values, fallback=init_to_median))
-
-    def after_fit(self, x: Tensor, y: Tensor | None) -> None:
-        """After SVI: keep posterior draws of the guide (one for MAP) for predictions."""
-        self.set_posterior_samples(self._guide_draws())
-
-    def _guide_draws(self) -> dict[str, Tensor]:
-        draws = 1 if self.method == "map" else self.num_posterior_samples
-        dummy_x = torch.zeros(1, *self.event_shape, dtype=self.dtype, device=self.class_counts.device)
-        dummy_y = torch.zeros(1, dtype=torch.long, device=self.class_counts.device)
-        with torch.no_grad():
-            samples = [self.guide(dummy_x, dummy_y) for _ in range(draws)]
-        return {k: torch.stack([s[k] for s in samples]) for k in ("pi", *self.sites)}
-
-    def set_posterior_samples(self, samples: dict[str, Tensor]) -> None:
-        """Use these posterior draws (leading dimension = draws) for predictions."""
-        missing = [s for s in ("pi", *self.sites) if s not in samples]
-        if missing:
-            raise ValueError(f"posterior samples lack sites {missing}")
-        for name in ("pi", *self.sites):
-            value = samples[name].detach().to(self.class_counts.device, self.dtype)
-            self.register_buffer(f"posterior_{name}", value)
-            self._posterior[name] = value
-        self.fitted_flag = torch.tensor(True)
+            statistics = self.closed_form_statistics(self.validate(x), self.check_labels(y, len(x)))
+            self._set_prior(statistics)
+            self.class_counts = statistics["class_counts"].to(self.dtype)
+            counts = statistics["class_counts"]
+            pi = (counts + 1) / (counts.sum() + self.num_classes)
+            self.posterior.start_at(self, {"pi": pi, **self._moment_values(statistics)})
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        for key, value in state_dict.items():
-            if key.startswith("posterior_"):
-                self.register_buffer(key, torch.empty_like(value))
-        if any(k.startswith("autoguide.") for k in state_dict):
-            self._materialize_guide()
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._posterior = {
-            key[len("posterior_") :]: buf for key, buf in self.named_buffers() if key.startswith("posterior_")
-        }
-        return result
+        if any(k.startswith("posterior.autoguide.") for k in state_dict):  # build the lazy guide
+            x = torch.zeros(1, *self.event_shape, dtype=self.dtype, device=self.device)
+            self.posterior.guide(self, x, torch.zeros(1, dtype=torch.long, device=self.device))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def _materialize_guide(self) -> None:
-        self._guide_draws()
+    # ------------------------------------------------------------------ the posterior's questions
+    def conjugate_draws(self, num_samples: int) -> dict[str, Tensor]:
+        """Draws of every global site from the conjugate posterior."""
+        pi = dist.Dirichlet(self.class_counts + self.prior_class).sample((num_samples,))
+        return {"pi": pi, **self._conjugate_site_draws(num_samples)}
 
-    # ------------------------------------------------------------------ prediction
-    def _check_fitted(self) -> None:
-        if not bool(self.fitted_flag):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
+    def conjugate_joint_log_predictive(self, x: Tensor) -> Tensor:
+        """The exact posterior predictive ``log p(x_n, y=c | data)``, ``[N, C]``."""
+        counts = self.class_counts + self.prior_class
+        return counts.log() - counts.sum().log() + self._conjugate_class_log_pred(x)
 
-    def posterior_draws(self, num_samples: int | None = None) -> dict[str, Tensor]:
-        """Posterior draws of every global site: fresh exact ones (conjugate), the stored ones,
-        or (while SVI is still running) fresh draws from the guide."""
-        if self.method == "conjugate":
-            self._check_fitted()
-            return self._conjugate_draws(num_samples or self.num_posterior_samples)
-        if self._posterior:
-            return dict(self._posterior)
-        if self.autoguide is not None:
-            return self._guide_draws()
-        self._check_fitted()
-        raise AssertionError("unreachable")
-
-    def joint_log_prob(self, x: Tensor) -> Tensor:
-        """``log p(x_n, y = c | training data)``, shape ``[N, C]``."""
-        x = self._observed(self.validate(x))
-        if self.method == "conjugate":
-            self._check_fitted()
-            counts = self._class_concentration()
-            log_prior = counts.log() - counts.sum().log()
-            return log_prior + self._conjugate_class_log_pred(x)
-        joint = self._joint_given_params(self.posterior_draws(), x)
-        return torch.logsumexp(joint, 0) - math.log(joint.shape[0])
-
-    def _joint_given_params(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def joint_given_params(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """``log p(x_n, y=c | theta_s)`` for draws s: ``[S, N, C]``."""
         return params["pi"].log()[:, None, :] + self._class_log_lik(params, x)
 
@@ -226,8 +158,21 @@ class GenerativeClassifier(GenerativeModel):
         """``log p(x_n, y_n | theta_s)``, ``[S, N]`` (ArviZ's log_likelihood group)."""
         x = self._observed(self.validate(x))
         y = self.check_labels(y, len(x))
-        joint = self._joint_given_params(params, x)
+        joint = self.joint_given_params(params, x)
         return joint.gather(-1, y.expand(joint.shape[0], -1)[..., None]).squeeze(-1)
+
+    def posterior_draws(self, num_samples: int | None = None) -> dict[str, Tensor]:
+        """Draws of every global site from the fitted posterior, ``{site: [S, ...]}``."""
+        return self.posterior.draws(self, num_samples)
+
+    def to_inference_data(self, x: Tensor, y: Tensor, **kwargs: Any) -> Any:
+        """ArviZ InferenceData of the posterior on ``(x, y)`` (see :class:`Posterior`)."""
+        return self.posterior.to_inference_data(self, x, self.check_labels(y, len(x)), **kwargs)
+
+    # ------------------------------------------------------------------ prediction
+    def joint_log_prob(self, x: Tensor) -> Tensor:
+        """``log p(x_n, y = c | training data)``, shape ``[N, C]``."""
+        return self.posterior.joint_log_predictive(self, self._observed(self.validate(x)))
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``log p(x | training data) = logsumexp_c log p(x, c | training data)``, ``[N]``."""
@@ -245,13 +190,13 @@ class GenerativeClassifier(GenerativeModel):
         n = self._check_n(n)
         with torch.no_grad():
             draws = self.posterior_draws(n)
-            pick = torch.randint(0, draws["pi"].shape[0], (n,), device=self.class_counts.device)
+            pick = torch.randint(0, draws["pi"].shape[0], (n,), device=self.device)
             params = {k: v[pick] for k, v in draws.items()}
             if y is None:
                 y = dist.Categorical(params["pi"]).sample()
             else:
                 y = self.check_labels(torch.as_tensor(y).expand(n), n)
-            return self._draw_x(params, y).reshape(n, *self.event_shape)
+            return self.replicate(params, y).reshape(n, *self.event_shape)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {
@@ -269,30 +214,29 @@ class GenerativeClassifier(GenerativeModel):
         raise NotImplementedError
 
     def _class_log_lik(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """``log p(x_n | y=c, theta_s)``: ``[S, N, C]``."""
         raise NotImplementedError
 
-    def _draw_x(self, params: dict[str, Tensor], y: Tensor) -> Tensor:
+    def replicate(self, params: dict[str, Tensor], y: Tensor) -> Tensor:
+        """One x per row given that row's parameters (leading dimension N) and label."""
         raise NotImplementedError
 
-    def _fit_conjugate(self, x: Tensor, y: Tensor) -> None:
+    def _statistics(self, x: Tensor, onehot: Tensor) -> dict[str, Any]:
+        """Per-class sufficient statistics of a batch; values add across batches."""
         raise NotImplementedError
 
-    def _set_prior(self, x: Tensor) -> None:
-        """Empirical-Bayes prior hyperparameters from the training features (optional)."""
+    def _set_prior(self, statistics: dict[str, Any]) -> None:
+        """Empirical-Bayes prior hyperparameters from the summed statistics (optional)."""
 
-    def _moment_values(self, x: Tensor, onehot: Tensor) -> dict[str, Tensor]:
+    def _set_conjugate(self, statistics: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _moment_values(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
         """Per-class moment estimates of every site in ``sites`` (where SVI starts)."""
         raise NotImplementedError
 
     def _conjugate_class_log_pred(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _conjugate_draws(self, num_samples: int) -> dict[str, Tensor]:
+    def _conjugate_site_draws(self, num_samples: int) -> dict[str, Tensor]:
         raise NotImplementedError
-
-    def _class_concentration(self) -> Tensor:
-        """The Dirichlet posterior of the class weights: prior concentration plus counts."""
-        return self.class_counts + self.prior_class
-
-    def _class_weight_draws(self, num_samples: int) -> Tensor:
-        return dist.Dirichlet(self._class_concentration()).sample((num_samples,))

@@ -20,10 +20,15 @@ import torch
 from torch import Tensor
 
 from probgen.models.generative_classifier import GenerativeClassifier
+from probgen.models.moments import Moments
+from probgen.models.registry import register
+
+_BUDGET = {"epochs": 300, "lr": 0.05, "batch_size": 10_000}
 
 __all__ = ["GaussianNaiveBayes", "BernoulliNaiveBayes", "CategoricalNaiveBayes"]
 
 
+@register("gaussian-nb", description="Gaussian Naive Bayes classifier, Normal-Gamma priors", fit_defaults=_BUDGET)
 class GaussianNaiveBayes(GenerativeClassifier):
     """Gaussian Naive Bayes with Normal-Gamma priors per class and feature.
 
@@ -42,7 +47,6 @@ class GaussianNaiveBayes(GenerativeClassifier):
         tensor([1.0000, 1.0000])
     """
 
-    name = "gaussian-nb"
     sites = ("precision", "loc")
 
     def __init__(
@@ -69,21 +73,23 @@ class GaussianNaiveBayes(GenerativeClassifier):
         for name in ("post_loc", "post_kappa", "post_a", "post_b"):
             self.register_buffer(name, torch.ones(c, d))
 
-    def _observed(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], -1)
+    def _statistics(self, x, onehot):
+        return {"moments": Moments.of(x, onehot)}
 
-    def _set_prior(self, x: Tensor) -> None:
-        floor = self.var_smoothing * x.var(0, unbiased=False).max().clamp(min=1e-12)
-        self.prior_loc = x.mean(0)
+    def _set_prior(self, statistics) -> None:
+        pooled = statistics["moments"].pooled()
+        num_data = pooled.count[0]
+        floor = self.var_smoothing * (pooled.scatter[0] / num_data).max().clamp(min=1e-12)
+        self.prior_loc = pooled.mean[0]
         # a class of average size n = N / C gets variance ~ (SS / 2 + b0) / (a0 + n / 2),
         # i.e. its sample variance plus scikit-learn's floor
-        self.prior_b = torch.full_like(self.prior_loc, self.prior_a + len(x) / (2 * self.num_classes)) * floor
+        self.prior_b = torch.full_like(self.prior_loc, self.prior_a + num_data / (2 * self.num_classes)) * floor
 
-    def _moment_values(self, x, onehot):
-        n = onehot.sum(0)[:, None].clamp(min=1)
-        mean = (onehot.T @ x) / n
-        var = ((onehot.T @ x**2) / n - mean**2).clamp(min=0) + 2 * self.prior_b / (2 * self.prior_a + n)
-        return {"loc": mean, "precision": 1 / var}
+    def _moment_values(self, statistics):
+        moments = statistics["moments"]
+        n = moments.count[:, None].clamp(min=1)
+        var = moments.scatter / n + 2 * self.prior_b / (2 * self.prior_a + n)
+        return {"loc": moments.mean, "precision": 1 / var}
 
     def _sample_params(self) -> dict[str, Tensor]:
         c, d = self.num_classes, self.num_dims
@@ -100,32 +106,29 @@ class GaussianNaiveBayes(GenerativeClassifier):
         loc, tau = params["loc"][:, None], params["precision"][:, None]  # [S, 1, C, D]
         return dist.Normal(loc, tau.rsqrt()).log_prob(x[None, :, None, :]).sum(-1)
 
-    def _draw_x(self, params, y):
+    def replicate(self, params, y):
         rows = torch.arange(len(y))
         loc, tau = params["loc"][rows, y], params["precision"][rows, y]
         return dist.Normal(loc, tau.rsqrt()).sample()
 
-    def _fit_conjugate(self, x, y):
-        onehot = torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)  # [N, C]
-        n = onehot.sum(0)[:, None]  # [C, 1]
-        mean = (onehot.T @ x) / n.clamp(min=1)
-        ss = onehot.T @ (x**2) - n * mean**2
+    def _set_conjugate(self, statistics):
+        moments = statistics["moments"]
+        n, mean, ss = moments.count[:, None], moments.mean, moments.scatter  # ss: centred, per class
         k0, m0 = self.prior_kappa, self.prior_loc
         self.post_kappa = (k0 + n).expand_as(mean).clone()
         self.post_loc = (k0 * m0 + n * mean) / self.post_kappa
         self.post_a = (self.prior_a + n / 2).expand_as(mean).clone()
-        self.post_b = self.prior_b + 0.5 * ss.clamp(min=0) + k0 * n * (mean - m0) ** 2 / (2 * self.post_kappa)
+        self.post_b = self.prior_b + 0.5 * ss + k0 * n * (mean - m0) ** 2 / (2 * self.post_kappa)
 
     def _conjugate_class_log_pred(self, x):
         a, b, kappa = self.post_a, self.post_b, self.post_kappa
         scale = (b * (kappa + 1) / (a * kappa)).sqrt()
         return dist.StudentT(2 * a, self.post_loc, scale).log_prob(x[:, None, :]).sum(-1)
 
-    def _conjugate_draws(self, num_samples):
-        pi = self._class_weight_draws(num_samples)
+    def _conjugate_site_draws(self, num_samples):
         tau = dist.Gamma(self.post_a, self.post_b).sample((num_samples,))
         loc = dist.Normal(self.post_loc, (self.post_kappa * tau).rsqrt()).sample()
-        return {"pi": pi, "precision": tau, "loc": loc}
+        return {"precision": tau, "loc": loc}
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {
@@ -136,11 +139,11 @@ class GaussianNaiveBayes(GenerativeClassifier):
         }
 
 
+@register("bernoulli-nb", description="Bernoulli Naive Bayes classifier, Beta priors", fit_defaults=_BUDGET)
 class BernoulliNaiveBayes(GenerativeClassifier):
     """Bernoulli Naive Bayes with ``Beta(a0, b0)`` priors; with ``a0 = b0 = 1`` the predictive
     is scikit-learn's ``BernoulliNB(alpha=1)``."""
 
-    name = "bernoulli-nb"
     supports = ("binary",)
     sites = ("probs",)
 
@@ -161,17 +164,17 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         self.register_buffer("post_a", torch.ones(num_classes, self.num_dims))
         self.register_buffer("post_b", torch.ones(num_classes, self.num_dims))
 
-    def _observed(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], -1)
-
     def _sample_params(self):
         shape = (self.num_classes, self.num_dims)
         prior = dist.Beta(self._const(self.prior_a), self._const(self.prior_b)).expand(shape)
         return {"probs": pyro.sample("probs", prior.to_event(2))}
 
-    def _moment_values(self, x, onehot):
-        probs = (onehot.T @ x + self.prior_a) / (onehot.sum(0)[:, None] + self.prior_a + self.prior_b)
-        return {"probs": probs}
+    def _statistics(self, x, onehot):
+        return {"ones": onehot.T @ x}
+
+    def _moment_values(self, statistics):
+        n = statistics["class_counts"][:, None]
+        return {"probs": (statistics["ones"] + self.prior_a) / (n + self.prior_a + self.prior_b)}
 
     def _x_given_y(self, params, y):
         return dist.Bernoulli(probs=params["probs"][y]).to_event(1)
@@ -180,34 +183,30 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         probs = params["probs"][:, None]  # [S, 1, C, D]
         return dist.Bernoulli(probs=probs).log_prob(x[None, :, None, :].expand(-1, -1, probs.shape[2], -1)).sum(-1)
 
-    def _draw_x(self, params, y):
+    def replicate(self, params, y):
         return torch.bernoulli(params["probs"][torch.arange(len(y)), y])
 
-    def _fit_conjugate(self, x, y):
-        onehot = torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)
-        ones = onehot.T @ x
+    def _set_conjugate(self, statistics):
+        ones = statistics["ones"]
         self.post_a = self.prior_a + ones
-        self.post_b = self.prior_b + onehot.sum(0)[:, None] - ones
+        self.post_b = self.prior_b + statistics["class_counts"][:, None] - ones
 
     def _conjugate_class_log_pred(self, x):
         probs = self.post_a / (self.post_a + self.post_b)
         return x @ probs.log().T + (1 - x) @ torch.log1p(-probs).T
 
-    def _conjugate_draws(self, num_samples):
-        return {
-            "pi": self._class_weight_draws(num_samples),
-            "probs": dist.Beta(self.post_a, self.post_b).sample((num_samples,)),
-        }
+    def _conjugate_site_draws(self, num_samples):
+        return {"probs": dist.Beta(self.post_a, self.post_b).sample((num_samples,))}
 
     def _config_kwargs(self):
         return {**super()._config_kwargs(), "prior_a": self.prior_a, "prior_b": self.prior_b}
 
 
+@register("categorical-nb", description="categorical Naive Bayes classifier, Dirichlet priors", fit_defaults=_BUDGET)
 class CategoricalNaiveBayes(GenerativeClassifier):
     """Categorical Naive Bayes over ``k`` levels with symmetric ``Dirichlet(alpha)`` priors;
     with ``alpha = 1`` the predictive is scikit-learn's ``CategoricalNB(alpha=1)``."""
 
-    name = "categorical-nb"
     supports = ("discrete", "binary")
     sites = ("probs",)
 
@@ -226,9 +225,12 @@ class CategoricalNaiveBayes(GenerativeClassifier):
         prior = dist.Dirichlet(self._const(self.prior_alpha).expand(shape))
         return {"probs": pyro.sample("probs", prior.to_event(2))}
 
-    def _moment_values(self, x, onehot):
-        levels = torch.nn.functional.one_hot(x, self.num_levels).to(self.dtype)
-        counts = torch.einsum("nc,ndk->cdk", onehot, levels) + self.prior_alpha
+    def _statistics(self, x, onehot):
+        levels = torch.nn.functional.one_hot(x, self.num_levels).to(self.dtype)  # [N, D, K]
+        return {"levels": torch.einsum("nc,ndk->cdk", onehot, levels)}
+
+    def _moment_values(self, statistics):
+        counts = statistics["levels"] + self.prior_alpha
         return {"probs": counts / counts.sum(-1, keepdim=True)}
 
     def _x_given_y(self, params, y):
@@ -240,23 +242,18 @@ class CategoricalNaiveBayes(GenerativeClassifier):
         index = x.T[None, None, :, :].expand(s, c, d, -1)  # [S, C, D, N]
         return logp.gather(-1, index).sum(2).transpose(1, 2)  # [S, N, C]
 
-    def _draw_x(self, params, y):
+    def replicate(self, params, y):
         return dist.Categorical(probs=params["probs"][torch.arange(len(y)), y]).sample().to(self.dtype)
 
-    def _fit_conjugate(self, x, y):
-        onehot = torch.nn.functional.one_hot(y, self.num_classes).to(self.dtype)  # [N, C]
-        levels = torch.nn.functional.one_hot(x, self.num_levels).to(self.dtype)  # [N, D, K]
-        self.post_alpha = self.prior_alpha + torch.einsum("nc,ndk->cdk", onehot, levels)
+    def _set_conjugate(self, statistics):
+        self.post_alpha = self.prior_alpha + statistics["levels"]
 
     def _conjugate_class_log_pred(self, x):
         logp = (self.post_alpha / self.post_alpha.sum(-1, keepdim=True)).log()[None]
         return self._class_log_lik({"probs": logp.exp()}, x)[0]
 
-    def _conjugate_draws(self, num_samples):
-        return {
-            "pi": self._class_weight_draws(num_samples),
-            "probs": dist.Dirichlet(self.post_alpha).sample((num_samples,)),
-        }
+    def _conjugate_site_draws(self, num_samples):
+        return {"probs": dist.Dirichlet(self.post_alpha).sample((num_samples,))}
 
     def _config_kwargs(self):
         return {**super()._config_kwargs(), "prior_alpha": self.prior_alpha}

@@ -27,12 +27,17 @@ from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
+from probgen.models.registry import register
 
 __all__ = ["VAE", "ConditionalVAE"]
 
 ARCHITECTURES = ("mlp", "conv")
 
 
+VAE_BUDGET = {"epochs": 300, "lr": 1e-3, "batch_size": 100, "patience": 40}
+
+
+@register("vae", description="variational autoencoder (ELBO by SVI; IWAE lower bounds)", fit_defaults=VAE_BUDGET)
 class VAE(GenerativeModel):
     """A variational autoencoder.
 
@@ -43,8 +48,7 @@ class VAE(GenerativeModel):
         hidden: hidden widths of the MLP encoder (the decoder mirrors them).
         likelihood: decoder likelihood; default from the support (bernoulli / categorical /
             gaussian); "discretized_logistic" for discrete levels.
-        architecture: "mlp" or "conv" (then ``image_shape`` is required).
-        image_shape: ``(H, W)`` with ``H * W = D`` for the conv networks and for pictures.
+        architecture: "mlp" or "conv" (convolutional networks for ``event_shape=(1, H, W)``).
         beta: weight of the KL term in the ELBO (beta-VAE; 1 is the true ELBO).
 
     Example:
@@ -56,9 +60,7 @@ class VAE(GenerativeModel):
         'lower_bound'
     """
 
-    name = "vae"
     density = "lower_bound"
-    num_classes = 0
 
     def __init__(
         self,
@@ -69,34 +71,26 @@ class VAE(GenerativeModel):
         hidden: Sequence[int] = (200,),
         likelihood: str | None = None,
         architecture: str = "mlp",
-        image_shape: Sequence[int] | None = None,
         beta: float = 1.0,
-        **kwargs: Any,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
-        if image_shape is not None:
-            image_shape = tuple(int(s) for s in image_shape)
-            if len(image_shape) != 2 or image_shape[0] * image_shape[1] != self.num_dims:
-                raise ValueError(f"image_shape {image_shape} does not hold {self.num_dims} values")
+        image_shape = self.event_shape[1:] if len(self.event_shape) == 3 and self.event_shape[0] == 1 else None
         if architecture == "conv" and image_shape is None:
-            raise ValueError("architecture='conv' needs image_shape=(H, W)")
+            raise ValueError(f"architecture='conv' needs event_shape=(1, H, W), got {self.event_shape}")
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
         self.architecture, self.image_shape, self.beta = architecture, image_shape, float(beta)
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
         self._standard: dict = {}  # N(0, 1) per (device, dtype), expanded for each batch
-        self._init_networks(**kwargs)
-
-    def _init_networks(self) -> None:
-        d, lik = self.num_dims, self.likelihood
-        self.encoder = make_encoder(self.architecture, d, self.hidden, self.latent_dim, self.image_shape)
+        d, lik, c = self.num_dims, self.likelihood, self.num_classes
+        self.encoder = make_encoder(self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c)
         self.decoder = make_decoder(
             self.architecture,
-            self.latent_dim,
+            self.latent_dim + c,
             self.hidden,
             d * lik.params_per_dim,
             self.image_shape,
@@ -169,7 +163,8 @@ class VAE(GenerativeModel):
     def interpolate(self, x0: Tensor, x1: Tensor, steps: int = 8) -> Tensor:
         """Decoder means along the straight line between the codes of two examples."""
         with torch.no_grad():
-            z0, z1 = self.encode(x0.reshape(1, -1))[0], self.encode(x1.reshape(1, -1))[0]
+            z0 = self.encode(x0.reshape(1, *self.event_shape))[0]
+            z1 = self.encode(x1.reshape(1, *self.event_shape))[0]
             t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)[:, None]
             return self.decode((1 - t) * z0 + t * z1)
 
@@ -179,45 +174,23 @@ class VAE(GenerativeModel):
             "hidden": list(self.hidden),
             "likelihood": self.likelihood.name,
             "architecture": self.architecture,
-            "image_shape": list(self.image_shape) if self.image_shape else None,
             "beta": self.beta,
         }
 
 
+@register("conditional-vae", description="label-conditioned VAE p(x | z, y)", fit_defaults=VAE_BUDGET)
 class ConditionalVAE(VAE):
-    """A label-conditioned VAE: ``p(x | z, y)`` and ``q(z | x, y)``; ``sample(n, y=...)``."""
+    """A label-conditioned VAE: ``p(x | z, y)`` and ``q(z | x, y)``; ``sample(n, y=...)``.
 
-    name = "conditional-vae"
-    conditional = True  # its bounds are on log p(x | y)
+    Its bounds are on log p(x | y) (``conditional = True``), not comparable with log p(x).
+    """
+
+    conditional = True
+    needs_labels = True
 
     def __init__(self, event_shape, support: str, *, num_classes: int = 10, **kwargs: Any) -> None:
-        check_int("num_classes", num_classes, minimum=2)
-        self._pending_classes = num_classes
+        self.num_classes = check_int("num_classes", num_classes, minimum=2)  # the networks need it
         super().__init__(event_shape, support, **kwargs)
-
-    def _init_networks(self) -> None:
-        self.num_classes = self._pending_classes
-        d, lik, c = self.num_dims, self.likelihood, self.num_classes
-        self.encoder = make_encoder(self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c)
-        self.decoder = make_decoder(
-            self.architecture,
-            self.latent_dim + c,
-            self.hidden,
-            d * lik.params_per_dim,
-            self.image_shape,
-            lik.params_per_dim,
-        )
-
-    def check_labels(self, y: Any, n: int) -> Tensor:
-        if y is None:
-            raise ValueError("ConditionalVAE needs labels: pass (x, y) or a labelled Dataset")
-        y = torch.as_tensor(y)
-        if y.shape != (n,) or (y.dtype.is_floating_point and (y != y.round()).any()):
-            raise ValueError(f"labels must be {n} integers, got shape {tuple(y.shape)}")
-        y = y.long()
-        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in 0..{self.num_classes - 1}")
-        return y.to(self.device)
 
     def _decode(self, z: Tensor, y: Tensor | None) -> Tensor:
         if y is None:

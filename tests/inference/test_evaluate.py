@@ -9,7 +9,7 @@ from probgen.inference import bits_per_dim
 
 def test_log_likelihood_is_the_mean_of_log_prob_with_its_stderr():
     train, test = pg.load_dataset("digits"), pg.load_dataset("digits", "test")
-    model = pg.models.IndependentCategorical(64, "discrete(17)").fit_conjugate(train.x)
+    model = pg.models.IndependentCategorical(64, "discrete(17)").fit_closed_form(train.x)
     result = pg.log_likelihood(model, test, batch_size=100)
     per_example = model.log_prob(test.x).double()
     assert result.nats == pytest.approx(per_example.mean().item(), rel=1e-6)
@@ -28,7 +28,7 @@ def test_bits_per_dim_by_hand():
 
 def test_binarized_digits_baseline_is_about_25_nats():
     train, test = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "test")
-    model = pg.models.IndependentBernoulli(64).fit_conjugate(train.x)
+    model = pg.models.IndependentBernoulli(64).fit_closed_form(train.x)
     assert pg.log_likelihood(model, test).nll == pytest.approx(24.9, abs=0.1)
 
 
@@ -53,7 +53,7 @@ def test_compare_table_formats(tmp_path):
     table = pg.compare(models, test, train=train, fit_kwargs={n: {"epochs": 2, "progress": False} for n in models})
     assert [r["model"] for r in table.rows] == ["bernoulli", "categorical"]
     assert table.to_markdown().count("\n") == 3
-    assert table.to_csv().splitlines()[0].startswith("model,nll,stderr,bits_per_dim,kind")
+    assert table.to_csv().splitlines()[0].startswith("model,nll_nats,stderr_nats,bits_per_dim,kind")
     assert '"kind": "exact"' in table.to_json()
     png = table.plot(tmp_path / "c.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

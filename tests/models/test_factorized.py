@@ -16,7 +16,7 @@ def _bernoulli_data(n=400, probs=(0.15, 0.4, 0.6, 0.85), seed=0):
 
 def test_bernoulli_log_prob_is_the_closed_form_posterior_predictive(float64):
     x = _bernoulli_data()
-    model = IndependentBernoulli(4, prior_a=2.0, prior_b=3.0).fit_conjugate(x)
+    model = IndependentBernoulli(4, prior_a=2.0, prior_b=3.0).fit_closed_form(x)
     ones = x.sum(0).numpy()
     p = (2.0 + ones) / (5.0 + len(x))
     new = np.array([[1, 0, 1, 1], [0, 0, 0, 1]], dtype=float)
@@ -27,7 +27,7 @@ def test_bernoulli_log_prob_is_the_closed_form_posterior_predictive(float64):
 
 def test_gaussian_predictive_is_student_t_and_matches_posterior_draws(float64):
     x = torch.randn(50, 2) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -3.0])
-    model = IndependentGaussian(2, prior_kappa=0.5, prior_a=2.0, prior_b=1.5).fit_conjugate(x)
+    model = IndependentGaussian(2, prior_kappa=0.5, prior_a=2.0, prior_b=1.5).fit_closed_form(x)
     n, mean = 50, x.mean(0).numpy()
     kappa, a = 0.5 + n, 2.0 + n / 2
     loc = n * mean / kappa
@@ -48,17 +48,17 @@ def test_gaussian_predictive_is_student_t_and_matches_posterior_draws(float64):
 @pytest.mark.parametrize("estimator", ["bayes", "map", "mle"])
 def test_discrete_models_sum_to_one_over_the_support(float64, estimator):
     x = _bernoulli_data(50)[:, :3]
-    bern = IndependentBernoulli(3, estimator=estimator).fit_conjugate(x)
+    bern = IndependentBernoulli(3, estimator=estimator).fit_closed_form(x)
     grid = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))
     assert bern.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-12)
     levels = torch.randint(0, 3, (40, 3)).double()
-    cat = IndependentCategorical(3, "discrete(3)", estimator=estimator).fit_conjugate(levels)
+    cat = IndependentCategorical(3, "discrete(3)", estimator=estimator).fit_closed_form(levels)
     grid = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=3)))
     assert cat.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_gaussian_predictive_integrates_to_one(float64):
-    model = IndependentGaussian(1).fit_conjugate(torch.randn(5, 1) * 3 + 2)
+    model = IndependentGaussian(1).fit_closed_form(torch.randn(5, 1) * 3 + 2)
     grid = torch.linspace(-200, 200, 400001)[:, None]
     mass = torch.trapezoid(model.log_prob(grid).exp(), grid[:, 0]).item()
     assert mass == pytest.approx(1.0, abs=1e-3)
@@ -71,7 +71,7 @@ def test_svi_recovers_beta_bernoulli_posterior_mean_within_two_percent(float64):
     # the posterior mean converges fast; the concentration (its spread) slowly, and a
     # too-diffuse Beta biases the mean towards 1/2 by about (1/2 - p) / concentration
     x = _bernoulli_data(200, probs=(0.2, 0.4, 0.6, 0.8))
-    exact = IndependentBernoulli(4).fit_conjugate(x)
+    exact = IndependentBernoulli(4).fit_closed_form(x)
     model = IndependentBernoulli(4)
     pg.fit(model, x, batch_size=200, progress=False, **SVI_BUDGET)
     fitted = model.q_a / (model.q_a + model.q_b)
@@ -82,7 +82,7 @@ def test_svi_recovers_beta_bernoulli_posterior_mean_within_two_percent(float64):
 
 def test_svi_recovers_dirichlet_posterior_mean(float64):
     x = torch.multinomial(torch.tensor([0.2, 0.5, 0.3]), 200, replacement=True)[:, None].double()
-    exact = IndependentCategorical(1, "discrete(3)").fit_conjugate(x)
+    exact = IndependentCategorical(1, "discrete(3)").fit_closed_form(x)
     model = IndependentCategorical(1, "discrete(3)")
     pg.fit(model, x, batch_size=200, progress=False, **SVI_BUDGET)
     fitted = model.q_alpha / model.q_alpha.sum(-1, keepdim=True)
@@ -93,7 +93,7 @@ def test_svi_recovers_dirichlet_posterior_mean(float64):
 @pytest.mark.parametrize("estimator", ["map", "mle"])
 def test_point_estimates_by_svi_match_the_closed_form(float64, estimator):
     x = _bernoulli_data(300)
-    exact = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator).fit_conjugate(x)
+    exact = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator).fit_closed_form(x)
     model = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator)
     pg.fit(model, x, epochs=600, batch_size=300, lr=0.05, progress=False)
     assert torch.allclose(model.probs, exact.probs, atol=2e-3)
@@ -107,7 +107,7 @@ def test_gaussian_map_and_mle_match_the_closed_form(float64):
     pg.fit(mle, x, epochs=800, batch_size=200, lr=0.05, progress=False)
     assert torch.allclose(mle.loc, x.mean(0), atol=1e-3)
     assert torch.allclose(mle.precision, 1 / x.var(0, unbiased=False), rtol=1e-2)
-    exact = IndependentGaussian(3, estimator="map").fit_conjugate(x)
+    exact = IndependentGaussian(3, estimator="map").fit_closed_form(x)
     svi = IndependentGaussian(3, estimator="map")
     pg.fit(svi, x, epochs=800, batch_size=200, lr=0.05, progress=False)
     assert torch.allclose(svi.loc, exact.loc, atol=1e-3)
@@ -115,11 +115,11 @@ def test_gaussian_map_and_mle_match_the_closed_form(float64):
 
 
 def test_samples_follow_the_predictive():
-    model = IndependentBernoulli(3).fit_conjugate(_bernoulli_data(200)[:, :3])
+    model = IndependentBernoulli(3).fit_closed_form(_bernoulli_data(200)[:, :3])
     draws = model.sample(20000)
     assert draws.shape == (20000, 3)
     assert torch.allclose(draws.mean(0), model.q_a / (model.q_a + model.q_b), atol=0.015)
-    cat = IndependentCategorical((2, 2), "discrete(5)").fit_conjugate(torch.randint(0, 5, (30, 2, 2)))
+    cat = IndependentCategorical((2, 2), "discrete(5)").fit_closed_form(torch.randint(0, 5, (30, 2, 2)))
     assert cat.sample(7).shape == (7, 2, 2)
 
 

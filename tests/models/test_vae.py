@@ -152,16 +152,18 @@ def test_discretized_logistic_matches_its_cdf():
 
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
 def test_vae_api(architecture):
-    train = pg.load_dataset("digits")
-    vae = VAE(64, "discrete(17)", architecture=architecture, image_shape=(8, 8), latent_dim=2)
+    digits = pg.load_dataset("digits")  # images: event_shape (C, H, W)
+    train = pg.data.Dataset(digits.x.reshape(-1, 1, 8, 8), digits.y, digits.support, name="digits")
+    vae = VAE.from_dataset(train, architecture=architecture, latent_dim=2)
+    assert vae.event_shape == (1, 8, 8)
     pg.fit(vae, train, epochs=2, batch_size=100, lr=1e-3, progress=False)
     loc, scale = vae.encode(train.x[:5])
     assert loc.shape == scale.shape == (5, 2) and (scale > 0).all()
-    assert vae.reconstruct(train.x[:5]).shape == (5, 64)
+    assert vae.reconstruct(train.x[:5]).shape == (5, 1, 8, 8)
     samples = vae.sample(6)
-    assert samples.shape == (6, 64)
+    assert samples.shape == (6, 1, 8, 8)
     vae.validate(samples)  # draws lie on the 17 levels
-    assert vae.interpolate(train.x[0], train.x[1], steps=5).shape == (5, 64)
+    assert vae.interpolate(train.x[0], train.x[1], steps=5).shape == (5, 1, 8, 8)
 
 
 def test_conditional_vae_and_autoencoder():
@@ -198,8 +200,10 @@ def test_bad_input():
         pg.log_likelihood(vae, torch.zeros(2, 64), method="exact")
     with pytest.raises(ValueError, match="cannot model 'real'"):
         VAE(4, "real", likelihood="bernoulli")
-    with pytest.raises(ValueError, match="image_shape"):
+    with pytest.raises(ValueError, match=r"needs event_shape=\(1, H, W\), got \(64,\)"):
         VAE(64, "binary", architecture="conv")
+    with pytest.raises(ValueError, match="unknown argument.*'image_shape'.*accepts.*latent_dim"):
+        VAE.from_dataset(pg.load_dataset("digits-binary"), image_shape=(8, 8))
 
 
 def test_ais_is_tighter_than_iwae_and_near_the_exact_marginal():

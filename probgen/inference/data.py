@@ -1,0 +1,115 @@
+"""The data path of ``fit`` and ``log_likelihood``: batches from whatever the user holds.
+
+A :class:`DataSource` takes a probgen ``Dataset``, a tensor, a numpy array (a
+``numpy.memmap`` too: rows are read batch by batch, so data larger than memory stay on disk),
+an ``(x, y)`` pair, or a ``torch.utils.data.DataLoader`` (whose own batch size and order are
+kept). Batches come out on the CPU as they are stored; the model validates each one and moves
+it to its device, one batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from probgen.data.dataset import Dataset
+
+__all__ = ["DataSource", "Batch"]
+
+Batch = tuple[Tensor, "Tensor | None"]
+
+
+def _rows(array: Tensor | np.ndarray, index: Tensor) -> Tensor:
+    if isinstance(array, Tensor):
+        return array[index]
+    return torch.from_numpy(np.ascontiguousarray(array[np.sort(index.numpy())]))
+
+
+class DataSource:
+    """Examples (and optional labels) to iterate over in batches.
+
+    Args:
+        data: a Dataset, a tensor or array (memmap included), an ``(x, y)`` pair or a DataLoader
+            yielding ``x`` or ``(x, y)`` batches.
+        name: how error messages call it ("training data", ...).
+
+    Example:
+        >>> source = DataSource(torch.zeros(5, 2))
+        >>> [tuple(x.shape) for x, _ in source.batches(2)]
+        [(2, 2), (2, 2), (1, 2)]
+    """
+
+    def __init__(self, data: Any, name: str = "data") -> None:
+        self.name = name
+        self.loader: DataLoader | None = None
+        self.x: Tensor | np.ndarray | None = None
+        self.y: Tensor | np.ndarray | None = None
+        if isinstance(data, DataLoader):
+            self.loader = data
+            self.num_examples = len(data.dataset)  # type: ignore[arg-type]
+        else:
+            self.x, self.y = self._arrays(data)
+            if self.y is not None and len(self.y) != len(self.x):
+                raise ValueError(f"{name}: {len(self.x)} examples but {len(self.y)} labels")
+            self.num_examples = len(self.x)
+        if self.num_examples == 0:
+            raise ValueError(f"{name} is empty: expected at least one example")
+
+    def _arrays(self, data: Any) -> tuple[Any, Any]:
+        if isinstance(data, Dataset):
+            return data.x, data.y
+        if isinstance(data, tuple | list) and len(data) == 2:
+            return self._array(data[0]), None if data[1] is None else torch.as_tensor(np.asarray(data[1]))
+        return self._array(data), None
+
+    def _array(self, x: Any) -> Tensor | np.ndarray:
+        if isinstance(x, Tensor | np.ndarray):
+            if x.ndim < 2:
+                raise ValueError(
+                    f"{self.name} has shape {tuple(x.shape)}; expected (N, *event_shape) with one example per row"
+                )
+            return x
+        raise TypeError(
+            f"{self.name} must be a probgen Dataset, a tensor, a numpy array, an (x, y) pair or a DataLoader; "
+            f"got {type(x).__name__}"
+        )
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
+        """``(x, y)`` batches covering the data once (a DataLoader keeps its own size and order)."""
+        if self.loader is not None:
+            for item in self.loader:
+                if isinstance(item, tuple | list):
+                    yield item[0], item[1] if len(item) > 1 else None
+                else:
+                    yield item, None
+            return
+        n = self.num_examples
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for index in order.split(batch_size):
+            yield _rows(self.x, index), None if self.y is None else _rows(self.y, index)
+
+    def head(self, n: int) -> Batch:
+        """Up to ``n`` examples from the start, in one batch (for data-dependent starts)."""
+        xs, ys, count = [], [], 0
+        for x, y in self.batches(n):
+            take = min(len(x), n - count)
+            xs.append(x[:take])
+            ys.append(None if y is None else y[:take])
+            count += take
+            if count >= n:
+                break
+        return torch.cat(xs), None if ys[0] is None else torch.cat(ys)
+
+    def all(self) -> Batch:
+        """Every example in one batch (for samplers that need the whole data set in memory)."""
+        return self.head(self.num_examples)

@@ -1,0 +1,113 @@
+"""``fit``: check the options, wrap the data, seed, and hand over to the model's fit strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+from probgen._checks import check_int
+from probgen.inference.data import DataSource
+from probgen.inference.strategies import STRATEGIES, FitOptions, FitResult
+
+__all__ = ["fit", "check_device"]
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists here, or a ValueError saying what is missing."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {str(device)!r}; expected e.g. 'cpu' or 'cuda'") from err
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r} was requested but torch finds no CUDA device")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {str(device)!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
+    elif device.type != "cpu" and device.type != "mps":
+        raise ValueError(f"device {str(device)!r} is not supported; expected 'cpu' or 'cuda[:N]'")
+    return device
+
+
+def _settings(options: dict[str, Any], checkpoint: str | Path | None) -> FitOptions:
+    known = set(FitOptions.__dataclass_fields__) - {"checkpoint"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"fit() got unknown option(s) {unknown}; expected some of {sorted(known)}")
+    settings = FitOptions(checkpoint=None if checkpoint is None else Path(checkpoint), **options)
+    _check(settings)
+    return settings
+
+
+def _check(options: FitOptions) -> None:
+    check_int("epochs", options.epochs)
+    check_int("batch_size", options.batch_size)
+    check_int("num_particles", options.num_particles)
+    if isinstance(options.lr, bool) or not isinstance(options.lr, int | float) or not options.lr > 0:
+        raise ValueError(f"lr must be a positive number, got {options.lr!r}")
+    if options.patience is not None:
+        check_int("patience", options.patience)
+    if options.lr_decay is not None and not 0 < options.lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {options.lr_decay!r}")
+
+
+def fit(
+    model: Any,
+    data: Any,
+    *,
+    val_data: Any = None,
+    strategy: str | None = None,
+    device: str | torch.device | None = None,
+    checkpoint: str | Path | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fit ``model`` on ``data`` with its fit strategy (``model.fit_strategy``, or ``strategy``).
+
+    Minibatch losses are scaled by N / B through the model's ``data`` plate, so they estimate
+    the full-data objective; the history records them per example (nats).
+
+    Args:
+        model: a :class:`~probgen.models.GenerativeModel`.
+        data: a Dataset, a tensor or numpy array (a ``numpy.memmap`` stays on disk), an
+            ``(x, y)`` pair, or a ``torch.utils.data.DataLoader`` (its batch size and order are
+            used; ``batch_size`` is then ignored).
+        val_data: held-out data; the best epoch is chosen on it (on the training loss without it).
+        strategy: a name in ``probgen.inference.STRATEGIES`` ("svi", "closed_form", "nuts")
+            instead of the model's own.
+        device: move the model there ("cpu", "cuda", "cuda:1"); batches follow one at a time.
+        checkpoint: path where the best model (with optimizer state) is saved atomically; a
+            non-finite loss leaves the last good checkpoint in place.
+        **options: the fields of :class:`~probgen.inference.strategies.FitOptions`:
+            ``objective`` ("elbo", "analytic_kl", "iwae", a ``pyro.infer.ELBO`` or a callable
+            ``loss(model, x, y)``), ``epochs``, ``batch_size``, ``lr``, ``optimizer`` ("adam",
+            "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``,
+            ``num_particles``, ``patience``, ``seed``, ``resume``, ``init_from_data``,
+            ``validate``, ``progress``, ``strategy_options`` (e.g. NUTS' ``num_samples``,
+            ``warmup_steps``, ``num_chains``).
+
+    Returns:
+        A :class:`~probgen.inference.strategies.FitResult`; the model is left at its best epoch.
+
+    Raises:
+        NonFiniteLossError: a loss or gradient became NaN/inf; the message names the site.
+
+    Example:
+        >>> import probgen as pg
+        >>> data = pg.load_dataset("digits-binary")
+        >>> model = pg.models.IndependentBernoulli(64)
+        >>> result = pg.fit(model, data, epochs=5, lr=0.05, progress=False)
+    """
+    settings = _settings(options, checkpoint)
+    name = strategy or model.fit_strategy
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown fit strategy {name!r}; expected one of {sorted(STRATEGIES)}")
+    if device is not None:
+        model.to(check_device(device))
+    train = DataSource(data, "training data")
+    val = None if val_data is None else DataSource(val_data, "validation data")
+    if settings.seed is not None:
+        pyro.set_rng_seed(settings.seed)
+    return STRATEGIES[name].fit(model, train, val, settings)

@@ -1,0 +1,118 @@
+"""What every fit strategy shares: its options, its result, and the strategy registry."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from probgen.inference.data import DataSource
+
+__all__ = [
+    "STRATEGIES",
+    "FitOptions",
+    "FitResult",
+    "FitStrategy",
+    "NonFiniteLossError",
+    "model_batches",
+    "register_strategy",
+]
+
+
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or inf loss; the message names the offending site."""
+
+
+@dataclass
+class FitOptions:
+    """The options of :func:`probgen.fit`, checked, as every strategy receives them."""
+
+    objective: Any = "elbo"
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    clip_norm: float | None = None
+    lr_decay: float | None = None
+    weight_decay: float = 0.0
+    num_particles: int = 1
+    patience: int | None = None
+    seed: int | None = 0
+    checkpoint: Path | None = None
+    resume: bool = False
+    init_from_data: bool = True
+    validate: bool = False
+    progress: bool = True
+    #: strategy-specific options (e.g. NUTS: num_samples, warmup_steps, num_chains)
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    """What :func:`probgen.fit` returns: per-epoch history (nats per example) and the best epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_loss: float = math.inf
+    stopped_early: bool = False
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+    strategy: str = "svi"
+    #: strategy-specific results (e.g. NUTS diagnostics)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [h["train_loss"] for h in self.history]
+
+    @property
+    def val_loss(self) -> list[float]:
+        return [h["val_loss"] for h in self.history if "val_loss" in h]
+
+
+class FitStrategy(ABC):
+    """One way of fitting a model: SVI, a closed-form update, NUTS, ...
+
+    A strategy is registered under a name with :func:`register_strategy`; a model names the
+    one that fits it in its ``fit_strategy``. Adding a strategy is adding a file.
+    """
+
+    @abstractmethod
+    def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        """Fit ``model`` on ``train`` (choosing the best state on ``val`` where it applies)."""
+
+
+STRATEGIES: dict[str, FitStrategy] = {}
+S = TypeVar("S", bound=type[FitStrategy])
+
+
+def register_strategy(name: str) -> Callable[[S], S]:
+    """Class decorator: register a :class:`FitStrategy` under ``name``."""
+
+    def decorate(cls: S) -> S:
+        STRATEGIES[name] = cls()
+        return cls
+
+    return decorate
+
+
+def model_batches(
+    model: Any,
+    source: DataSource,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    labels: bool = True,
+) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The source's batches, each validated by the model and moved to its device and dtype;
+    labels checked by the model (``labels=False``: not used, so not required)."""
+    for x, y in source.batches(batch_size, shuffle=shuffle, generator=generator):
+        x = model.validate(x, name=source.name)
+        yield x, model.check_labels(y, len(x)) if labels else None

@@ -1,0 +1,67 @@
+"""The model registry: a decorator beside each class, read by checkpoints, the CLI and compare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from probgen.data.support import parse_support
+from probgen.models.base import GenerativeModel
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "model_class", "register"]
+
+M = TypeVar("M", bound=type[GenerativeModel])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its class, a one-line description and its default training budget
+    (keyword arguments of :func:`probgen.fit` that ``compare`` and the CLI use)."""
+
+    cls: type[GenerativeModel]
+    description: str
+    fit_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def suits(self, support: str, has_labels: bool = False) -> bool:
+        """Whether the model can be fitted on data of this support (with or without labels)."""
+        return parse_support(support)[0] in self.cls.supports and (has_labels or not self.cls.needs_labels)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, *, description: str, fit_defaults: dict[str, Any] | None = None) -> Callable[[M], M]:
+    """Class decorator: make a :class:`GenerativeModel` known as ``name``.
+
+    Example:
+        >>> from probgen.models import GenerativeModel, register
+        >>> @register("my-model", description="a model of my own", fit_defaults={"epochs": 10})
+        ... class MyModel(GenerativeModel): ...
+        >>> MyModel.name
+        'my-model'
+    """
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+            raise TypeError(f"register({name!r}) decorates GenerativeModel subclasses, got {cls!r}")
+        known = MODELS.get(name)
+        if known is not None and known.cls.__qualname__ != cls.__qualname__:
+            raise ValueError(f"model name {name!r} is already registered to {known.cls.__qualname__}")
+        cls.name = name
+        MODELS[name] = ModelSpec(cls, description, dict(fit_defaults or {}))
+        return cls
+
+    return decorate
+
+
+def model_class(name: str) -> type[GenerativeModel]:
+    """The class registered under ``name``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name].cls
+
+
+def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
+    """An untrained model named ``name`` shaped for ``data`` (a :class:`~probgen.data.Dataset`)."""
+    return model_class(name).from_dataset(data, **kwargs)
