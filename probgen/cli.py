@@ -347,6 +347,12 @@ def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
         raise UsageError("give either --test FILE or --test-frac, not both")
     from probgen.data.split import DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC
 
+    val_frac = DEFAULT_VAL_FRAC if args.val_frac is None else args.val_frac
+    test_frac = DEFAULT_TEST_FRAC if args.test_frac is None else args.test_frac
+    if (0 if args.val else val_frac) + (0 if args.test else test_frac) >= 1:
+        raise UsageError(
+            f"--val-frac {val_frac} and --test-frac {test_frac} leave nothing to train on; expected a sum below 1"
+        )
     return {
         "data": _abs(source),
         "file": True,
@@ -355,8 +361,8 @@ def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
         "val_labels": _abs(args.val_labels),
         "test": _abs(args.test),
         "test_labels": _abs(args.test_labels),
-        "val_frac": DEFAULT_VAL_FRAC if args.val_frac is None else args.val_frac,
-        "test_frac": DEFAULT_TEST_FRAC if args.test_frac is None else args.test_frac,
+        "val_frac": val_frac,
+        "test_frac": test_frac,
         "split_seed": args.split_seed,
     }
 

@@ -151,6 +151,20 @@ def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndar
     return np.delete(table, label_column, axis=1), labels
 
 
+def _np_load(path: Path):
+    """``numpy.load`` without pickle; an object array is refused with a message that says so."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        text = str(err).lower()
+        if "pickle" in text or "object arrays" in text:
+            raise ValueError(
+                f"{path} holds a NumPy object array, which only unpickling could load; probgen refuses pickle "
+                "data (it could run code): save a numeric array instead"
+            ) from err
+        raise ValueError(f"{path} is not a readable NumPy file: {str(err).splitlines()[0]}") from err
+
+
 def _load_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as fh:
         head = fh.read(len(_NPY_MAGIC))
@@ -159,19 +173,27 @@ def _load_npy(path: Path) -> np.ndarray:
             f"{path} is not a NumPy .npy file (it does not start with the NumPy magic bytes); "
             "expected a file written by numpy.save"
         )
-    return np.load(path, allow_pickle=False)
+    return _np_load(path)
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a NumPy .npz archive (not a zip file); expected a file written by numpy.savez")
-    with np.load(path, allow_pickle=False) as archive:
+    with _np_load(path) as archive:
         keys = list(archive.keys())
         if not keys:
             raise ValueError(f"{path} holds no arrays; expected arrays named x (and optionally y)")
         xkey = next((k for k in ("x", "X", "data", "images") if k in keys), keys[0])
         ykey = next((k for k in ("y", "Y", "labels", "targets") if k in keys), None)
-        return archive[xkey], (archive[ykey] if ykey else None)
+        try:
+            return archive[xkey], (archive[ykey] if ykey else None)
+        except ValueError as err:
+            if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
+                raise ValueError(
+                    f"{path} holds a NumPy object array, which only unpickling could load; probgen refuses "
+                    "pickle data (it could run code): save a numeric array instead"
+                ) from err
+            raise ValueError(f"{path} is not a readable NumPy archive: {str(err).splitlines()[0]}") from err
 
 
 def _kind(path: Path) -> str:
@@ -230,15 +252,6 @@ def read_array(
             x = read_idx(path)
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"cannot read {what} {path}: {err}") from err
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
-            raise ValueError(
-                f"{path} holds a NumPy object array, which only unpickling could load; probgen refuses pickle "
-                "data (it could run code): save a numeric array instead"
-            ) from err
-        if kind in ("npy", "npz") and "NumPy" not in str(err):
-            raise ValueError(f"{path} is not a readable NumPy file: {str(err).splitlines()[0]}") from err
-        raise
     for name, array in (("data", x), ("labels", y)):
         if array is not None and array.dtype.kind not in "biuf":
             raise ValueError(f"{path} holds {name} of dtype {array.dtype}; expected numbers (bool, int or float)")
@@ -251,7 +264,8 @@ def _check_finite(x: np.ndarray, path: Path) -> None:
         if bad.any():
             where = np.argwhere(bad)[0].tolist()
             value = x[tuple(where)]
-            raise ValueError(f"{path} contains {value} at index {where}; expected finite numbers (no NaN or inf)")
+            shown = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+            raise ValueError(f"{path} contains {shown} at index {where}; expected finite numbers (no NaN or inf)")
 
 
 def _labels(y: np.ndarray, n: int, path: Path, source: Path) -> torch.Tensor:
