@@ -156,8 +156,8 @@ def save(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -693,7 +694,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         if _scorable(model):
             parts = splits.parts() if model.density == "exact" else [p for p in splits.parts() if p[0] != "train"]
             for name, data in parts:
-                scores.append(_score(model, data, name, None))
+                scores.append(_score(model, data, name, args.num_samples))
         else:
             print(f"{args.model} is an implicit model: no likelihood to report")
         extra["scores"] = scores
@@ -877,6 +878,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                     skipped.append(name)
                     continue
                 kwargs = {**_fit_kwargs(args, MODELS[name].fit_defaults), "seed": seed, "val_data": val}
+                started = time.perf_counter()
                 try:
                     table = pg.compare(
                         {name: model},
@@ -888,7 +890,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                     )
                 except ValueError as err:
                     raise UsageError(f"{name} on {train.name}: {_first_line(err)}") from err
-                rows.extend({**row, "split": split, "seed": seed} for row in table.rows)
+                seconds = time.perf_counter() - started  # unrounded: fit and score of this model
+                rows.extend({**row, "split": split, "seed": seed, "seconds": seconds} for row in table.rows)
             if not rows:
                 raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
             table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
@@ -975,6 +978,7 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON keyword arguments for the model, e.g. '{\"latent_dim\": 4}' (see the examples below)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound scores (default 1000)")
     _add_fit_options(p)
     p.set_defaults(func=_cmd_fit)
 
