@@ -542,7 +542,11 @@ def _output_dir(path: str, flag: str = "--out") -> Iterator[Path]:
     try:
         yield out
     except BaseException:
-        if created is not None:
+        from probgen.checkpoint import CHECKPOINT_NAME
+
+        # remove what this command created, unless it holds a checkpoint worth keeping (an
+        # interrupted or diverged fit leaves its last good checkpoint for --resume)
+        if created is not None and not (out / CHECKPOINT_NAME).exists():
             shutil.rmtree(created, ignore_errors=True)
         raise
 

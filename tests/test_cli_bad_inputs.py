@@ -5,9 +5,11 @@ Each case runs ``probgen.cli.main`` in-process; files are made once per module.
 
 import fcntl
 import gzip
+import io
 import pickle
 import re
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -49,6 +51,15 @@ def files(tmp_path_factory):
         fh.write(bytes([0, 0, 8, 2]) + struct.pack(">2I", 4_000_000_000, 4_000_000_000) + b"\0" * 100)
     (d / "bad-magic-idx1-ubyte").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x07")
     (d / "short-header-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 10)})
+    (d / "liar.npy").write_bytes(header.getvalue() + b"\0" * 80)
+    with zipfile.ZipFile(d / "liar.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + b"\0" * 80)
+    np.savez(d / "obj.npz", x=np.array([{"a": 1}], dtype=object))
+    np.save(d / "cut.npy", np.ones((5, 3)))
+    (d / "cut.npy").write_bytes((d / "cut.npy").read_bytes()[:-8])
+    (d / "binary.csv").write_bytes(b"\xff\xfe\x00\x01garbage")
     (d / "a_file").write_text("I am a file")
     (d / "adir").mkdir()
     # a fitted checkpoint, and damaged copies of it
@@ -88,6 +99,11 @@ CASES = [
     (fit("{d}/scalar.npy"), ["single number", "(N, D)"]),
     (fit("{d}/no_rows.npy"), ["(0, 3)", "no values"]),
     (fit("{d}/labels.npy"), ["1-D", "looks like labels"]),
+    (fit("{d}/liar.npy"), ["promises shape (100000000000, 10)", "holds 80 bytes"]),
+    (fit("{d}/liar.npz"), ["promises shape", "truncated"]),
+    (fit("{d}/cut.npy"), ["(5, 3)", "120 bytes", "112"]),
+    (fit("{d}/obj.npz"), ["object array", "refuses"]),
+    (fit("{d}/binary.csv"), ["not a text CSV"]),
     (fit("{d}/data.txt"), ["unsupported", ".npy"]),
     (fit("{d}/fake.npz"), ["not a NumPy .npz"]),
     (fit("{d}/huge-idx3-ubyte"), ["promises", "holds 10 bytes"]),
@@ -209,14 +225,18 @@ def test_a_second_fit_into_a_locked_out_is_refused(files, capsys, tmp_path):
     assert main(fit(str(files / "good.npy"))[:-1] + [str(out), "--epochs", "1", "--quiet"]) == 0  # lock released
 
 
-def test_interrupt_exits_130_with_one_line(files, capsys, monkeypatch, tmp_path):
-    def interrupted(*args, **kwargs):
+def test_interrupt_exits_130_with_one_line_and_keeps_the_checkpoint(files, capsys, monkeypatch, tmp_path):
+    import probgen as pg
+
+    def interrupted(model, data, *, checkpoint, **kwargs):
+        pg.save(model, checkpoint, extra={"epoch": 0, "history": [{"epoch": 0, "train_loss": 1.0}]})
         raise KeyboardInterrupt
 
     monkeypatch.setattr("probgen.fit", interrupted)
     code = main(fit(str(files / "good.npy"))[:-1] + [str(tmp_path / "r")])
     _, err = capsys.readouterr()
     assert code == 130 and err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+    assert pg.load_checkpoint(tmp_path / "r").extra["epoch"] == 0  # the directory it created stays, for --resume
 
 
 def test_out_of_memory_is_a_user_error(files, capsys, monkeypatch, tmp_path):

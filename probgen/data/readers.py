@@ -7,6 +7,7 @@ and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import math
@@ -115,7 +116,7 @@ def _parse_cell(text: str, path: Path, line: int, column: int) -> float:
 
 def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndarray | None]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = [(n, row) for n, row in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in row)]
     except UnicodeDecodeError as err:
         raise ValueError(
@@ -173,7 +174,48 @@ def _load_npy(path: Path) -> np.ndarray:
             f"{path} is not a NumPy .npy file (it does not start with the NumPy magic bytes); "
             "expected a file written by numpy.save"
         )
+    _check_npy_header(path)
     return _np_load(path)
+
+
+def _check_npy_header(path: Path, member: str | None = None) -> None:
+    """Refuse an object array, or a header promising more bytes than the file holds, before allocating.
+
+    Args:
+        path: the ``.npy`` file, or the ``.npz`` archive holding ``member``.
+        member: the archive member (``"x.npy"``) to check, for ``.npz`` files.
+    """
+    fmt = np.lib.format
+    try:
+        with contextlib.ExitStack() as stack:
+            if member is None:
+                fh = stack.enter_context(open(path, "rb"))
+                size = path.stat().st_size
+            else:
+                archive = stack.enter_context(zipfile.ZipFile(path))
+                size = archive.getinfo(member).file_size
+                fh = stack.enter_context(archive.open(member))
+            version = fmt.read_magic(fh)
+            reader = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if reader is None:
+                return  # a newer format: numpy.load checks it
+            shape, _, dtype = reader(fh)
+            offset = fh.tell()
+    except (ValueError, OSError, SyntaxError, TypeError, KeyError, zipfile.BadZipFile) as err:
+        where = f"{path} ({member})" if member else str(path)
+        raise ValueError(f"{where} has a malformed NumPy header: {str(err).splitlines()[0]}") from None
+    present = size - offset
+    if dtype.hasobject:
+        raise ValueError(
+            f"{path} holds a NumPy object array, which only unpickling could load; probgen refuses pickle "
+            "data (it could run code): save a numeric array instead"
+        )
+    expected = math.prod(shape) * dtype.itemsize
+    if present < expected:
+        raise ValueError(
+            f"{path}: the NumPy header promises shape {shape} ({expected} bytes) but the file holds {present} bytes; "
+            "the file is truncated or corrupt"
+        )
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -185,6 +227,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise ValueError(f"{path} holds no arrays; expected arrays named x (and optionally y)")
         xkey = next((k for k in ("x", "X", "data", "images") if k in keys), keys[0])
         ykey = next((k for k in ("y", "Y", "labels", "targets") if k in keys), None)
+        for key in (xkey, ykey):
+            if key is not None:
+                _check_npy_header(path, f"{key}.npy")
         try:
             return archive[xkey], (archive[ykey] if ykey else None)
         except ValueError as err:
