@@ -681,8 +681,13 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         extra.setdefault("history", result.history)
         optimizer = _OptimizerState(stored.optimizer_state) if stored and stored.optimizer_state else None
         if strategy == "svi":
-            stop = " (stopped early: no improvement)" if result.stopped_early else ""
             on = "val loss" if val is not None else "train loss"
+            last = result.history[-1]["epoch"] if result.history else 0
+            stop = (
+                f"; stopped early at epoch {last}: no better {on} for {fit_kwargs.get('patience')} epochs"
+                if result.stopped_early
+                else ""
+            )
             print(
                 f"fitted {args.model} on {train.name} [train, {len(train)} examples] in "
                 f"{format_seconds(result.seconds)}: {len(result.history)} epochs, best epoch {result.best_epoch} "

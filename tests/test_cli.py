@@ -403,3 +403,14 @@ def test_progress_lines_off_a_terminal():
     from tqdm.auto import tqdm
 
     assert isinstance(progress_bar(range(3), file=Terminal()), tqdm)
+
+
+def test_early_stopping_is_one_line_naming_the_epochs(capsys, tmp_path):
+    argv = ["fit", "independent-bernoulli", "--data", "digits-binary", "--out", str(tmp_path), "--quiet"]
+    code, out, _ = run(capsys, *argv, "--epochs", "200", "--lr", "0.5", "--patience", "2", "--batch-size", "1000")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("fitted"))
+    epochs = len(json.loads((tmp_path / "history.json").read_text()))
+    assert epochs < 200 and f"stopped early at epoch {epochs - 1}" in line and "for 2 epochs" in line
+    best = int(line.split("best epoch ")[1].split()[0])
+    assert best == epochs - 3  # two epochs without improvement after the best
