@@ -1029,15 +1029,18 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``probgen`` command line; return the exit status (0, 1 internal error, 2 user error, 130)."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings
         try:
+            try:
+                args = _parser().parse_args(argv)
+            except SystemExit as exit_:
+                return exit_.code if isinstance(exit_.code, int) else 2
             args.func(args)
+        except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): stop quietly
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         except KeyboardInterrupt:
             print("probgen: interrupted (the last complete checkpoint stays; continue with --resume)", file=sys.stderr)
             return 130
