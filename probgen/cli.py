@@ -803,8 +803,6 @@ def _same_shape_model(model: Any, data: Any) -> None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    import math as _m
-
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy, got {out.name!r}")
@@ -814,7 +812,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         raise UsageError(f"-n {args.n} is too many for one PNG grid (at most {MAX_PNG_SAMPLES}); use a .npy file")
     checkpoint, info, _ = _load_checkpoint(args.checkpoint)
     model = checkpoint.model
-    needed = args.n * _m.prod(model.event_shape) * 4
+    needed = args.n * math.prod(model.event_shape) * 4
     limit = available_memory() // 2
     if needed > limit:
         raise UsageError(

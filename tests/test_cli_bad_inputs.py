@@ -60,6 +60,9 @@ def files(tmp_path_factory):
     np.save(d / "cut.npy", np.ones((5, 3)))
     (d / "cut.npy").write_bytes((d / "cut.npy").read_bytes()[:-8])
     (d / "binary.csv").write_bytes(b"\xff\xfe\x00\x01garbage")
+    from probgen.data import write_idx
+
+    write_idx(d / "train-labels-idx1-ubyte", (np.arange(40) % 10).astype(np.uint8))
     (d / "a_file").write_text("I am a file")
     (d / "adir").mkdir()
     # a fitted checkpoint, and damaged copies of it
@@ -99,6 +102,9 @@ CASES = [
     (fit("{d}/scalar.npy"), ["single number", "(N, D)"]),
     (fit("{d}/no_rows.npy"), ["(0, 3)", "no values"]),
     (fit("{d}/labels.npy"), ["1-D", "looks like labels"]),
+    (fit("{d}/train-labels-idx1-ubyte"), ["1-D", "looks like labels"]),
+    (fit("{d}/good.npy", "--labels", "{d}/good.npy"), ["shape (40, 6)", "one label per example"]),
+    (["eval", "{d}/run", "--labels", "{d}/labels.npy"], ["--labels", "--data"]),
     (fit("{d}/liar.npy"), ["promises shape (100000000000, 10)", "holds 80 bytes"]),
     (fit("{d}/liar.npz"), ["promises shape", "truncated"]),
     (fit("{d}/cut.npy"), ["(5, 3)", "120 bytes", "112"]),
