@@ -200,7 +200,7 @@ def test_random_split_sizes_add_up_and_eval_uses_the_held_out_rows(capsys, tmp_p
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
     assert result["split"] == "test" and result["num_examples"] == 15
-    assert result["nll"] == pytest.approx(expected, rel=1e-5)
+    assert result.get("nll_nats", result.get("nll")) == pytest.approx(expected, rel=1e-5)
 
 
 def test_split_keeps_labels_with_their_rows():
@@ -261,7 +261,7 @@ def _compare_nll(capsys, models):
     assert code == 0
     rows = json.loads(out)["rows"]
     assert all(r["split"] == "test" for r in rows)
-    return {r["model"]: r["nll"] for r in rows}
+    return {r["model"]: r.get("nll_nats", r.get("nll")) for r in rows}
 
 
 def test_a_models_compare_number_does_not_depend_on_company(capsys):
