@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "CHECKPOINT_NAME", "current_umask"]
 
 FORMAT = "probgen-checkpoint-v1"
 #: File name used when a checkpoint path is a directory.
@@ -37,9 +37,9 @@ class Checkpoint:
 
 
 def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
-    """SHA-256 over every tensor and every header entry (config included) but the digest."""
+    """SHA-256 over every tensor and every header entry (config included) but the digests."""
     h = hashlib.sha256()
-    for key in sorted(k for k in metadata if k != "sha256"):
+    for key in sorted(k for k in metadata if not k.startswith("sha256")):
         h.update(f"{key}={metadata[key]}|".encode())
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
@@ -109,12 +109,16 @@ def save(
         opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
         tensors.update({k: v.detach().cpu().contiguous() for k, v in opt_tensors.items()})
         metadata["optimizer"] = json.dumps(opt_meta)
+    # one digest of everything, and one each of the header and of the weights to say which changed
+    metadata["sha256_header"] = _digest({}, metadata)
+    metadata["sha256_weights"] = _digest(tensors, {})
     metadata["sha256"] = _digest(tensors, metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -122,6 +126,27 @@ def save(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _tamper_message(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Say which integrity check a modified checkpoint fails: the header's, the weights' or the whole file's."""
+    failed = []
+    if "sha256_header" in metadata and metadata["sha256_header"] != _digest({}, metadata):
+        failed.append("the header check (the JSON config/extra in its header was edited)")
+    if "sha256_weights" in metadata and metadata["sha256_weights"] != _digest(tensors, {}):
+        failed.append("the weights check (the tensor data were modified)")
+    what = " and ".join(failed) if failed else "the whole-file check"
+    return (
+        f"{path} failed its SHA-256 checksum: {what}; the file was modified or corrupted after it was saved, "
+        "so probgen refuses it"
+    )
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -143,6 +168,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
     path = _resolve(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes); expected a probgen .safetensors checkpoint")
     _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
@@ -153,7 +180,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a probgen checkpoint (format {metadata.get('format')!r})")
     if metadata.get("sha256") != _digest(tensors, metadata):
-        raise ValueError(f"{path} failed its checksum: the file was modified or corrupted")
+        raise ValueError(_tamper_message(path, tensors, metadata))
     try:
         config = json.loads(metadata["config"])
         extra = json.loads(metadata.get("extra", "{}"))

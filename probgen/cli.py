@@ -1,34 +1,169 @@
 """The ``probgen`` command: list, fit, eval, sample and compare from the shell.
 
-Every user error prints one line ``probgen: error: ...`` and exits with status 2.
+Every user error prints one line ``probgen: error: ...`` on stderr and exits with status 2;
+an interruption (Ctrl-C) prints one line and exits with 130, keeping the last checkpoint; an
+internal error prints one line asking for a report and exits with 1. No traceback is shown.
+
+A user's data file is split at random (seeded) into train, validation and test parts, unless
+separate ``--val``/``--test`` files are given; every number printed or saved names its split,
+and ``eval`` of a checkpoint re-creates the same held-out split from what the checkpoint records.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
+import math
+import os
+import re
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "UsageError", "format_seconds", "model_seed", "accepted_model_args"]
 
 FIT_KEYS = ("epochs", "batch_size", "lr", "seed", "objective", "patience", "device", "lr_decay")
+#: Sidecar that ``fit`` writes into ``--out`` before training, so a killed fit can be resumed and evaluated.
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+#: Largest number of samples drawn as one PNG grid.
+MAX_PNG_SAMPLES = 10_000
+#: Memory assumed available when /proc/meminfo cannot be read.
+FALLBACK_AVAILABLE_BYTES = 2 * 1024**3
+ISSUES_URL = "https://github.com/probgen/probgen/issues"
 
 
 class UsageError(ValueError):
-    """A bad command line."""
+    """A bad command line or input: reported as one line, exit status 2."""
 
 
-def _positive_int(text: str) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line ``probgen: error: ...`` (exit 2), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (see `probgen {sub} --help`)" if sub else " (see `probgen --help`)"
+        print(f"probgen: error: {message}{hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration in sensible units: "3.2 ms", "0.21 s", "12.4 s", "3 min 2 s", "1 h 5 min".
+
+    Example:
+        >>> format_seconds(182.4)
+        '3 min 2 s'
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        return "unknown time"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(round(seconds)), 60)
+        return f"{minutes} min {rest} s"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+def format_bytes(n: float) -> str:
+    """A size in bytes as "512 B", "3.1 MiB", "2.0 GiB", ..."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def model_seed(seed: int, name: str) -> int:
+    """The seed of model ``name`` in a run seeded ``seed``: independent of which other models run.
+
+    Uses CRC-32 (stable across processes, unlike Python's salted ``hash``).
+
+    Example:
+        >>> model_seed(0, "vae") == model_seed(0, "vae") != model_seed(1, "vae")
+        True
+    """
+    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of /proc/meminfo, else a fixed cap)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return FALLBACK_AVAILABLE_BYTES
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if isinstance(err, KeyError) and text.startswith("'"):
+        text = f"missing key {text}"
+    line = text.splitlines()[0].strip() if text else type(err).__name__
+    # no private names in user-facing messages: drop leading underscores of identifiers
+    return re.sub(r"(?<![\w/\\.\-])_+(?=[A-Za-z])", "", line)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` atomically (temporary file + rename) with the user's umask."""
+    from probgen.checkpoint import current_umask
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _wrote(path: Path, file: Any = None) -> None:
+    print(f"wrote {path}", file=file or sys.stdout)
+
+
+# ----------------------------------------------------------------------------- argument types
+
+
+def _int_type(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+_positive_int = _int_type(1, "a positive integer")
+_seed_int = _int_type(0, "a non-negative integer")
 
 
 def _positive_float(text: str) -> float:
@@ -36,21 +171,71 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _check_device(text: str | None) -> str | None:
+    """Refuse a ``--device`` that torch cannot parse or that this machine does not have."""
+    if text is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {text!r} is not a device name; expected cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return text
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text!r}: this machine has no CUDA device (torch finds none); use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise UsageError(
+                f"--device {text!r}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}; "
+                f"there is no cuda:{device.index}"
+            )
+        return text
+    if device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise UsageError(f"--device {text!r}: this machine has no MPS device; use --device cpu")
+        return text
+    raise UsageError(f"--device {text!r}: probgen runs on cpu or cuda (or mps), not on {device.type!r}")
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive_int, help="passes over the training data")
     p.add_argument("--batch-size", type=_positive_int, help="minibatch size")
     p.add_argument("--lr", type=_positive_float, help="learning rate")
-    p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per epoch")
+    p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per epoch, in (0, 1]")
     p.add_argument("--patience", type=_positive_int, help="early-stopping patience (epochs)")
     p.add_argument("--objective", help="elbo | analytic_kl | ...")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default=None, help="cpu or cuda")
+    p.add_argument("--seed", type=_seed_int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", help="labels of --data, a file (IDX *-idx1-ubyte or a 1-D .npy)")
+    p.add_argument("--val", help="a separate validation file (default: a random part of --data)")
+    p.add_argument("--val-labels", help="labels of --val")
+    p.add_argument("--test", help="a separate test file (default: a random part of --data)")
+    p.add_argument("--test-labels", help="labels of --test")
+    p.add_argument("--val-frac", type=_fraction, help="fraction of a user's file held out for validation (default 0.1)")
+    p.add_argument("--test-frac", type=_fraction, help="fraction of a user's file held out for testing (default 0.2)")
+    p.add_argument("--split-seed", type=_seed_int, default=0, help="seed of the random split of a file (default 0)")
 
 
 def _fit_kwargs(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -59,18 +244,377 @@ def _fit_kwargs(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str,
         value = getattr(args, key, None)
         if value is not None:
             kwargs[key] = value
+    if kwargs.get("lr_decay") is not None and not 0 < kwargs["lr_decay"] <= 1:
+        raise UsageError(f"--lr-decay must be in (0, 1], got {kwargs['lr_decay']!r}")
     kwargs["progress"] = not args.quiet
     return kwargs
 
 
-def _splits(source: str) -> tuple[Any, Any, Any]:
-    """(train, val, test) for a dataset name; (file, None, file) for a user file."""
-    from probgen.data import get_data
+# ----------------------------------------------------------------------------- data and splits
 
-    train = get_data(source, "train")
-    if train.name != source.replace("_", "-") and Path(source).exists():
-        return train, None, train
-    return train, get_data(source, "val"), get_data(source, "test")
+
+@dataclass
+class Splits:
+    """The parts a command works on, and what re-creates them (kept in a checkpoint's ``extra``)."""
+
+    train: Any
+    val: Any
+    test: Any
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def parts(self) -> list[tuple[str, Any]]:
+        return [(name, d) for name, d in (("train", self.train), ("val", self.val), ("test", self.test)) if d]
+
+    def describe(self) -> str:
+        sizes = " / ".join(f"{name} {len(d)}" for name, d in self.parts())
+        source = self.spec.get("how", "")
+        return f"{self.train.name}: {sizes} examples{source}"
+
+
+def _is_file_source(source: str) -> bool:
+    return os.path.exists(source) or os.sep in source or "." in os.path.basename(source)
+
+
+def _abs(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def _load(path: str, labels: str | None, support: str | None = None) -> Any:
+    from probgen.data import load_file
+
+    return load_file(path, labels=labels, support=support)
+
+
+def _same_shape(reference: Any, other: Any, flag: str) -> None:
+    if other.event_shape != reference.event_shape:
+        raise UsageError(
+            f"{flag} {other.name!r} has examples of shape {other.event_shape}; "
+            f"expected {reference.event_shape} like --data {reference.name!r}"
+        )
+
+
+def make_splits(spec: dict[str, Any]) -> Splits:
+    """Train/val/test parts from a data spec (what ``fit`` records; see :func:`_data_spec`).
+
+    Raises:
+        UsageError: a bad combination of options, or data that do not fit together.
+        ValueError: an unreadable file.
+    """
+    from probgen.data import get_data
+    from probgen.data.split import split
+
+    source = spec["data"]
+    if not spec.get("file"):
+        train = get_data(source, "train")
+        return Splits(train, get_data(source, "val"), get_data(source, "test"), spec | {"how": " (fixed split)"})
+    whole = _load(source, spec.get("labels"))
+    if spec.get("rows") is not None and spec["rows"] != len(whole):
+        raise UsageError(
+            f"data file {source!r} now holds {len(whole)} examples, but the checkpoint was fitted when it held "
+            f"{spec['rows']}: the held-out split cannot be re-created"
+        )
+    val_frac = 0.0 if spec.get("val") else spec["val_frac"]
+    test_frac = 0.0 if spec.get("test") else spec["test_frac"]
+    train, val, test = split(whole, val_frac=val_frac, test_frac=test_frac, seed=spec["split_seed"])
+    how = []
+    if spec.get("val"):
+        val = _load(spec["val"], spec.get("val_labels"), support=whole.support)
+        _same_shape(whole, val, "--val")
+        how.append(f"val from {Path(spec['val']).name}")
+    if spec.get("test"):
+        test = _load(spec["test"], spec.get("test_labels"), support=whole.support)
+        _same_shape(whole, test, "--test")
+        how.append(f"test from {Path(spec['test']).name}")
+    if val_frac or test_frac:
+        how.insert(0, f"random split of {whole.name} ({len(whole)} rows), seed {spec['split_seed']}")
+    return Splits(train, val, test, spec | {"how": " (" + "; ".join(how) + ")" if how else ""})
+
+
+def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
+    """What identifies the data and its split: the name, or the absolute paths, fractions and seed."""
+    file_options = ("labels", "val", "val_labels", "test", "test_labels", "val_frac", "test_frac")
+    given = [o for o in file_options if getattr(args, o, None) is not None]
+    if not _is_file_source(source):
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} applies to a data file; dataset {source!r} comes with its own fixed split")
+        return {"data": source, "file": False}
+    for labels, of in (("val_labels", "val"), ("test_labels", "test")):
+        if getattr(args, labels, None) is not None and getattr(args, of, None) is None:
+            raise UsageError(f"--{labels.replace('_', '-')} needs --{of} FILE")
+    if args.val is not None and args.val_frac is not None:
+        raise UsageError("give either --val FILE or --val-frac, not both")
+    if args.test is not None and args.test_frac is not None:
+        raise UsageError("give either --test FILE or --test-frac, not both")
+    from probgen.data.split import DEFAULT_TEST_FRAC, DEFAULT_VAL_FRAC
+
+    val_frac = DEFAULT_VAL_FRAC if args.val_frac is None else args.val_frac
+    test_frac = DEFAULT_TEST_FRAC if args.test_frac is None else args.test_frac
+    if (0 if args.val else val_frac) + (0 if args.test else test_frac) >= 1:
+        raise UsageError(
+            f"--val-frac {val_frac} and --test-frac {test_frac} leave nothing to train on; expected a sum below 1"
+        )
+    return {
+        "data": _abs(source),
+        "file": True,
+        "labels": _abs(args.labels),
+        "val": _abs(args.val),
+        "val_labels": _abs(args.val_labels),
+        "test": _abs(args.test),
+        "test_labels": _abs(args.test_labels),
+        "val_frac": val_frac,
+        "test_frac": test_frac,
+        "split_seed": args.split_seed,
+    }
+
+
+def _spec_for_record(splits: Splits) -> dict[str, Any]:
+    spec = {k: v for k, v in splits.spec.items() if k != "how"}
+    if spec.get("file"):
+        spec["rows"] = len(splits.train) + sum(
+            len(d) for name, d in (("val", splits.val), ("test", splits.test)) if d is not None and not spec.get(name)
+        )
+    return spec
+
+
+# ----------------------------------------------------------------------------- models and their arguments
+
+
+def accepted_model_args(cls: type) -> dict[str, inspect.Parameter]:
+    """Keyword arguments a model class accepts from ``--model-args`` (all but the data's shape and support).
+
+    Computed from the signatures of ``cls.__init__`` and, where it passes ``**kwargs`` on, of the
+    base classes' ``__init__`` (the first definition of a name wins).
+    """
+    accepted: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            break
+        for name, p in params.items():
+            if name in ("self", "event_shape", "support") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            accepted.setdefault(name, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return accepted
+
+
+def _expected_type(param: inspect.Parameter) -> tuple[str, tuple[type, ...]] | None:
+    annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+    annotation = str(annotation).replace(" ", "")
+    default = param.default
+    if "None" in annotation.split("|") or annotation.startswith("Optional") or annotation == "Any":
+        base = [a for a in annotation.split("|") if a != "None"]
+        annotation = base[0] if len(base) == 1 else ""
+        nullable = True
+    else:
+        nullable = default is None
+    table = {"int": ("an integer", (int,)), "float": ("a number", (int, float)), "str": ("a string", (str,))}
+    table["bool"] = ("true or false", (bool,))
+    if annotation in table:
+        found = table[annotation]
+    elif annotation.startswith(("tuple", "list", "Sequence", "Tuple", "List")):
+        found = ("a list", (list,))
+    elif default is not None and default is not inspect.Parameter.empty:
+        found = next(
+            (table[t.__name__] for t in (bool, int, float, str) if type(default) is t),
+            ("a list", (list,)) if isinstance(default, (tuple, list)) else None,
+        )
+    else:
+        found = None
+    if found is None:
+        return None
+    return (found[0] + " or null", (*found[1], type(None))) if nullable else found
+
+
+def parse_model_args(text: str | None, name: str) -> dict[str, Any]:
+    """``--model-args``: a JSON object whose keys the model's constructor accepts, with values of the right type.
+
+    Raises:
+        UsageError: not JSON, not an object, an unknown key (the accepted ones are listed), or a wrong type.
+    """
+    from probgen.models import model_class
+
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text, parse_constant=lambda c: float(c))
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"--model-args {text!r} is not valid JSON ({err.msg} at character {err.pos}); "
+            "expected a JSON object such as '{\"latent_dim\": 4}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--model-args must be a JSON object of keyword arguments, got a JSON {type(value).__name__}: {text!r}"
+        )
+    accepted = accepted_model_args(model_class(name))
+    for key, item in value.items():
+        if key not in accepted:
+            raise UsageError(
+                f"--model-args: {name} has no argument {key!r}; it accepts {', '.join(sorted(accepted)) or 'none'}"
+            )
+        expected = _expected_type(accepted[key])
+        if expected is None:
+            continue
+        words, types = expected
+        ok = isinstance(item, types) and not (isinstance(item, bool) and bool not in types)
+        if not ok:
+            raise UsageError(f"--model-args: {key} must be {words}, got {json.dumps(item)} ({type(item).__name__})")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"--model-args: {key} must be a finite number, got {item}")
+        default = accepted[key].default
+        if (
+            isinstance(item, int)
+            and not isinstance(item, bool)
+            and isinstance(default, int)
+            and not isinstance(default, bool)
+            and default >= 1
+            and item < 1
+        ):
+            raise UsageError(f"--model-args: {key} must be a positive integer, got {item}")
+        if isinstance(item, list) and any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in item):
+            if isinstance(default, (tuple, list)) and all(isinstance(v, int) and v >= 1 for v in default):
+                raise UsageError(f"--model-args: {key} must hold positive integers, got {json.dumps(item)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _build(name: str, data: Any, model_args: dict[str, Any]) -> Any:
+    """``build_model`` with every refusal as a one-line user error naming the model and arguments."""
+    from probgen.models import build_model
+
+    try:
+        return build_model(name, data, **model_args)
+    except (ValueError, TypeError, RuntimeError, AssertionError) as err:
+        given = f" with --model-args {json.dumps(model_args)}" if model_args else ""
+        raise UsageError(f"cannot build {name}{given}: {_first_line(err)}") from err
+
+
+def _check_model_name(names: Sequence[str]) -> None:
+    from probgen.models import MODELS
+
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        shown = repr(unknown[0]) if len(unknown) == 1 else str(unknown)
+        raise UsageError(f"unknown model {shown}; expected one of {', '.join(sorted(MODELS))}")
+
+
+def _scorable(model: Any) -> bool:
+    return model.density not in ("implicit", "unnormalized")
+
+
+def _num_samples(model: Any, requested: int | None) -> int | None:
+    return requested or (1000 if model.density == "lower_bound" else None)
+
+
+def _score(model: Any, data: Any, split: str, num_samples: int | None) -> dict[str, Any]:
+    import probgen as pg
+
+    result = pg.log_likelihood(model, data, num_samples=_num_samples(model, num_samples))
+    print(f"{split}: {result} ({result.num_examples} examples)")
+    return {"split": split, **result.as_dict()}
+
+
+# ----------------------------------------------------------------------------- output directories
+
+
+@contextlib.contextmanager
+def _output_dir(path: str, flag: str = "--out") -> Iterator[Path]:
+    """Create the directory ``path`` if needed; if the command fails, remove what this command created."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {path!r} is an existing file; expected a directory (it is created if missing)")
+    created = None
+    probe = out
+    while not probe.exists():
+        created, probe = probe, probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{flag} {path!r} cannot be created: {str(probe)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag} {path!r} cannot be created: {err.strerror or err}") from None
+    try:
+        yield out
+    except BaseException:
+        from probgen.checkpoint import CHECKPOINT_NAME
+
+        # remove what this command created, unless it holds a checkpoint worth keeping (an
+        # interrupted or diverged fit leaves its last good checkpoint for --resume)
+        if created is not None and not (out / CHECKPOINT_NAME).exists():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """An exclusive lock on ``OUT/.lock``: a second command writing into ``out`` is refused at once."""
+    import fcntl
+
+    fh = open(out / LOCK_FILE, "a")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(
+                f"another probgen command is writing into {str(out)!r} (it holds {out / LOCK_FILE}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        # we hold the lock: temporary files left by a killed writer are stale
+        for stale in out.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        yield
+    finally:
+        fh.close()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _load_checkpoint(path: str) -> tuple[Any, dict[str, Any], Path]:
+    """A checkpoint and what its run recorded (``extra``, completed by the run's sidecar file)."""
+    import probgen as pg
+    from probgen.checkpoint import CHECKPOINT_NAME
+
+    target = Path(path)
+    if target.is_dir():
+        if not (target / CHECKPOINT_NAME).exists():
+            raise UsageError(
+                f"directory {path!r} holds no checkpoint ({CHECKPOINT_NAME}); expected the --out directory "
+                "of a `probgen fit` or a .safetensors file"
+            )
+        target = target / CHECKPOINT_NAME
+    elif not target.exists():
+        raise UsageError(f"checkpoint {path!r} does not exist; expected a `probgen fit` --out directory or its file")
+    checkpoint = pg.load_checkpoint(target)
+    info: dict[str, Any] = {}
+    sidecar = target.parent / RUN_FILE
+    if sidecar.is_file():
+        with contextlib.suppress(OSError, json.JSONDecodeError, UnicodeDecodeError):
+            loaded = json.loads(sidecar.read_text())
+            if isinstance(loaded, dict) and loaded.get("model") == checkpoint.model.name:
+                info.update(loaded)
+    info.update(checkpoint.extra)
+    return checkpoint, info, target
+
+
+class _OptimizerState:
+    """Stands in for an optimizer when re-saving a checkpoint with its stored optimizer state."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state
+
+
+# ----------------------------------------------------------------------------- commands
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -87,174 +631,386 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 def _cmd_fit(args: argparse.Namespace) -> None:
     import probgen as pg
-    from probgen.models import MODELS, build_model
-    from probgen.plots import loss_curve
+    from probgen.models import MODELS
 
-    if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r}; expected one of {sorted(MODELS)}")
-    train, val, test = _splits(args.data)
-    model = build_model(args.model, train, **json.loads(args.model_args or "{}"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / pg.checkpoint.CHECKPOINT_NAME
-    kwargs = _fit_kwargs(args, MODELS[args.model].fit_defaults)
-    result = pg.fit(model, train, val_data=val, checkpoint=ckpt, **kwargs)
-    extra = {
-        "data": args.data,
-        "image_shape": list(train.image_shape) if train.image_shape else None,
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-    }
-    pg.save(model, ckpt, extra=extra)
-    (out / "history.json").write_text(json.dumps(result.history, indent=1))
-    loss_curve(result.history, out / "loss.png", title=f"{args.model} on {train.name}")
-    score = None
-    if model.density != "implicit":
-        score = pg.log_likelihood(model, test, num_samples=1000 if model.density == "lower_bound" else None)
-    print(
-        f"fitted {args.model} on {train.name} ({len(train)} examples) in {result.seconds:.1f}s, "
-        f"best epoch {result.best_epoch}"
-    )
-    if score is not None:
-        print(f"{'test' if val is not None else 'train'}: {score}")
-    print(f"saved {ckpt}")
+    _check_model_name([args.model])
+    model_args = parse_model_args(args.model_args, args.model)
+    _check_device(args.device)
+    spec = _data_spec(args, args.data)
+    fit_kwargs = _fit_kwargs(args, MODELS[args.model].fit_defaults)
+    splits = make_splits(spec)
+    print(splits.describe())
+    train, val = splits.train, splits.val
+    with _output_dir(args.out) as out, _locked(out):
+        ckpt = out / pg.checkpoint.CHECKPOINT_NAME
+        record = {"model": args.model, "model_args": model_args, "split": _spec_for_record(splits)}
+        record["data"] = spec["data"]
+        record["image_shape"] = list(train.image_shape) if train.image_shape else None
+        resume = False
+        if args.resume:
+            if ckpt.exists():
+                previous, info, _ = _load_checkpoint(str(out))
+                if previous.model.name != args.model:
+                    raise UsageError(
+                        f"--resume: the checkpoint in {args.out!r} is a {previous.model.name}, not {args.model}"
+                    )
+                before = info.get("split")
+                if before is not None and before != record["split"]:
+                    raise UsageError(
+                        f"--resume: the checkpoint in {args.out!r} was fitted on other data or another split "
+                        f"({before.get('data')}); resume with the same data options"
+                    )
+                resume = True
+                done = len(info.get("history", []))
+                print(f"resuming from {ckpt} (epochs done at its best epoch: {done})")
+            else:
+                print(f"nothing to resume in {out}: starting from epoch 0")
+        _write_text(out / RUN_FILE, json.dumps(record, indent=1))
+        _wrote(out / RUN_FILE)
+        pg_seed = fit_kwargs.get("seed", 0)
+        import pyro
+
+        pyro.set_rng_seed(pg_seed)
+        model = _build(args.model, train, model_args)
+        result = pg.fit(model, train, val_data=val, checkpoint=ckpt, resume=resume, **fit_kwargs)
+        strategy = model.fit_strategy
+        stored = pg.load_checkpoint(ckpt) if ckpt.exists() else None
+        extra = dict(stored.extra) if stored is not None else {}
+        extra.update(record)
+        extra.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
+        extra.setdefault("history", result.history)
+        optimizer = _OptimizerState(stored.optimizer_state) if stored and stored.optimizer_state else None
+        if strategy == "svi":
+            on = "val loss" if val is not None else "train loss"
+            last = result.history[-1]["epoch"] if result.history else 0
+            stop = (
+                f"; stopped early at epoch {last}: no better {on} for {fit_kwargs.get('patience')} epochs"
+                if result.stopped_early
+                else ""
+            )
+            print(
+                f"fitted {args.model} on {train.name} [train, {len(train)} examples] in "
+                f"{format_seconds(result.seconds)}: {len(result.history)} epochs, best epoch {result.best_epoch} "
+                f"by {on}{stop}"
+            )
+        else:
+            what = "closed form (exact conjugate posterior, no optimisation)" if strategy == "closed_form" else strategy
+            print(
+                f"fitted {args.model} on {train.name} [train, {len(train)} examples] in {what} "
+                f"in {format_seconds(result.seconds)}"
+            )
+        scores = []
+        if _scorable(model):
+            parts = splits.parts() if model.density == "exact" else [p for p in splits.parts() if p[0] != "train"]
+            for name, data in parts:
+                scores.append(_score(model, data, name, args.num_samples))
+        else:
+            print(f"{args.model} is an implicit model: no likelihood to report")
+        extra["scores"] = scores
+        pg.save(model, ckpt, optimizer=optimizer, extra=extra)
+        _wrote(ckpt)
+        _wrote(_write_text(out / "history.json", json.dumps(result.history, indent=1)))
+        _wrote(_write_text(out / "scores.json", json.dumps(scores, indent=1)))
+        if strategy == "svi":
+            from probgen.plots import loss_curve
+
+            _wrote(loss_curve(result.history, out / "loss.png", title=f"{args.model} on {train.name}"))
+        else:
+            stale = out / "loss.png"
+            if stale.exists():
+                stale.unlink()
+            print(
+                f"no loss curve: {args.model} was fitted in {'closed form' if strategy == 'closed_form' else strategy}"
+            )
+
+
+def _eval_data(args: argparse.Namespace, info: dict[str, Any]) -> tuple[Any, str]:
+    """The data ``eval`` scores and the name of its split."""
+    from probgen.data import get_data
+
+    if args.data is not None:
+        if _is_file_source(args.data):
+            if args.split not in (None, "all"):
+                raise UsageError(
+                    f"--split {args.split} picks a part of a bundled dataset or of the checkpoint's own data; "
+                    f"--data {args.data!r} is scored whole (use --split all or leave it out)"
+                )
+            return _load(args.data, args.labels), "all"
+        if args.labels is not None:
+            raise UsageError(f"--labels applies to a data file; dataset {args.data!r} has its own labels")
+        split = args.split or "test"
+        return get_data(args.data, split), split
+    if args.labels is not None:
+        raise UsageError("--labels goes with --data FILE")
+    split = args.split or "test"
+    spec = info.get("split")
+    if isinstance(spec, dict) and "data" in spec:
+        if split == "all":
+            if spec.get("file"):
+                return _load(spec["data"], spec.get("labels")), "all"
+            return get_data(spec["data"], "all"), "all"
+        data = dict(make_splits(spec).parts()).get(split)
+        if data is None:
+            raise UsageError(f"the checkpoint's run held out no {split} split; choose another --split")
+        return data, split
+    source = info.get("data")
+    if source is None:
+        raise UsageError("the checkpoint does not name its data; pass --data NAME|FILE")
+    if _is_file_source(source):
+        print("probgen: warning: the checkpoint does not record its split; scoring the whole file", file=sys.stderr)
+        return _load(source, None), "all"
+    return get_data(source, split), split
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    import probgen as pg
-
-    checkpoint = pg.load_checkpoint(args.checkpoint)
-    source = args.data or checkpoint.extra.get("data")
-    if source is None:
-        raise UsageError("the checkpoint does not name its data; pass --data NAME|FILE")
-    from probgen.data import get_data
-
-    data = get_data(source, args.split)
+    checkpoint, info, path = _load_checkpoint(args.checkpoint)
     model = checkpoint.model
-    if model.density == "implicit":
+    if not info.get("history"):
+        print(
+            f"probgen: warning: {path} records no fit (no training history): scoring an untrained model",
+            file=sys.stderr,
+        )
+    if not _scorable(model):
         raise UsageError(f"{model.name} is an implicit model: it has no likelihood to evaluate")
-    num_samples = args.num_samples or (1000 if model.density == "lower_bound" else None)
-    score = pg.log_likelihood(model, data, num_samples=num_samples)
-    print(f"{data.name} [{args.split}], {score.num_examples} examples")
-    print(f"NLL {score.nll:.4f} nats/example (± {score.stderr:.4f})")
-    print(f"{score.bits_per_dim:.4f} bits/dim, kind={score.kind}, method={score.method}, samples={score.num_samples}")
-    if hasattr(checkpoint.model, "predict") and data.y is not None:
+    data, split = _eval_data(args, info)
+    _same_shape_model(model, data)
+    import probgen as pg
+    from probgen.models import GenerativeClassifier
+
+    score = pg.log_likelihood(model, data, num_samples=_num_samples(model, args.num_samples))
+    print(f"{data.name} [{split}], {score.num_examples} examples")
+    print(f"{split} NLL {score.nll:.4f} nats/example (± {score.stderr:.4f})")
+    print(
+        f"{split} {score.bits_per_dim:.4f} bits/dim, kind={score.kind}, method={score.method}, "
+        f"samples={score.num_samples}"
+    )
+    if isinstance(model, GenerativeClassifier) and data.y is not None:
         import torch
 
         with torch.no_grad():
-            predicted = checkpoint.model.predict(data.x)
+            predicted = model.predict(data.x.to(model.dtype))
         accuracy = (predicted.cpu() == data.y).double().mean().item()
-        print(f"accuracy {accuracy:.4f} ({int(round(accuracy * len(data)))}/{len(data)})")
+        print(f"{split} accuracy {accuracy:.4f} ({int(round(accuracy * len(data)))}/{len(data)})")
+    if args.json:
+        print(json.dumps({"split": split, "data": data.name, **score.as_dict()}))
+
+
+def _same_shape_model(model: Any, data: Any) -> None:
+    if tuple(data.event_shape) != tuple(model.event_shape):
+        raise UsageError(
+            f"data {data.name!r} has examples of shape {tuple(data.event_shape)}; the checkpoint's "
+            f"{model.name} expects {tuple(model.event_shape)}"
+        )
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    import probgen as pg
-    from probgen.plots import image_grid, scatter_2d
-
-    checkpoint = pg.load_checkpoint(args.checkpoint)
-    model = checkpoint.model
-    if args.seed is not None:
-        import pyro
-
-        pyro.set_rng_seed(args.seed)
-    x = model.sample(args.n)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix not in (".png", ".npy"):
+        raise UsageError(f"--out must end in .png or .npy, got {out.name!r}")
+    if out.is_dir():
+        raise UsageError(f"--out {args.out!r} is a directory; expected a file name ending in .png or .npy")
+    if out.suffix == ".png" and args.n > MAX_PNG_SAMPLES:
+        raise UsageError(f"-n {args.n} is too many for one PNG grid (at most {MAX_PNG_SAMPLES}); use a .npy file")
+    checkpoint, info, _ = _load_checkpoint(args.checkpoint)
+    model = checkpoint.model
+    needed = args.n * math.prod(model.event_shape) * 4
+    limit = available_memory() // 2
+    if needed > limit:
+        raise UsageError(
+            f"-n {args.n} samples of shape {tuple(model.event_shape)} would need about {format_bytes(needed)}; "
+            f"this machine has {format_bytes(limit * 2)} available (the limit is half of it)"
+        )
+    shape = info.get("image_shape")
+    if out.suffix == ".png" and not shape and model.num_dims != 2:
+        raise UsageError(f"cannot draw {model.num_dims}-D non-image samples as PNG; use .npy")
+    import numpy as np
+    import pyro
+
+    pyro.set_rng_seed(args.seed)
+    x = model.sample(args.n)
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
     if out.suffix == ".npy":
-        np.save(out, x.detach().cpu().numpy())
-    elif out.suffix == ".png":
-        shape = checkpoint.extra.get("image_shape")
+        from probgen.checkpoint import current_umask
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, x.detach().cpu().numpy())
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        from probgen.plots import image_grid, scatter_2d
+
         if shape:
             image_grid(x, shape, out, vmax=model.num_levels - 1 if model.num_levels else None)
-        elif model.num_dims == 2:
-            scatter_2d(x, out, title=model.name)
         else:
-            raise UsageError(f"cannot draw {model.num_dims}-D non-image samples as PNG; use .npy")
-    else:
-        raise UsageError(f"--out must end in .png or .npy, got {out.name!r}")
+            scatter_2d(x, out, title=model.name)
     print(f"wrote {args.n} samples to {out}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
+    import pyro
+
     import probgen as pg
-    from probgen.models import MODELS, build_model
+    from probgen.models import MODELS
 
     names = args.models or sorted(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise UsageError(f"unknown model(s) {unknown}; expected some of {sorted(MODELS)}")
-    out = Path(args.out) if args.out else None
-    for source in args.data or ["digits"]:
-        train, val, test = _splits(source)
-        import pyro
-
-        built = {}
-        for n in names:
-            if MODELS[n].suits(train.support, train.y is not None):
-                pyro.set_rng_seed(args.seed)  # initial weights do not depend on the other models
-                built[n] = build_model(n, train)
-        # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
-        chosen = {n: m for n, m in built.items() if m.density not in ("implicit", "unnormalized") and not m.conditional}
-        if not chosen:
-            raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
-        rows = []
-        for name, model in chosen.items():
-            kwargs = _fit_kwargs(args, MODELS[name].fit_defaults)
-            table = pg.compare(
-                {name: model},
-                test,
-                train=train,
-                fit_kwargs={name: {**kwargs, "val_data": val}},
-                dataset=train.name,
-                num_samples=args.num_samples,
+    _check_model_name(names)
+    _check_device(args.device)
+    sources = args.data or ["digits"]
+    specs = [_data_spec(args, source) for source in sources]
+    out_cm = _output_dir(args.out) if args.out else contextlib.nullcontext(None)
+    # CSV and JSON tables stay machine-readable on stdout; what happened goes to stderr
+    info = sys.stdout if args.format == "markdown" else sys.stderr
+    with out_cm as out:
+        for spec in specs:
+            splits = make_splits(spec)
+            print(splits.describe(), file=info)
+            train, val, test = splits.train, splits.val, splits.test
+            split = "test" if test is not None else ("val" if val is not None else "train")
+            scored = test if test is not None else (val if val is not None else train)
+            rows = []
+            skipped = []
+            for name in names:
+                if not MODELS[name].suits(train.support, train.y is not None):
+                    continue
+                seed = model_seed(args.seed, name)
+                pyro.set_rng_seed(seed)
+                model = _build(name, train, {})
+                # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
+                if not _scorable(model) or model.conditional:
+                    skipped.append(name)
+                    continue
+                kwargs = {**_fit_kwargs(args, MODELS[name].fit_defaults), "seed": seed, "val_data": val}
+                started = time.perf_counter()
+                try:
+                    table = pg.compare(
+                        {name: model},
+                        scored,
+                        train=train,
+                        fit_kwargs={name: kwargs},
+                        dataset=train.name,
+                        num_samples=_num_samples(model, args.num_samples),
+                    )
+                except ValueError as err:
+                    raise UsageError(f"{name} on {train.name}: {_first_line(err)}") from err
+                seconds = time.perf_counter() - started  # unrounded: fit and score of this model
+                rows.extend({**row, "split": split, "seed": seed, "seconds": seconds} for row in table.rows)
+            if not rows:
+                raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
+            table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
+            shown = pg.inference.ComparisonTable(
+                rows=[{**r, "seconds": format_seconds(r["seconds"])} for r in rows], dataset=train.name
             )
-            rows.extend(table.rows)
-        table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
-        text = {"markdown": table.to_markdown, "csv": table.to_csv, "json": table.to_json}[args.format]()
-        print(
-            f"\n{train.name}: test NLL per example (nats) and bits/dim\n" if args.format == "markdown" else "",
-            end="",
-        )
-        print(text)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"compare-{train.name}.json").write_text(table.to_json())
-            table.plot(out / f"compare-{train.name}.png")
+            text = {"markdown": shown.to_markdown, "csv": shown.to_csv, "json": table.to_json}[args.format]()
+            if args.format == "markdown":
+                print(f"\n{train.name}: {split} NLL per example (nats) and bits/dim, {len(scored)} {split} examples\n")
+            print(text)
+            if skipped:
+                print(f"not in the table (no comparable log p(x)): {', '.join(skipped)}", file=info)
+            if out is not None:
+                _wrote(_write_text(out / f"compare-{train.name}.json", table.to_json()), info)
+                _wrote(table.plot(out / f"compare-{train.name}.png"), info)
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def _fit_examples() -> str:
+    """``fit --help`` examples, one per model kind, built from each kind's real constructor arguments."""
+    from probgen.models import MODELS
+
+    lines = ["examples (one per kind of model):"]
+    picks = (
+        ("method", '{"method": "map"}', "iris", "classifiers (Naive Bayes, LDA, QDA)"),
+        ("estimator", '{"estimator": "map"}', "digits-binary", "factorized models"),
+        ("latent_dim", '{"latent_dim": 4}', "digits-binary", "VAEs"),
+    )
+    for key, example, data, kind in picks:
+        support = "real" if data == "iris" else "binary"
+        for name, spec in sorted(MODELS.items()):
+            cls = spec.cls
+            if key not in accepted_model_args(cls) or getattr(cls, "conditional", False):
+                continue
+            if getattr(cls, "density", "exact") == "implicit" or not spec.suits(support, True):
+                continue
+            lines.append(f"  # {kind}")
+            lines.append(f"  probgen fit {name} --data {data} --out runs/{name} --model-args '{example}'")
+            break
+    lines.append("  # your own file: a seeded 70/10/20 split, or separate files")
+    lines.append("  probgen fit independent-bernoulli --data mine.npy --out runs/mine --val-frac 0.1 --test-frac 0.2")
+    lines.append(
+        "  probgen fit independent-categorical --data train-images-idx3-ubyte.gz "
+        "--labels train-labels-idx1-ubyte.gz --test t10k-images-idx3-ubyte.gz --out runs/mnist"
+    )
+    lines.append("  # continue an interrupted fit")
+    lines.append("  probgen fit independent-bernoulli --data digits-binary --out runs/bern --resume")
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("probgen")
+    except Exception:  # noqa: BLE001 - not installed: read the package
+        import probgen
+
+        return getattr(probgen, "__version__", "unknown")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probgen", description="Fit, score, sample and compare generative models.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="probgen", description="Fit, score, sample and compare generative models.")
+    parser.add_argument("--version", action="version", version=f"probgen {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="registered models and bundled datasets")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("fit", help="fit a model and save a checkpoint")
+    p = sub.add_parser(
+        "fit",
+        help="fit a model and save a checkpoint",
+        epilog=_fit_examples(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="a model name from `probgen list`")
     p.add_argument("--data", required=True, help="dataset name or path to a .npy/.npz/.csv/IDX file")
+    _add_data_options(p)
     p.add_argument("--out", required=True, help="output directory for the checkpoint and plots")
-    p.add_argument("--model-args", help='JSON keyword arguments for the model, e.g. \'{"estimator": "map"}\'')
+    p.add_argument(
+        "--model-args",
+        help="JSON keyword arguments for the model, e.g. '{\"latent_dim\": 4}' (see the examples below)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound scores (default 1000)")
     _add_fit_options(p)
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("eval", help="held-out log-likelihood of a checkpoint")
     p.add_argument("checkpoint", help="checkpoint file or the directory `fit --out` wrote")
-    p.add_argument("--data", help="dataset name or file (default: the data it was fitted on)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--data", help="dataset name or file (default: the data and split it was fitted on)")
+    p.add_argument("--labels", help="labels of --data FILE")
+    p.add_argument(
+        "--split", default=None, choices=["train", "val", "test", "all"], help="which part to score (default test)"
+    )
     p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound models (default 1000)")
+    p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="a .png (image grid or 2-D scatter) or .npy file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed_int, default=0)
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("compare", help="fit every suitable model and print one table")
     p.add_argument("--data", nargs="+", help="dataset names or files (default: digits)")
+    _add_data_options(p)
     p.add_argument("--models", nargs="+", help="restrict to these models")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
     p.add_argument("--out", help="directory for the JSON table and a bar-chart PNG")
@@ -266,15 +1022,54 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"probgen: warning: {_first_line(Warning(str(message)))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, TypeError, OSError, json.JSONDecodeError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"probgen: error: {message}", file=sys.stderr)
-        return 2
+    """Run the ``probgen`` command line; return the exit status (0, 1 internal error, 2 user error, 130)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings
+        try:
+            try:
+                args = _parser().parse_args(argv)
+            except SystemExit as exit_:
+                return exit_.code if isinstance(exit_.code, int) else 2
+            args.func(args)
+        except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): stop quietly
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except KeyboardInterrupt:
+            print("probgen: interrupted (the last complete checkpoint stays; continue with --resume)", file=sys.stderr)
+            return 130
+        except MemoryError:
+            print(
+                "probgen: error: out of memory; try a smaller --batch-size, -n or data file",
+                file=sys.stderr,
+            )
+            return 2
+        except (ValueError, TypeError, OSError, KeyError, UnicodeError, json.JSONDecodeError) as err:
+            if isinstance(err, OSError) and err.filename is not None and err.strerror:
+                message = f"{err.strerror}: {err.filename}"
+            else:
+                message = _first_line(err)
+            print(f"probgen: error: {message}", file=sys.stderr)
+            return 2
+        except RuntimeError as err:
+            text = str(err).lower()
+            if "out of memory" in text or "can't allocate" in text or "not enough memory" in text:
+                print(f"probgen: error: out of memory ({_first_line(err)})", file=sys.stderr)
+                return 2
+            print(f"probgen: internal error: {_first_line(err)}; please report it at {ISSUES_URL}", file=sys.stderr)
+            return 1
+        except Exception as err:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+            print(
+                f"probgen: internal error: {type(err).__name__.lstrip('_')}: {_first_line(err)}; "
+                f"please report it at {ISSUES_URL}",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 

@@ -45,15 +45,20 @@ def test_truncated_and_tampered_files_are_refused(fitted, tmp_path):
     flipped = bytearray(raw)
     flipped[-5] ^= 0xFF
     (tmp_path / "flip.safetensors").write_bytes(bytes(flipped))
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="checksum: the weights check") as weights:
         pg.load(tmp_path / "flip.safetensors")
+    assert "header check" not in str(weights.value)
     with pytest.raises(ValueError, match="does not exist"):
         pg.load(tmp_path / "missing.safetensors")
     edited = raw.replace(b'\\"prior_a\\": 1.0', b'\\"prior_a\\": 9.0')
     assert edited != raw  # the config sits in the JSON header
     (tmp_path / "config.safetensors").write_bytes(edited)
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="checksum: the header check") as header:
         pg.load(tmp_path / "config.safetensors")
+    assert "weights check" not in str(header.value)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        pg.load(tmp_path / "empty.safetensors")
 
 
 def test_pickle_payloads_are_refused_without_being_run(tmp_path):
@@ -82,4 +87,17 @@ def test_a_failed_save_leaves_the_old_file_and_no_temp(fitted, tmp_path, monkeyp
     with pytest.raises(OSError, match="disk full"):
         pg.save(model, path)
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_keep_the_users_umask(fitted, tmp_path, umask, mode):
+    model, _ = fitted
+    previous = os.umask(umask)
+    try:
+        path = pg.save(model, tmp_path / "m.safetensors")
+        assert pg.checkpoint.current_umask() == umask
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]

@@ -305,14 +305,17 @@ class GenerativeModel(PyroModule):
         """A model shaped for ``dataset`` (a :class:`~probgen.data.Dataset`): its event shape,
         support and, for labelled models, number of classes."""
         cls.check_kwargs(kwargs)
+        labels = " with labels" if cls.needs_labels else ""
         if parse_support(dataset.support)[0] not in cls.supports:
             raise ValueError(
                 f"{cls.name} does not suit {dataset.name!r} (support {dataset.support!r}); "
-                f"it needs {'/'.join(cls.supports)} data"
+                f"it needs {'/'.join(cls.supports)} data{labels}"
             )
         if cls.needs_labels:
             if dataset.y is None:
-                raise ValueError(f"{cls.name} needs labelled data; {dataset.name!r} has no labels")
+                raise ValueError(
+                    f"{cls.name} does not suit {dataset.name!r}: it needs data with labels, and it has none"
+                )
             kwargs.setdefault("num_classes", max(int(dataset.y.max()) + 1, 2))
         return cls(dataset.event_shape, dataset.support, **kwargs)
 

@@ -85,3 +85,15 @@ def test_bad_files_are_clear_errors(tmp_path):
         fh.write(b"\x00\x00\x08")
     with pytest.raises(ValueError, match="IDX"):
         load_file(tmp_path / "trunc-idx1-ubyte.gz")
+
+
+def test_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeff1,2\n3,4\n".encode())
+    assert torch.equal(load_file(tmp_path / "bom.csv").x, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+
+
+def test_labels_from_a_separate_npy_travel_with_rows(tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(12, dtype=np.float32).reshape(6, 2) * 0.5)
+    np.save(tmp_path / "y.npy", np.array([3, 1, 4, 1, 5, 9]))
+    data = load_file(tmp_path / "x.npy", labels=tmp_path / "y.npy")
+    assert data.y.tolist() == [3, 1, 4, 1, 5, 9] and data.x[2].tolist() == [2.0, 2.5]

@@ -1,0 +1,162 @@
+"""Progress bars that suit their stream: tqdm on a terminal, a short line per step or per 10% elsewhere.
+
+Logs, CI and pipes get a few readable lines (with elapsed time and an ETA from the first step)
+instead of hundreds of carriage-return updates.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+__all__ = ["progress_bar", "LineProgress"]
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(round(seconds)), 60)
+        return f"{minutes} min {rest} s"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+class LineProgress:
+    """A tqdm-like progress reporter that prints one plain line per step, or per 10% of a long run.
+
+    Supports what probgen's loops use of tqdm: iteration, ``update``, ``set_postfix``,
+    ``set_description``, ``write``, ``close`` and use as a context manager.
+
+    Args:
+        iterable: what to iterate over (may be None when only ``update`` is used).
+        total: the number of steps (``len(iterable)`` when it has one).
+        desc: a label at the start of each line.
+        disable: print nothing.
+        file: the stream (default ``sys.stderr``).
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[Any] | None = None,
+        total: int | None = None,
+        desc: str = "",
+        disable: bool = False,
+        file: TextIO | None = None,
+    ) -> None:
+        self.iterable = iterable
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        self.total = total
+        self.desc = desc
+        self.disable = disable
+        self.file = file if file is not None else sys.stderr
+        self.n = 0
+        self.postfix = ""
+        self.start = time.perf_counter()
+        self.last_printed = -1
+        self.closed = False
+
+    # ---------------------------------------------------------------- tqdm's interface
+    def __iter__(self) -> Iterator[Any]:
+        if self.iterable is None:
+            raise TypeError("LineProgress made without an iterable cannot be iterated")
+        try:
+            for item in self.iterable:
+                yield item
+                self.update(1)
+        finally:
+            self.close()
+
+    def __len__(self) -> int:
+        return self.total or 0
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = ", ".join(f"{k}={v}" for k, v in items.items())
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        self.desc = desc or ""
+
+    def write(self, text: str) -> None:
+        if not self.disable:
+            print(text, file=self.file, flush=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._due():
+            self._print()
+
+    def close(self) -> None:
+        if not self.closed and not self.disable and self.n != self.last_printed and self.n > 0:
+            self._print()
+        self.closed = True
+
+    # ---------------------------------------------------------------- lines
+    def _due(self) -> bool:
+        if self.disable:
+            return False
+        if not self.total or self.total <= 10:
+            return True
+        step = self.total / 10
+        return self.n == self.total or int(self.n / step) > int(max(self.last_printed, 0) / step)
+
+    def line(self) -> str:
+        """The text of the line printed for the current state."""
+        elapsed = time.perf_counter() - self.start
+        head = f"{self.desc}: " if self.desc else ""
+        if self.total:
+            percent = 100 * self.n / self.total
+            text = f"{head}{self.n}/{self.total} ({percent:.0f}%), {_seconds(elapsed)}"
+            if 0 < self.n < self.total:
+                text += f", ETA {_seconds(elapsed / self.n * (self.total - self.n))}"
+        else:
+            text = f"{head}{self.n}, {_seconds(elapsed)}"
+        return f"{text}, {self.postfix}" if self.postfix else text
+
+    def _print(self) -> None:
+        self.last_printed = self.n
+        print(self.line(), file=self.file, flush=True)
+
+
+def progress_bar(
+    iterable: Iterable[Any] | None = None,
+    total: int | None = None,
+    desc: str = "",
+    disable: bool = False,
+    file: TextIO | None = None,
+) -> Any:
+    """A progress bar over ``iterable``: a tqdm bar on a terminal, :class:`LineProgress` otherwise.
+
+    Args:
+        iterable: what to iterate over.
+        total: the number of steps, when ``iterable`` has no length.
+        desc: a label.
+        disable: show nothing.
+        file: the stream (default ``sys.stderr``).
+
+    Example:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> for _ in progress_bar(range(3), desc="fit", file=stream):
+        ...     pass
+        >>> stream.getvalue().count("\\n")
+        3
+    """
+    stream = file if file is not None else sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, disable=disable, file=stream)
+    return LineProgress(iterable, total=total, desc=desc, disable=disable, file=stream)
