@@ -114,7 +114,7 @@ def test_closed_form_fit_and_exact_log_likelihood(data, tmp_path):
 def test_svi_reaches_the_exact_posterior(data):
     train, _ = data
     model = GaussianMean().double()
-    pg.fit(model, train, epochs=600, batch_size=300, lr=0.1, lr_decay=0.995, num_particles=16, progress=False)
+    pg.fit(model, train, epochs=600, batch_size=300, lr=0.1, lr_decay=0.995, num_samples=16, progress=False)
     loc, scale = _exact(train.x.numpy()[:, 0])
     assert model.q_loc.item() == pytest.approx(loc, abs=0.5 * scale)  # within half a posterior sd
     assert scale / 1.5 < model.q_scale.item() < scale * 1.5

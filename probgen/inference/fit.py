@@ -45,7 +45,7 @@ def _settings(options: dict[str, Any], checkpoint: str | Path | None) -> FitOpti
 def _check(options: FitOptions) -> None:
     check_int("epochs", options.epochs)
     check_int("batch_size", options.batch_size)
-    check_int("num_particles", options.num_particles)
+    check_int("num_samples", options.num_samples)
     if isinstance(options.lr, bool) or not isinstance(options.lr, int | float) or not options.lr > 0:
         raise ValueError(f"lr must be a positive number, got {options.lr!r}")
     if options.patience is not None:
@@ -84,7 +84,7 @@ def fit(
             ``objective`` ("elbo", "analytic_kl", "iwae", a ``pyro.infer.ELBO`` or a callable
             ``loss(model, x, y)``), ``epochs``, ``batch_size``, ``lr``, ``optimizer`` ("adam",
             "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``,
-            ``num_particles``, ``patience``, ``seed``, ``resume``, ``init_from_data``,
+            ``num_samples``, ``patience``, ``seed``, ``resume``, ``init_from_data``,
             ``validate``, ``progress``, ``strategy_options`` (e.g. NUTS' ``num_samples``,
             ``warmup_steps``, ``num_chains``).
 

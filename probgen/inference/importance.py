@@ -26,19 +26,19 @@ from probgen._checks import check_int
 __all__ = ["log_importance_weights", "iwae_bound", "iwae_objective", "random_sites", "trace_log_density"]
 
 
-def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_particles: int) -> Tensor:
+def log_importance_weights(model: Any, x: Tensor, y: Tensor | None, num_samples: int) -> Tensor:
     """``log p(x_b, z_kb) - log q(z_kb | x_b)`` for K particles per example: ``[K, B]``.
 
     Site log-probabilities are taken unscaled, so neither minibatch scaling nor a beta-VAE's KL
     weight enters the weights.
     """
-    check_int("number of importance samples", num_particles)
+    check_int("number of importance samples", num_samples)
     args = (x,) if y is None else (x, y)
     dim = -(model.max_plate_nesting + 1)
-    with pyro.plate("particles", num_particles, dim=dim):
+    with pyro.plate("particles", num_samples, dim=dim):
         guide_trace = poutine.trace(model.guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(*args)
-    shape = (num_particles, x.shape[0])
+    shape = (num_samples, x.shape[0])
     log_joint = trace_log_density(model_trace, x, shape)
     return log_joint - trace_log_density(guide_trace, x, shape, latent_only=True)
 
@@ -67,7 +67,7 @@ def iwae_bound(
     model: Any,
     x: Tensor,
     y: Tensor | None,
-    num_particles: int,
+    num_samples: int,
     *,
     max_particles_per_pass: int = 1000,
     mean: bool = False,
@@ -77,9 +77,9 @@ def iwae_bound(
     Particles are drawn ``max_particles_per_pass`` at a time and combined by a running
     logsumexp, so memory does not grow with K.
     """
-    check_int("number of importance samples", num_particles)
+    check_int("number of importance samples", num_samples)
     total = None
-    remaining = num_particles
+    remaining = num_samples
     while remaining > 0:
         k = min(remaining, max_particles_per_pass)
         log_w = log_importance_weights(model, x, y, k)
@@ -89,15 +89,15 @@ def iwae_bound(
         else:
             total = total + part if mean else torch.logaddexp(total, part)
         remaining -= k
-    return total / num_particles if mean else total - math.log(num_particles)
+    return total / num_samples if mean else total - math.log(num_samples)
 
 
-def iwae_objective(num_particles: int):
+def iwae_objective(num_samples: int):
     """The IWAE training loss with K particles: ``-(N/B) sum_b IWAE_K(x_b)``."""
-    check_int("num_particles", num_particles)
+    check_int("num_samples", num_samples)
 
     def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
-        bound = torch.logsumexp(log_importance_weights(model, x, y, num_particles), 0) - math.log(num_particles)
+        bound = torch.logsumexp(log_importance_weights(model, x, y, num_samples), 0) - math.log(num_samples)
         num_data = model.num_data or x.shape[0]
         return -bound.sum() * (num_data / x.shape[0])
 

@@ -21,7 +21,7 @@ Objective = Callable[[Any, Tensor, "Tensor | None"], Tensor]
 OBJECTIVES = {
     "elbo": "Monte-Carlo ELBO (pyro.infer.Trace_ELBO); maximum likelihood without latents",
     "analytic_kl": "ELBO with analytic KL where Pyro knows it (pyro.infer.TraceMeanField_ELBO)",
-    "iwae": "importance-weighted bound with num_particles samples per example (local latents)",
+    "iwae": "importance-weighted bound with num_samples samples per example (local latents)",
 }
 
 
@@ -109,31 +109,31 @@ def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Obj
 
 def make_objective(
     objective: str | pyro.infer.ELBO | Objective,
-    num_particles: int = 1,
+    num_samples: int = 1,
     max_plate_nesting: int | None = None,
     vectorize: bool = True,
 ) -> Objective:
     """Build a loss function from a name in :data:`OBJECTIVES`, a Pyro ELBO, or a callable."""
-    check_int("num_particles", num_particles)
+    check_int("num_samples", num_samples)
     if isinstance(objective, pyro.infer.ELBO):
         return _pyro_objective(objective)
     if callable(objective):
         return objective
     # particles are drawn in one vectorized pass (an extra plate on the left)
     options: dict[str, Any] = {
-        "num_particles": num_particles,
-        "vectorize_particles": vectorize and num_particles > 1,
+        "num_particles": num_samples,  # Pyro's name
+        "vectorize_particles": vectorize and num_samples > 1,
     }
     if max_plate_nesting is not None:
         options["max_plate_nesting"] = max_plate_nesting
     if objective == "elbo":
         trace_elbo = _pyro_objective(pyro.infer.Trace_ELBO(**options))
-        return _reparameterized_elbo(trace_elbo) if num_particles == 1 else trace_elbo
+        return _reparameterized_elbo(trace_elbo) if num_samples == 1 else trace_elbo
     if objective == "iwae":
         from probgen.inference.importance import iwae_objective
 
-        return iwae_objective(num_particles)
+        return iwae_objective(num_samples)
     if objective == "analytic_kl":
         mean_field = _pyro_objective(pyro.infer.TraceMeanField_ELBO(**options))
-        return _reparameterized_elbo(mean_field, analytic_kl=True) if num_particles == 1 else mean_field
+        return _reparameterized_elbo(mean_field, analytic_kl=True) if num_samples == 1 else mean_field
     raise ValueError(f"unknown objective {objective!r}; expected one of {sorted(OBJECTIVES)}")

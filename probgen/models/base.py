@@ -169,6 +169,10 @@ class GenerativeModel(PyroModule):
     def dtype(self) -> torch.dtype:
         return self._reference_tensor().dtype
 
+    def constant(self, value: float | Tensor) -> Tensor:
+        """``value`` as a tensor on the model's device and dtype (for priors' parameters)."""
+        return torch.as_tensor(value, dtype=self.dtype, device=self.device)
+
     def validate(self, x: Any, name: str = "x") -> Tensor:
         """Check ``x`` against the support and event shape; return it on the model's device and
         dtype. Raises ValueError/TypeError naming what was received and what was expected."""

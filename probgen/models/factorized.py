@@ -66,9 +66,6 @@ class Factorized(GenerativeModel):
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
         self.closed_form = torch.tensor(False)
 
-    def _const(self, value: float | Tensor) -> Tensor:
-        return torch.as_tensor(value, dtype=self.dtype, device=self.device)
-
     # subclasses: _sample_params (model side), _guide_params, _likelihood, predictive, posterior
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
@@ -151,7 +148,7 @@ class IndependentBernoulli(Factorized):
     def _sample_params(self) -> tuple[Tensor]:
         if self.estimator == "mle":
             return (self.probs,)
-        prior = dist.Beta(self._const(self.prior_a), self._const(self.prior_b))
+        prior = dist.Beta(self.constant(self.prior_a), self.constant(self.prior_b))
         return (pyro.sample("theta", prior.expand([self.num_dims]).to_event(1)),)
 
     def _guide_params(self) -> None:
@@ -209,7 +206,7 @@ class IndependentCategorical(Factorized):
     def _sample_params(self) -> tuple[Tensor]:
         if self.estimator == "mle":
             return (self.probs,)
-        alpha = self._const(self.prior_alpha).expand(self.num_dims, self.num_levels)
+        alpha = self.constant(self.prior_alpha).expand(self.num_dims, self.num_levels)
         return (pyro.sample("theta", dist.Dirichlet(alpha).to_event(1)),)
 
     def _guide_params(self) -> None:
@@ -307,10 +304,10 @@ class IndependentGaussian(Factorized):
         d = self.num_dims
         tau = pyro.sample(
             "tau",
-            dist.Gamma(self._const(self.prior_a), self._const(self.prior_b)).expand([d]).to_event(1),
+            dist.Gamma(self.constant(self.prior_a), self.constant(self.prior_b)).expand([d]).to_event(1),
         )
         scale = (self.prior_kappa * tau).rsqrt()
-        mu = pyro.sample("mu", dist.Normal(self._const(self.prior_loc), scale).to_event(1))
+        mu = pyro.sample("mu", dist.Normal(self.constant(self.prior_loc), scale).to_event(1))
         return mu, tau
 
     def _guide_params(self) -> None:

@@ -87,14 +87,11 @@ class GenerativeClassifier(GenerativeModel):
         return self.posterior.predictive
 
     # ------------------------------------------------------------------ the Pyro program
-    def _const(self, value: float) -> Tensor:
-        return torch.as_tensor(value, dtype=self.class_counts.dtype, device=self.class_counts.device)
-
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         if y is None:
             raise ValueError(f"{type(self).__name__}.model needs labels y for its data")
-        concentration = self._const(self.prior_class).expand(self.num_classes)
+        concentration = self.constant(self.prior_class).expand(self.num_classes)
         pi = pyro.sample("pi", dist.Dirichlet(concentration))
         params = self._sample_params()
         with self.data_plate(x):

@@ -104,8 +104,13 @@ class Posterior(PyroModule):
         def by_chain(t: Tensor) -> Any:
             return t.detach().cpu().reshape(chains, num_draws // chains, *t.shape[1:]).numpy()
 
-        with torch.no_grad():
-            log_lik = model.pointwise_log_likelihood(x, y, draws)  # [S, N]
+        with torch.no_grad():  # [S, N], a few draws at a time: a draw's terms can be [N, C, D, D]
+            log_lik = torch.cat(
+                [
+                    model.pointwise_log_likelihood(x, y, {k: v[start : start + 16] for k, v in draws.items()})
+                    for start in range(0, num_draws, 16)
+                ]
+            )
             reps = min(num_draws, 100) if num_predictive is None else num_predictive
             replicate = torch.stack(
                 [

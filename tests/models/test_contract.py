@@ -191,7 +191,7 @@ def test_iwae_objective_equals_pyros_importance_weights(name, float64):
     args = (x, y) if model.needs_labels else (x,)
     k = 50
     pyro.set_rng_seed(3)
-    ours = make_objective("iwae", num_particles=k)(model, x, y if model.needs_labels else None)
+    ours = make_objective("iwae", num_samples=k)(model, x, y if model.needs_labels else None)
     pyro.set_rng_seed(3)
     weights, _, _ = vectorized_importance_weights(model.model, model.guide, *args, num_samples=k, max_plate_nesting=1)
     reference = -(torch.logsumexp(weights, 0) - math.log(k))

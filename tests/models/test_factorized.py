@@ -64,7 +64,7 @@ def test_gaussian_predictive_integrates_to_one(float64):
     assert mass == pytest.approx(1.0, abs=1e-3)
 
 
-SVI_BUDGET = dict(epochs=1000, lr=0.1, lr_decay=0.997, objective="analytic_kl", num_particles=128)
+SVI_BUDGET = dict(epochs=1000, lr=0.1, lr_decay=0.997, objective="analytic_kl", num_samples=128)
 
 
 def test_svi_recovers_beta_bernoulli_posterior_mean_within_two_percent(float64):

@@ -110,7 +110,7 @@ def test_vi_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
     35-50x), and the draws follow the guide, not a copy cached when the fit ended."""
     x, y = iris
     vi = GaussianNaiveBayes(4, "real", 3, method="vi", num_posterior_samples=2000)
-    pg.fit(vi, (x, y), epochs=300, batch_size=150, lr=0.02, lr_decay=0.985, num_particles=10, progress=False)
+    pg.fit(vi, (x, y), epochs=300, batch_size=150, lr=0.02, lr_decay=0.985, num_samples=10, progress=False)
     z = _max_z(vi, exact_nb_posterior)
     assert max(z.values()) < 0.5, z
     got = _posterior_moments(vi.posterior_draws())

@@ -77,7 +77,7 @@ def test_iwae_gradients_match_a_hand_written_loss():
     data = pg.load_dataset("digits-binary").x[:32].double()
     vae = VAE(64, "binary", latent_dim=3, hidden=(16,)).double()
     k = 7
-    objective = make_objective("iwae", num_particles=k)
+    objective = make_objective("iwae", num_samples=k)
     torch.manual_seed(5)
     with vae.scaled_to(1000):
         loss = objective(vae, data, None)
@@ -192,8 +192,8 @@ def test_bad_input():
         pg.log_likelihood(vae, torch.zeros(3, 10), method="iwae")
     with pytest.raises(ValueError, match="positive integer"):
         pg.log_likelihood(vae, torch.zeros(3, 64), method="iwae", num_samples=0)
-    with pytest.raises(ValueError, match="num_particles must be a positive integer"):
-        pg.fit(vae, torch.zeros(3, 64), objective="iwae", num_particles=0, progress=False)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        pg.fit(vae, torch.zeros(3, 64), objective="iwae", num_samples=0, progress=False)
     with pytest.raises(ValueError, match="no exact log_prob"):
         vae.log_prob(torch.zeros(2, 64))
     with pytest.raises(ValueError, match="no exact density"):

@@ -41,7 +41,7 @@ class FitOptions:
     clip_norm: float | None = None
     lr_decay: float | None = None
     weight_decay: float = 0.0
-    num_particles: int = 1
+    num_samples: int = 1
     patience: int | None = None
     seed: int | None = 0
     checkpoint: Path | None = None

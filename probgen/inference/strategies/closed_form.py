@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from probgen.inference.data import DataSource
 from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, model_batches, register_strategy
+from probgen.progress import progress_bar
 
 __all__ = ["ClosedFormStrategy", "computed_result", "mean_nll"]
 
@@ -31,7 +31,7 @@ class ClosedFormStrategy(FitStrategy):
         total: dict[str, Any] | None = None
         batches = model_batches(model, train, options.batch_size)
         with torch.no_grad():
-            for x, y in tqdm(batches, disable=not options.progress, desc=f"closed-form {model.name}", leave=False):
+            for x, y in progress_bar(batches, desc=f"closed-form {model.name}", disable=not options.progress):
                 stats = model.closed_form_statistics(x, y)
                 total = stats if total is None else {k: total[k] + v for k, v in stats.items()}
             model.set_closed_form(total)

@@ -18,7 +18,6 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from probgen.inference.data import DataSource
 from probgen.inference.objectives import Objective, make_objective
@@ -30,6 +29,7 @@ from probgen.inference.strategies.base import (
     model_batches,
     register_strategy,
 )
+from probgen.progress import progress_bar
 
 __all__ = ["SVIStrategy", "OPTIMIZERS", "diagnose"]
 
@@ -136,7 +136,7 @@ def _start(model: Any, train: DataSource, options: FitOptions) -> _Run:
     """Objective, data-dependent start or resumed state, parameters and optimizer."""
     from probgen.checkpoint import load_checkpoint
 
-    loss_fn = make_objective(options.objective, options.num_particles, model.max_plate_nesting, model.vectorizable)
+    loss_fn = make_objective(options.objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
     result = FitResult(checkpoint=options.checkpoint, strategy="svi")
     resumed = None
     if options.resume and options.checkpoint is not None and options.checkpoint.exists():
@@ -182,15 +182,16 @@ class SVIStrategy(FitStrategy):
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
         with model.scaled_to(len(train)), model.parameters_held(), pyro.validation_enabled(options.validate):
             run = _start(model, train, options)
-            bar = tqdm(range(run.start_epoch, options.epochs), disable=not options.progress, desc=f"fit {model.name}")
+            epochs = range(run.start_epoch, options.epochs)
+            bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress)
             generator = torch.Generator().manual_seed(0 if options.seed is None else options.seed)
             t0 = time.perf_counter()
             for epoch in bar:
                 record = self._epoch(run, train, val, epoch, generator)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
-                if not self._keep(run, record, epoch):
-                    bar.close()
+                if not self._keep(run, record, epoch, bar):
                     break
+            bar.close()
             run.result.seconds = time.perf_counter() - t0
             model.load_state_dict(run.best_state)
             model.after_fit(*_hook_batch(model, train))
@@ -215,7 +216,7 @@ class SVIStrategy(FitStrategy):
         run.result.history.append(record)
         return record
 
-    def _keep(self, run: _Run, record: dict, epoch: int) -> bool:
+    def _keep(self, run: _Run, record: dict, epoch: int, bar: Any) -> bool:
         """Track the best epoch; False when patience has run out.
 
         With validation data the model ends at (and the checkpoint holds) the epoch of the best
@@ -242,7 +243,7 @@ class SVIStrategy(FitStrategy):
             result.stopped_early = True
             if options.progress:
                 which = "val" if validated else "train"
-                tqdm.write(
+                bar.write(
                     f"early stop at epoch {epoch}: no improvement for {options.patience} epochs; "
                     f"best epoch {result.best_epoch} ({which} loss {result.best_loss:.4f})"
                 )
