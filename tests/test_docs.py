@@ -28,4 +28,5 @@ def test_adding_a_model_example_runs(capsys):
 @pytest.mark.parametrize("name", ["README.md", "docs/architecture.md", "docs/adding-a-model.md"])
 def test_no_pointer_outside_the_repository(name):
     text = (ROOT / name).read_text()
-    assert "../shared" not in text and "DESIGN.md" not in text
+    outside = ["../" + "shared", "DESIGN" + ".md"]  # spelled apart so this file does not match itself
+    assert not [pointer for pointer in outside if pointer in text]
