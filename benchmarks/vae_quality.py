@@ -1,7 +1,8 @@
 """Quality: held-out IWAE bounds of digits VAEs against the numbers they must reach.
 
 1. Binarized digits (the standard split: train = first 1000, val = next 350, test = last 447),
-   a 64-200-8 Bernoulli VAE in the style of Pyro's VAE example (softplus MLPs, Adam 1e-3, batch 100), early-stopped on the validation ELBO:
+   a 64-200-8 Bernoulli VAE in the style of Pyro's VAE example (softplus MLPs, Adam 1e-3,
+   batch 100), early-stopped on the validation ELBO:
    test NLL from IWAE with K=5000 must be at most 19.7 nats.
 2. 17-level digits, the same VAE with a categorical decoder: it must beat the independent
    categorical baseline (the closed-form posterior predictive, about 106.5 nats) by a wide
