@@ -112,7 +112,16 @@ def model_batches(
     labels: bool = True,
 ) -> Iterator[tuple[Tensor, Tensor | None]]:
     """The source's batches, each validated by the model and moved to its device and dtype;
-    labels checked by the model (``labels=False``: not used, so not required)."""
+    labels checked by the model (``labels=False``: not used, so not required).
+
+    Stored data (not a DataLoader) that passed one complete validated pass for a model of the
+    same support and event shape are only moved on later passes: the check is per data set,
+    not per epoch.
+    """
+    key = (model.support, model.event_shape)
+    checked = source.loader is None and source.checked_for == key
+    device, dtype = model.device, model.dtype
     for x, y in source.batches(batch_size, shuffle=shuffle, generator=generator):
-        x = model.validate(x, name=source.name)
+        x = x.to(device=device, dtype=dtype) if checked else model.validate(x, name=source.name)
         yield x, model.check_labels(y, len(x)) if labels else None
+    source.checked_for = key
