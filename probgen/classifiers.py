@@ -19,7 +19,7 @@ Example:
     >>> from sklearn.datasets import load_iris
     >>> from sklearn.model_selection import cross_val_score
     >>> X, y = load_iris(return_X_y=True)
-    >>> cross_val_score(GaussianNB(), X, y, cv=5).mean() > 0.9
+    >>> bool(cross_val_score(GaussianNB(), X, y, cv=5).mean() > 0.9)
     True
 """
 
