@@ -11,6 +11,7 @@ from probgen.models.discriminant import (
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
 )
+from probgen.models.energy import RBM
 from probgen.models.factorized import (
     Factorized,
     IndependentBernoulli,
@@ -47,6 +48,7 @@ __all__ = [
     "LinearDiscriminantAnalysis",
     "ModelSpec",
     "QuadraticDiscriminantAnalysis",
+    "RBM",
     "build_model",
     "independent",
     "model_class",
