@@ -19,6 +19,7 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
+from probgen.models.gan import GAN
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import (
     BernoulliNaiveBayes,
@@ -39,6 +40,7 @@ __all__ = [
     "Dequantized",
     "DiscriminantAnalysis",
     "Factorized",
+    "GAN",
     "GaussianNaiveBayes",
     "GenerativeClassifier",
     "GenerativeModel",
