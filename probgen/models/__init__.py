@@ -6,6 +6,7 @@ from __future__ import annotations
 from probgen.models.autoencoder import Autoencoder
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.dequantized import Dequantized
+from probgen.models.diffusion import DDPM
 from probgen.models.discriminant import (
     DiscriminantAnalysis,
     LinearDiscriminantAnalysis,
@@ -30,6 +31,7 @@ from probgen.models.registry import MODELS, ModelSpec, build_model, model_class,
 from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
+    "DDPM",
     "DENSITY_KINDS",
     "MODELS",
     "VAE",
