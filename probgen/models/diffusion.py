@@ -4,7 +4,7 @@ The forward process ``q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)``
 the guide, written in its reverse factorisation ``q(x_T | x_0) prod_t q(x_{t-1} | x_t, x_0)``.
 The learned reverse process is the model: ``p(x_T) = N(0, I)``,
 ``p(x_{t-1} | x_t) = N(mu(x_t, t), sigma_t^2 I)`` with ``mu`` from a noise predictor
-``eps(x_t, t)`` and ``sigma_t^2`` the posterior variance, and a decoder ``p(x_0 | x_1)`` that
+``eps(x_t, t)`` and ``sigma_t^2`` fixed (beta_t or the posterior's variance), and a decoder ``p(x_0 | x_1)`` that
 is a discretized Gaussian on the data's levels (k-level data mapped to [-1, 1]) or, for real
 data, a Gaussian in the data's units. Its ELBO is the variational bound of Ho et al.: with
 analytic KLs (``objective="analytic_kl"``; :meth:`DDPM.variational_bound`) each site pair is
@@ -36,7 +36,9 @@ from probgen.models.base import GenerativeModel
 from probgen.models.networks import MLP
 from probgen.models.registry import register
 
-__all__ = ["DDPM", "DiscretizedGaussian", "ddpm_simple_loss"]
+__all__ = ["DDPM", "DiscretizedGaussian", "ddpm_simple_loss", "REVERSE_VARIANCES"]
+
+REVERSE_VARIANCES = ("beta", "posterior")
 
 
 class DiscretizedGaussian(dist.TorchDistribution):
@@ -91,7 +93,10 @@ class DDPM(GenerativeModel):
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
         steps: T, the number of diffusion steps.
         hidden: hidden widths of the noise predictor.
-        beta_range: betas linear from ``beta_range[0]`` to ``beta_range[1]`` times 1000 / T.
+        beta_range: betas linear from ``beta_range[0]`` (step 1) to ``beta_range[1]`` (step T);
+            Ho et al.'s (1e-4, 0.02) is for T = 1000, the default (1e-3, 0.2) for T near 50.
+        reverse_variance: sigma_t^2 of the reverse steps, "beta" (beta_t; the exact reversal
+            when the data are N(0, I)) or "posterior" (beta~_t; exact for a single point).
 
     Example:
         >>> import probgen as pg
@@ -111,21 +116,29 @@ class DDPM(GenerativeModel):
         *,
         steps: int = 50,
         hidden: Sequence[int] = (256, 256),
-        beta_range: Sequence[float] = (1e-4, 0.02),
+        beta_range: Sequence[float] = (1e-3, 0.2),
+        reverse_variance: str = "beta",
     ) -> None:
         super().__init__(event_shape, support)
         self.steps, self.hidden = check_int("steps", steps), tuple(int(h) for h in hidden)
         self.beta_range = tuple(float(b) for b in beta_range)
-        betas = torch.linspace(*self.beta_range, self.steps, dtype=torch.float64) * 1000 / self.steps
-        if not 0 < betas[0] and betas[-1] < 1:
+        if reverse_variance not in REVERSE_VARIANCES:
+            raise ValueError(f"unknown reverse_variance {reverse_variance!r}; expected one of {REVERSE_VARIANCES}")
+        self.reverse_variance = reverse_variance
+        betas = torch.linspace(*self.beta_range, self.steps, dtype=torch.float64)
+        if not (0 < betas[0] and betas[-1] < 1):
             raise ValueError(f"beta_range {self.beta_range} gives betas outside (0, 1) for {steps} steps")
         self.register_buffer("betas", torch.cat([betas.new_zeros(1), betas]).float())  # index t = 1..T
-        self.register_buffer("alpha_bars", torch.cumprod(1 - self.betas.double(), 0).float())
         self.register_buffer("data_loc", torch.zeros(self.num_dims))
         self.register_buffer("data_scale", torch.ones(self.num_dims))
         self.denoiser = MLP(self.num_dims + 16, self.hidden, self.num_dims, activation=nn.SiLU)
 
     # -------------------------------------------------------------- the diffusion's coefficients
+    @property
+    def alpha_bars(self) -> Tensor:
+        """``alpha_bar_t = prod_{s <= t} (1 - beta_s)`` for t = 0..T (alpha_bar_0 = 1)."""
+        return torch.cumprod(1 - self.betas, 0)
+
     def _embed(self, t: Tensor, like: Tensor) -> Tensor:
         freqs = torch.exp(torch.linspace(0, math.log(1000), 8, dtype=like.dtype, device=like.device))
         angle = (t.to(like.dtype)[..., None] / self.steps) * freqs
@@ -148,7 +161,8 @@ class DDPM(GenerativeModel):
         return (x_t - beta / (1 - ab).sqrt() * self.epsilon(x_t, t)) / (1 - beta).sqrt()
 
     def _reverse_scale(self, t: int) -> Tensor:
-        return self._posterior_scale(t) if t > 1 else self.betas[1].sqrt()
+        """sigma_t: sqrt(beta_t), or the posterior's sqrt(beta~_t) (sqrt(beta_1) at t = 1)."""
+        return self._posterior_scale(t) if t > 1 and self.reverse_variance == "posterior" else self.betas[t].sqrt()
 
     def _posterior_scale(self, t: int) -> Tensor:
         return (self.betas[t] * (1 - self.alpha_bars[t - 1]) / (1 - self.alpha_bars[t])).sqrt()
@@ -261,4 +275,9 @@ class DDPM(GenerativeModel):
             self.data_loc, self.data_scale = flat.mean(0), flat.std(0).clamp(min=1e-6)
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"steps": self.steps, "hidden": list(self.hidden), "beta_range": list(self.beta_range)}
+        return {
+            "steps": self.steps,
+            "hidden": list(self.hidden),
+            "beta_range": list(self.beta_range),
+            "reverse_variance": self.reverse_variance,
+        }
