@@ -241,15 +241,15 @@ class DDPM(GenerativeModel):
 
     # -------------------------------------------------------------- sampling
     def reverse_chain(self, n: int, every: int = 1) -> list[Tensor]:
-        """Ancestral sampling: ``[x_T, ..., x_1]`` (every ``every`` steps, on the diffusion scale)
-        and finally x_0 drawn from the decoder (in the data's units)."""
+        """Ancestral sampling: ``[x_T, x_{T - every}, ...]`` (the steps divisible by ``every``, on the
+        diffusion scale) and finally x_0 drawn from the decoder (in the data's units)."""
         n = self._check_n(n)
         with torch.no_grad():
             x_t = torch.randn(n, self.num_dims, dtype=self.dtype, device=self.device)
             chain = [x_t]
             for t in range(self.steps, 1, -1):
                 x_t = self.reverse_mean(x_t, t) + self._reverse_scale(t) * torch.randn_like(x_t)
-                if (t - 1) % every == 0 or t == 2:
+                if (t - 1) % every == 0:
                     chain.append(x_t)
             chain.append(self._decoder(x_t).sample().reshape(n, *self.event_shape))
         return chain
