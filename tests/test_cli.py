@@ -85,8 +85,9 @@ def test_compare_table(capsys, tmp_path):
         "csv",
     )
     assert code == 0
-    models = [line.split(",")[0] for line in out.strip().splitlines()[1:]]
-    assert models == ["gaussian-nb", "independent-gaussian", "lda", "qda", "vae"]
+    rows = [line.split(",") for line in out.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == ["ddpm", "gaussian-nb", "independent-gaussian", "lda", "qda", "vae"]
+    assert rows[0][4] == "lower_bound"  # the diffusion model's bound is labelled as one
     assert (tmp_path / "compare-iris.png").exists()
 
 

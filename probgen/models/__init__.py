@@ -6,11 +6,13 @@ from __future__ import annotations
 from probgen.models.autoencoder import Autoencoder
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.dequantized import Dequantized
+from probgen.models.diffusion import DDPM
 from probgen.models.discriminant import (
     DiscriminantAnalysis,
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
 )
+from probgen.models.energy import RBM
 from probgen.models.factorized import (
     Factorized,
     IndependentBernoulli,
@@ -18,6 +20,7 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
+from probgen.models.gan import GAN
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import (
     BernoulliNaiveBayes,
@@ -28,6 +31,7 @@ from probgen.models.registry import MODELS, ModelSpec, build_model, model_class,
 from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
+    "DDPM",
     "DENSITY_KINDS",
     "MODELS",
     "VAE",
@@ -38,6 +42,7 @@ __all__ = [
     "Dequantized",
     "DiscriminantAnalysis",
     "Factorized",
+    "GAN",
     "GaussianNaiveBayes",
     "GenerativeClassifier",
     "GenerativeModel",
@@ -47,6 +52,7 @@ __all__ = [
     "LinearDiscriminantAnalysis",
     "ModelSpec",
     "QuadraticDiscriminantAnalysis",
+    "RBM",
     "build_model",
     "independent",
     "model_class",

@@ -1,0 +1,90 @@
+"""Quality numbers for the RBM, GAN and DDPM (slow; prints, asserts nothing).
+
+- RBM on digits-binary: exact held-out NLL after CD-1 and PCD-1, and AIS log Z against the
+  exact value for several numbers of temperatures (100 runs each; error and the runs' spread).
+- GAN on eight Gaussians: modes covered over seeds at the test's budget.
+- DDPM: the bound against the true log density of a 1-D mixture as training goes on, and the
+  bound on 17-level digits (nats, bits/dim).
+
+Run: python benchmarks/gan_ddpm_rbm_quality.py [--quick]
+"""
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import probgen as pg
+from probgen.inference.sample_metrics import mode_coverage
+from probgen.models.diffusion import ddpm_simple_loss
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+from diffusion import mixture, true_log_density  # noqa: E402
+
+CENTRES = 2 * torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(torch.arange(8) * math.pi / 4)], -1)
+
+
+def rbm(quick: bool) -> None:
+    train, val, test = (pg.load_dataset("digits-binary", s) for s in ("train", "val", "test"))
+    epochs = 5 if quick else 100
+    for persistent in (False, True):
+        torch.manual_seed(0)
+        model = pg.models.RBM(64, "binary", hidden=20)
+        t0 = time.perf_counter()
+        pg.fit(model, train, val_data=val, epochs=epochs, batch_size=20, lr=0.01, progress=False,
+               strategy_options={"k": 1, "persistent": persistent})  # fmt: skip
+        score = pg.log_likelihood(model, test)
+        name = "PCD-1" if persistent else "CD-1"
+        print(f"RBM 20 hidden, {name}, {epochs} epochs ({time.perf_counter() - t0:.0f}s): {score}")
+    exact = model.log_normalizer(method="exact")[0].item()
+    for steps in (100, 500, 2000) if quick else (100, 500, 2000, 10000):
+        torch.manual_seed(0)
+        runs = model.ais_log_weights(100, steps)
+        estimate = (torch.logsumexp(runs, 0) - math.log(100)).item()
+        print(f"  AIS 100 runs x {steps:5d} temperatures: log Z {estimate:.3f} (exact {exact:.3f}, "
+              f"error {estimate - exact:+.3f}, runs' sd {runs.std().item():.3f})")  # fmt: skip
+
+
+def gan(quick: bool) -> None:
+    data = pg.load_dataset("8gaussians", n=1000)
+    for seed in range(2 if quick else 5):
+        torch.manual_seed(seed)
+        model = pg.models.GAN(2, "real", hidden=(64, 64), latent_dim=2)
+        pg.fit(model, data, epochs=20, batch_size=50, lr=3e-3, progress=False, seed=seed)
+        torch.manual_seed(0)
+        cover = mode_coverage(model.sample(2000), CENTRES, radius=0.3, min_count=20)
+        print(f"GAN seed {seed}: modes hit {cover['modes_hit']}/8, within 3 sd {cover['high_quality']:.2f}")
+
+
+def ddpm(quick: bool) -> None:
+    train, test = mixture(2000, 0), mixture(1000, 1)
+    truth = true_log_density(test).mean().item()
+    torch.manual_seed(0)
+    toy = pg.models.DDPM(1, "real", steps=50, hidden=(64, 64))
+    for r in range(2 if quick else 6):
+        pg.fit(toy, train, epochs=3 if quick else 100, batch_size=100, lr=2e-3, objective=ddpm_simple_loss,
+               init_from_data=r == 0, progress=False)  # fmt: skip
+        bound = pg.log_likelihood(toy, test, method="elbo", num_samples=4)
+        print(f"DDPM 1-D mixture round {r}: bound {bound.nats:.3f} ± {bound.stderr:.3f}, truth {truth:.3f}")
+    digits, val, test = (pg.load_dataset("digits", s) for s in ("train", "val", "test"))
+    torch.manual_seed(0)
+    model = pg.models.DDPM.from_dataset(digits, steps=50, hidden=(256, 256))
+    epochs = 5 if quick else 300
+    t0 = time.perf_counter()
+    pg.fit(model, digits, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, objective=ddpm_simple_loss,
+           progress=False)  # fmt: skip
+    print(f"DDPM digits, {epochs} epochs ({time.perf_counter() - t0:.0f}s):",
+          pg.log_likelihood(model, test, method="elbo", num_samples=10))  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    torch.set_num_threads(1)
+    rbm(quick)
+    gan(quick)
+    ddpm(quick)

@@ -1,0 +1,76 @@
+"""The ``"adversarial"`` strategy: a two-player game, discriminator and generator in turn.
+
+Each step asks the model for ``discriminator_loss(x)`` (real batch against fresh fakes) and
+steps the parameter group ``discriminator_parameters()`` on it ``d_steps`` times, then for
+``generator_loss(len(x))`` and steps ``generator_parameters()``. Each player has its own Adam
+moments, learning rate and betas (default (0.5, 0.999), as in DCGAN). The history records both
+losses; ``train_loss`` is the discriminator's (there is no likelihood to track), so without a
+better criterion the model ends at its last epoch.
+
+Strategy options: ``d_steps`` (default 1; 5 for a Wasserstein critic), ``generator_lr`` and
+``discriminator_lr`` (default: ``lr``), ``betas``.
+
+References:
+    Goodfellow et al., "Generative Adversarial Nets" (2014), arXiv:1406.2661.
+    Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+    Generative Adversarial Networks" (2016), arXiv:1511.06434.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from probgen._checks import check_int
+from probgen.inference.data import DataSource
+from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy
+from probgen.inference.strategies.loop import EpochLoop
+
+__all__ = ["AdversarialStrategy", "ADVERSARIAL_OPTIONS"]
+
+ADVERSARIAL_OPTIONS = {"d_steps": 1, "generator_lr": None, "discriminator_lr": None, "betas": (0.5, 0.999)}
+DISCRIMINATOR, GENERATOR = 0, 1
+
+
+def _options(given: dict[str, Any], lr: float) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(ADVERSARIAL_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown adversarial option(s) {unknown}; expected some of {sorted(ADVERSARIAL_OPTIONS)}")
+    options = {**ADVERSARIAL_OPTIONS, **given}
+    check_int("d_steps", options["d_steps"])
+    for key in ("generator_lr", "discriminator_lr"):
+        options[key] = lr if options[key] is None else options[key]
+        if not options[key] > 0:
+            raise ValueError(f"{key} must be a positive number, got {options[key]!r}")
+    return options
+
+
+@register_strategy("adversarial")
+class AdversarialStrategy(FitStrategy):
+    """Alternating discriminator and generator steps by minibatches."""
+
+    def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        game = _options(options.strategy_options, options.lr)
+        betas = tuple(game["betas"])
+
+        def groups() -> list[dict]:
+            return [
+                {"params": model.discriminator_parameters(), "lr": game["discriminator_lr"], "betas": betas},
+                {"params": model.generator_parameters(), "lr": game["generator_lr"], "betas": betas},
+            ]
+
+        loop = EpochLoop.start(model, train, options, "adversarial", groups)
+
+        def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
+            d_total, g_total = 0.0, 0.0
+            for step, (x, _) in enumerate(loop.batches(train, generator)):
+                where = f"epoch {epoch}, step {step}"
+                for _ in range(game["d_steps"]):
+                    d_loss = loop.step(model.discriminator_loss(x), DISCRIMINATOR, where, "discriminator")
+                g_loss = loop.step(model.generator_loss(len(x)), GENERATOR, where, "generator")
+                d_total, g_total = d_total + d_loss * len(x), g_total + g_loss * len(x)
+            return {"train_loss": d_total / len(train), "discriminator_loss": d_total / len(train),
+                    "generator_loss": g_total / len(train)}  # fmt: skip
+
+        return loop.run(train, val, epoch_fn)

@@ -1,0 +1,131 @@
+"""DDPM: the bound's terms against closed forms (Gaussian KLs, Ho et al.'s eq. 12, the
+discretized decoder), the discretized Gaussian normalising over the levels, the bound below the
+exact log-likelihood of a linear-Gaussian reverse process, and training lowering the bound."""
+
+import math
+
+import pytest
+import torch
+
+import probgen as pg
+from probgen.models import DDPM
+from probgen.models.diffusion import DiscretizedGaussian, ddpm_simple_loss
+
+
+@pytest.mark.parametrize("levels", [2, 17])
+def test_discretized_gaussian_normalises_over_the_levels(levels, float64):
+    loc, scale = torch.tensor([-1.3, -0.2, 0.05, 0.9, 2.0]), torch.tensor([0.01, 0.3, 1.0, 0.07, 0.5])
+    d = DiscretizedGaussian(loc[:, None], scale[:, None], levels)
+    total = torch.logsumexp(d.log_prob(torch.arange(levels, dtype=torch.float64)), -1)
+    assert torch.allclose(total, torch.zeros(5), atol=1e-9)
+
+
+def _normal_cdf(z):
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def test_bound_terms_equal_closed_forms_with_two_steps(float64):
+    """T = 2: prior KL in closed form, L_1 by Ho et al.'s eq. (12) in the noise, and the
+    decoder's probability by the normal CDF over each pixel's bin."""
+    torch.manual_seed(0)
+    ddpm = DDPM(3, "discrete(5)", steps=2, hidden=(8,), beta_range=(0.1, 0.3), reverse_variance="posterior").double()
+    x = torch.tensor([[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]])
+    torch.manual_seed(1)
+    terms = ddpm.variational_bound(x)
+    x0 = 2 * x / 4 - 1
+    b1, b2 = ddpm.betas[1], ddpm.betas[2]
+    ab2 = (1 - b1) * (1 - b2)
+    mean, var = ab2.sqrt() * x0, 1 - ab2
+    prior = 0.5 * (mean**2 + var - 1 - var.log()).sum(-1)
+    assert torch.allclose(terms["prior"], prior, rtol=1e-10)
+    torch.manual_seed(1)
+    x2 = torch.normal(mean, var.sqrt().expand(mean.shape))
+    noise = (x2 - mean) / var.sqrt()
+    sigma2 = b2 * b1 / (1 - ab2)  # the posterior variance, beta~_2
+    weight = b2**2 / (2 * sigma2 * (1 - b2) * (1 - ab2))
+    l1 = weight * ((noise - ddpm.epsilon(x2, 2)) ** 2).sum(-1)
+    assert torch.allclose(terms["diffusion"], l1, rtol=1e-9)
+    post_mean = ((1 - b1).sqrt() * b2 * x0 + (1 - b2).sqrt() * b1 * x2) / (1 - ab2)
+    x1 = torch.normal(post_mean, sigma2.sqrt().expand(mean.shape))
+    mu, s = ddpm.reverse_mean(x1, 1).detach(), b1.sqrt().item()
+    decoder = torch.zeros(2)
+    for i in range(2):
+        for j in range(3):
+            lo = -math.inf if x[i, j] == 0 else (x0[i, j] - 0.25 - mu[i, j]).item() / s
+            hi = math.inf if x[i, j] == 4 else (x0[i, j] + 0.25 - mu[i, j]).item() / s
+            decoder[i] -= math.log(_normal_cdf(hi) - _normal_cdf(lo))
+    assert torch.allclose(terms["decoder"], decoder, rtol=1e-6)
+    assert torch.allclose(terms["total"], prior + l1 + decoder, rtol=1e-6)
+    assert torch.allclose(terms["bits_per_dim"], terms["total"] / (3 * math.log(2)))
+
+
+def _linear_gaussian_ddpm(reverse_variance):
+    """eps(x_t, t) = sqrt(1 - alpha_bar_t) x_t, the optimal denoiser of N(0, 1) data: the reverse
+    process is linear-Gaussian, x_{t-1} = sqrt(1 - beta_t) x_t + sigma_t z, so p(x_0) is a
+    Gaussian whose variance propagates exactly."""
+    ddpm = DDPM(1, "real", steps=10, hidden=(4,), reverse_variance=reverse_variance).double()
+    ddpm.init_from_data(torch.tensor([[1.0], [3.0], [2.0], [4.0]]))  # data loc 2.5, scale 1.29
+    slope = (1 - ddpm.alpha_bars).sqrt()
+    ddpm.epsilon = lambda x_t, t: slope[t] * x_t
+    variance = torch.tensor(1.0)
+    for t in range(10, 0, -1):
+        variance = (1 - ddpm.betas[t]) * variance + ddpm._reverse_scale(t) ** 2
+    return ddpm, torch.distributions.Normal(ddpm.data_loc, ddpm.data_scale * variance.sqrt())
+
+
+X = torch.tensor([[2.5], [0.0], [5.0]], dtype=torch.float64)
+
+
+def test_bound_is_exact_when_the_reverse_process_is_the_exact_reversal(float64):
+    """With sigma_t^2 = beta_t the chain above is the time reversal of the forward process on
+    N(0, 1) data: p(x_0:T) = q(x_0:T), so every draw of log p(x_0:T) - log q(x_1:T | x_0) (the
+    Pyro program's ELBO) equals log p(x) = log N(x; loc, scale); the analytic-KL terms of
+    variational_bound average to it."""
+    ddpm, marginal = _linear_gaussian_ddpm("beta")
+    exact = marginal.log_prob(X).squeeze(-1)
+    assert torch.allclose(marginal.scale, ddpm.data_scale, rtol=1e-12)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        elbo = pg.log_likelihood(ddpm, X, method="elbo", num_samples=4)
+        assert math.isclose(elbo.nats, exact.mean().item(), rel_tol=1e-9) and elbo.kind == "lower_bound"
+    torch.manual_seed(0)
+    draws = -ddpm.variational_bound(X.repeat(2000, 1))["total"].reshape(2000, 3)
+    assert ((draws.mean(0) - exact).abs() < 4 * draws.std(0) / math.sqrt(2000)).all()
+
+
+def test_bound_is_below_the_exact_log_likelihood_of_a_mismatched_reverse_process(float64):
+    """With sigma_t^2 = beta~_t (smaller than the reversal's beta_t) the bound is strictly below."""
+    ddpm, marginal = _linear_gaussian_ddpm("posterior")
+    torch.manual_seed(0)
+    draws = -ddpm.variational_bound(X.repeat(1000, 1))["total"].reshape(1000, 3)
+    gap = marginal.log_prob(X).squeeze(-1) - draws.mean(0)
+    assert (gap > 10 * draws.std(0) / math.sqrt(1000)).all(), gap
+
+
+def test_training_lowers_the_bound_on_17_level_digits():
+    train, test = pg.load_dataset("digits"), pg.load_dataset("digits", "test")
+    torch.manual_seed(0)
+    ddpm = DDPM.from_dataset(train, steps=20, hidden=(128,))
+    before = pg.log_likelihood(ddpm, test.x[:200], method="elbo", num_samples=1)
+    pg.fit(ddpm, train, epochs=5, lr=2e-3, batch_size=100, objective=ddpm_simple_loss, progress=False)
+    after = pg.log_likelihood(ddpm, test.x[:200], method="elbo", num_samples=1)
+    assert before.kind == after.kind == "lower_bound" and math.isfinite(after.nats)
+    assert after.nll < before.nll - 20 * (before.stderr + after.stderr)
+    with pytest.raises(ValueError, match="no exact log_prob"):
+        ddpm.log_prob(test.x)
+
+
+def test_chains_and_samples_have_the_expected_shapes():
+    ddpm = DDPM((1, 2, 2), "binary", steps=6, hidden=(8,))
+    reverse = ddpm.reverse_chain(3, every=2)
+    assert [r.shape for r in reverse[:-1]] == [(3, 4)] * 3 and reverse[-1].shape == (3, 1, 2, 2)
+    assert set(reverse[-1].unique().tolist()) <= {0.0, 1.0}
+    forward = ddpm.forward_chain(torch.ones(5, 1, 2, 2), every=3)
+    assert len(forward) == 3 and torch.equal(forward[0], torch.ones(5, 4))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        DDPM(2, "real", steps=0)
+    with pytest.raises(ValueError, match="betas outside"):
+        DDPM(2, "real", steps=10, beta_range=(1e-4, 1.2))
