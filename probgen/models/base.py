@@ -22,7 +22,9 @@ declares, in this one place:
 and the methods ``log_prob(x) -> [N]``, ``sample(n)``, ``config``, ``check_labels``,
 ``log_normalizer`` (for "unnormalized" densities) and the optional hooks ``init_from_data``,
 ``after_fit``, ``closed_form_statistics`` / ``set_closed_form`` (for the ``"closed_form"``
-strategy).
+strategy), ``contrastive_divergence_loss`` (``"contrastive_divergence"``) and
+``generator_parameters`` / ``discriminator_parameters`` / ``discriminator_loss`` /
+``generator_loss`` (``"adversarial"``).
 
 Density kinds:
 
@@ -276,6 +278,28 @@ class GenerativeModel(PyroModule):
     def set_closed_form(self, statistics: dict[str, Any]) -> None:
         """Set the closed-form fit (exact posterior, mode or MLE) from the summed statistics."""
         raise ValueError(f"{type(self).__name__} has no closed-form fit")
+
+    def contrastive_divergence_loss(self, x: Tensor, k: int, chains: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """For the ``"contrastive_divergence"`` strategy: a loss whose gradient is the CD-k (or,
+        given persistent ``chains``, PCD-k) estimate, and the negative samples."""
+        raise ValueError(f"{type(self).__name__} is not trained by contrastive divergence")
+
+    def generator_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """For the ``"adversarial"`` strategy: the parameters of the generator."""
+        raise ValueError(f"{type(self).__name__} is not trained adversarially")
+
+    def discriminator_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """For the ``"adversarial"`` strategy: the parameters of the discriminator (critic)."""
+        raise ValueError(f"{type(self).__name__} is not trained adversarially")
+
+    def discriminator_loss(self, x: Tensor) -> Tensor:
+        """For the ``"adversarial"`` strategy: the discriminator's loss on real data ``x`` and
+        as many generated samples."""
+        raise ValueError(f"{type(self).__name__} is not trained adversarially")
+
+    def generator_loss(self, n: int) -> Tensor:
+        """For the ``"adversarial"`` strategy: the generator's loss on ``n`` generated samples."""
+        raise ValueError(f"{type(self).__name__} is not trained adversarially")
 
     def fit_closed_form(self, x: Any, y: Any = None) -> GenerativeModel:
         """Fit in closed form on data held in memory; returns ``self``."""
