@@ -948,12 +948,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     path = Path(args.config)
     config = validate_config(load_config(path), base=path.resolve().parent, source=str(path))
-    for key in ("epochs", "time_limit"):
+    for table, key in (("fit", "epochs"), ("fit", "time_limit"), ("eval", "num_samples")):
         value = getattr(args, key)
         if value is not None:  # a budget for this invocation (smoke tests, quick looks)
-            config["fit"][key] = value
+            config[table][key] = value
             for entry in config["models"]:
-                entry["fit"].pop(key, None)
+                entry[table].pop(key, None)
+    if args.seeds is not None:
+        config["seeds"] = list(dict.fromkeys(args.seeds))
     jobs = expand_jobs(config)
     out = Path(args.out or Path("runs") / config["name"])
     print(f"{path}: {len(jobs)} job(s) -> {out}")
@@ -1089,6 +1091,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--epochs", type=_positive_int, help="override every model's epochs (e.g. a quick smoke run)")
     p.add_argument("--time-limit", type=_positive_float, help="override every job's training seconds at most")
+    p.add_argument("--num-samples", type=_positive_int, help="override the evaluation's K")
+    p.add_argument("--seeds", type=_seed_int, nargs="+", help="override the config's seeds")
     p.add_argument("--dry-run", action="store_true", help="check the config and list the jobs; fit nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars or job lines")
     p.set_defaults(func=_cmd_run)

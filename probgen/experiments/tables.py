@@ -157,17 +157,22 @@ def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | Non
 
 
 def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
-    """``az.compare`` (PSIS-LOO elpd with standard errors) of the jobs that exported InferenceData."""
-    bayesian = [r for r in rows if r.get("inference_data")]
-    if not bayesian:
-        return None
+    """``az.compare`` (PSIS-LOO elpd with standard errors) of the jobs that exported InferenceData
+    with posterior draws (a point estimate, e.g. MAP, has one draw: no LOO, so it is left out)."""
     import warnings
 
     import arviz as az
 
     from probgen.experiments.runner import write_atomic
 
-    idatas = {r["job"]: az.from_netcdf(str(out / "jobs" / r["job"] / r["inference_data"])) for r in bayesian}
+    idatas = {}
+    for r in rows:
+        if r.get("inference_data"):
+            idata = az.from_netcdf(str(out / "jobs" / r["job"] / r["inference_data"]))
+            if idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] > 1:
+                idatas[r["job"]] = idata
+    if not idatas:
+        return None
     with warnings.catch_warnings():  # a high Pareto k is the table's own "warning" column
         warnings.simplefilter("ignore")
         table = az.compare(idatas, ic="loo")
