@@ -271,3 +271,23 @@ def test_example_config_smoke(capsys, tmp_path, config):
 
 def test_every_example_config_has_a_smoke_test():
     assert {c.name for c in CONFIGS} == {"digits-comparison.toml", "vae-beta-sweep.toml", "classifiers.toml"}
+
+
+def test_compare_is_a_run_preset_and_each_row_carries_its_models_kind(capsys, tmp_path):
+    import probgen as pg
+
+    out = tmp_path / "c"
+    argv = ["compare", "--data", "digits-binary", "--epochs", "1", "--num-samples", "5", "--format", "json"]
+    code, stdout, err = run(capsys, *argv, "--quiet", "--out", out, "--budget", "20")
+    assert code == 0, err
+    rows = json.loads(stdout)["rows"]
+    train = pg.load_dataset("digits-binary")
+    expected = {"exact": "exact", "lower_bound": "lower_bound", "estimate": "estimate"}
+    assert len(rows) >= 4
+    for row in rows:
+        model = pg.models.build_model(row["model"], train)
+        assert row["kind"] == expected[model.density], row["model"]
+    assert {"vae", "independent-bernoulli", "bernoulli-nb"} <= {r["model"] for r in rows}
+    stored = json.loads((out / "digits-binary" / "results.json").read_text())["jobs"]
+    assert [r["nll_nats"] for r in stored] == [r["nll_nats"] for r in rows]
+    assert all(r["seed"] == 0 and r["model_seed"] == model_seed(0, r["model"]) for r in rows)
