@@ -63,6 +63,7 @@ args = { estimator = "map" }
         ("[data]\nname='digits'\n[[models]]\nname='vae'\ngrid={beta=0.5}", ["models[0].grid.beta = 0.5", "list"]),
         ("seeds = [-1]\n[data]\nname='digits'\n[[models]]\nname='vae'", ["seeds = [-1]"]),
         ("[data\nname='digits'", ["not valid TOML"]),
+        ("[data]\nname='digits'\npreprocess='dequantize'\n[[models]]\nname='lda'", ["'lda': cannot be dequantized"]),
     ],
 )
 def test_a_bad_config_fails_before_fitting_one_line_each(capsys, tmp_path, text, needles):

@@ -168,8 +168,13 @@ def check_jobs(config: dict[str, Any]) -> list[str]:
         entry = next(m for m in config["models"] if m["label"] == job.label)
         key = f"models[{entry['index']}]"
         spec = MODELS[job.name]
-        support = "real" if job.dequantize else train.support
-        if not job.dequantize and not spec.suits(support, labelled):
+        if job.dequantize and ("real" not in spec.cls.supports or spec.cls.needs_labels):
+            errors.append(
+                f"{key}.name = {job.name!r}: cannot be dequantized (data.preprocess or args.dequantize); "
+                "expected an unlabelled model of real data"
+            )
+            continue
+        if not job.dequantize and not spec.suits(train.support, labelled):
             needs = "/".join(spec.cls.supports) + (" data with labels" if spec.cls.needs_labels else " data")
             errors.append(
                 f"{key}.name = {job.name!r}: does not suit {train.name!r} (support {train.support!r}"
