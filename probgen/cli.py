@@ -857,7 +857,6 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
     """The experiment ``compare`` runs on one dataset: every named model that suits it and has a
     comparable log p(x), one seed, the models' own budgets capped by ``--budget`` seconds each."""
     from probgen.experiments import validate_config
-    from probgen.experiments.jobs import binarized  # noqa: F401 - keeps the preset beside run's data path
     from probgen.models import MODELS
 
     if spec.get("file"):
