@@ -21,7 +21,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -40,6 +39,8 @@ MAX_PNG_SAMPLES = 10_000
 #: Memory assumed available when /proc/meminfo cannot be read.
 FALLBACK_AVAILABLE_BYTES = 2 * 1024**3
 ISSUES_URL = "https://github.com/probgen/probgen/issues"
+#: ``compare --budget``: training seconds per model at most
+COMPARE_BUDGET = 30.0
 
 
 class UsageError(ValueError):
@@ -852,69 +853,124 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}")
 
 
-def _cmd_compare(args: argparse.Namespace) -> None:
-    import pyro
+def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Sequence[str]) -> tuple[dict, list]:
+    """The experiment ``compare`` runs on one dataset: every named model that suits it and has a
+    comparable log p(x), one seed, the models' own budgets capped by ``--budget`` seconds each."""
+    from probgen.experiments import validate_config
+    from probgen.models import MODELS
 
+    if spec.get("file"):
+        data = {"file": spec["data"], "val_frac": spec["val_frac"], "test_frac": spec["test_frac"]}
+        data |= {"split_seed": spec["split_seed"]}
+        data |= {k: spec[k] for k in ("labels", "val", "val_labels", "test", "test_labels") if spec.get(k)}
+    else:
+        data = {"name": spec["data"]}
+    train = make_splits(spec).train
+    models, skipped = [], []
+    for name in names:
+        if not MODELS[name].suits(train.support, train.y is not None):
+            continue
+        import pyro
+
+        pyro.set_rng_seed(model_seed(args.seed, name))
+        model = _build(name, train, {})
+        # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
+        if not _scorable(model) or model.conditional:
+            skipped.append(name)
+        else:
+            models.append({"name": name})
+    if not models:
+        raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
+    fit = {k: getattr(args, k) for k in FIT_KEYS if k not in ("seed", "device") and getattr(args, k) is not None}
+    if args.device is not None:
+        fit["device"] = args.device
+    fit["time_limit"] = float(args.budget)
+    raw = {"name": f"compare-{train.name}", "seeds": [args.seed], "data": data, "fit": fit, "models": models}
+    raw |= {"eval": {"num_samples": args.num_samples}, "samples": 64 if args.out else 0}
+    return validate_config(raw, base=Path.cwd(), source="compare"), skipped
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    """``compare``: a preset of ``run`` (the same jobs, run directory and tables) printing one table per dataset."""
     import probgen as pg
+    from probgen.experiments import run_experiment
     from probgen.models import MODELS
 
     names = args.models or sorted(MODELS)
     _check_model_name(names)
     _check_device(args.device)
-    sources = args.data or ["digits"]
+    if args.lr_decay is not None and not 0 < args.lr_decay <= 1:
+        raise UsageError(f"--lr-decay must be in (0, 1], got {args.lr_decay!r}")
+    sources = args.data or ["digits", "digits-binary"]
     specs = [_data_spec(args, source) for source in sources]
-    out_cm = _output_dir(args.out) if args.out else contextlib.nullcontext(None)
+    out_cm = _output_dir(args.out) if args.out else tempfile.TemporaryDirectory(prefix="probgen-compare-")
     # CSV and JSON tables stay machine-readable on stdout; what happened goes to stderr
     info = sys.stdout if args.format == "markdown" else sys.stderr
-    with out_cm as out:
+    with out_cm as out_path:
+        out = Path(out_path)
         for spec in specs:
+            config, skipped = _compare_config(args, spec, names)
             splits = make_splits(spec)
             print(splits.describe(), file=info)
-            train, val, test = splits.train, splits.val, splits.test
-            split = "test" if test is not None else ("val" if val is not None else "train")
-            scored = test if test is not None else (val if val is not None else train)
-            rows = []
-            skipped = []
-            for name in names:
-                if not MODELS[name].suits(train.support, train.y is not None):
-                    continue
-                seed = model_seed(args.seed, name)
-                pyro.set_rng_seed(seed)
-                model = _build(name, train, {})
-                # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
-                if not _scorable(model) or model.conditional:
-                    skipped.append(name)
-                    continue
-                kwargs = {**_fit_kwargs(args, MODELS[name].fit_defaults), "seed": seed, "val_data": val}
-                started = time.perf_counter()
-                try:
-                    table = pg.compare(
-                        {name: model},
-                        scored,
-                        train=train,
-                        fit_kwargs={name: kwargs},
-                        dataset=train.name,
-                        num_samples=_num_samples(model, args.num_samples),
-                    )
-                except ValueError as err:
-                    raise UsageError(f"{name} on {train.name}: {_first_line(err)}") from err
-                seconds = time.perf_counter() - started  # unrounded: fit and score of this model
-                rows.extend({**row, "split": split, "seed": seed, "seconds": seconds} for row in table.rows)
-            if not rows:
-                raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
+            train = splits.train
+            run_dir = out / train.name
+            log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+            try:
+                done = run_experiment(config, run_dir, progress=not args.quiet, log=log)
+            except ValueError as err:
+                raise UsageError(f"{train.name}: {_first_line(err)}") from err
+            rows = [
+                {**r, "seconds": (r["train_seconds"] if math.isfinite(r["train_seconds"]) else 0.0) + r["eval_seconds"]}
+                for r in done["jobs"]
+            ]
+            split = rows[0]["split"]
             table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
             shown = pg.inference.ComparisonTable(
                 rows=[{**r, "seconds": format_seconds(r["seconds"])} for r in rows], dataset=train.name
             )
             text = {"markdown": shown.to_markdown, "csv": shown.to_csv, "json": table.to_json}[args.format]()
             if args.format == "markdown":
-                print(f"\n{train.name}: {split} NLL per example (nats) and bits/dim, {len(scored)} {split} examples\n")
+                print(f"\n{train.name}: {split} NLL per example (nats) and bits/dim, {rows[0]['num_examples']} "
+                      f"{split} examples\n")  # fmt: skip
             print(text)
             if skipped:
                 print(f"not in the table (no comparable log p(x)): {', '.join(skipped)}", file=info)
-            if out is not None:
+            if args.out:
                 _wrote(_write_text(out / f"compare-{train.name}.json", table.to_json()), info)
                 _wrote(table.plot(out / f"compare-{train.name}.png"), info)
+                _wrote(run_dir, info)
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    """``run CONFIG.toml``: check the whole config, then run (or continue) its jobs into --out."""
+    from probgen.experiments import expand_jobs, load_config, run_experiment, validate_config
+
+    path = Path(args.config)
+    config = validate_config(load_config(path), base=path.resolve().parent, source=str(path))
+    for table, key in (("fit", "epochs"), ("fit", "time_limit"), ("eval", "num_samples")):
+        value = getattr(args, key)
+        if value is not None:  # a budget for this invocation (smoke tests, quick looks)
+            config[table][key] = value
+            for entry in config["models"]:
+                entry[table].pop(key, None)
+    if args.seeds is not None:
+        config["seeds"] = list(dict.fromkeys(args.seeds))
+    jobs = expand_jobs(config)
+    out = Path(args.out or Path("runs") / config["name"])
+    print(f"{path}: {len(jobs)} job(s) -> {out}")
+    if args.dry_run:
+        for job in jobs:
+            print(f"  {job.id}: {job.name} {json.dumps(job.args)} seed {job.seed} (model seed {job.model_seed})")
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is an existing file; expected a directory (it is created if missing)")
+    log = (lambda line: None) if args.quiet else print
+    done = run_experiment(config, out, config_text=path.read_text(encoding="utf-8"), progress=not args.quiet, log=log)
+    from probgen.experiments.tables import summary_markdown
+
+    print(summary_markdown(done["summary"]))
+    for file in done["files"]:
+        _wrote(file)
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -1017,8 +1073,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--num-samples", type=_positive_int, default=1000, help="importance samples for lower bounds (default 1000)"
     )
+    p.add_argument(
+        "--budget", type=_positive_float, default=COMPARE_BUDGET,
+        help=f"training seconds per model at most (default {COMPARE_BUDGET:g}); raise it for longer runs",
+    )  # fmt: skip
     _add_fit_options(p)
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "run",
+        help="run an experiment config (TOML): data, models, budget, seeds; continues where it stopped",
+        description="Check CONFIG.toml in full, then fit and score every job (models x grid x seeds) into a run "
+        "directory; re-running the same command skips finished jobs and resumes interrupted ones.",
+    )
+    p.add_argument("config", help="a TOML experiment config (see examples/configs/)")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--epochs", type=_positive_int, help="override every model's epochs (e.g. a quick smoke run)")
+    p.add_argument("--time-limit", type=_positive_float, help="override every job's training seconds at most")
+    p.add_argument("--num-samples", type=_positive_int, help="override the evaluation's K")
+    p.add_argument("--seeds", type=_seed_int, nargs="+", help="override the config's seeds")
+    p.add_argument("--dry-run", action="store_true", help="check the config and list the jobs; fit nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or job lines")
+    p.set_defaults(func=_cmd_run)
     return parser
 
 
@@ -1028,6 +1104,8 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``probgen`` command line; return the exit status (0, 1 internal error, 2 user error, 130)."""
+    from probgen.experiments.config import ConfigError
+
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings
         try:
@@ -1048,6 +1126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "probgen: error: out of memory; try a smaller --batch-size, -n or data file",
                 file=sys.stderr,
             )
+            return 2
+        except ConfigError as err:  # every problem of a config, one line each
+            for line in err.errors:
+                print(f"probgen: error: {err.source}: {line}", file=sys.stderr)
             return 2
         except (ValueError, TypeError, OSError, KeyError, UnicodeError, json.JSONDecodeError) as err:
             if isinstance(err, OSError) and err.filename is not None and err.strerror:

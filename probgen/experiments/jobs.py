@@ -1,0 +1,205 @@
+"""From a checked config to jobs: the data with its split and preprocessing, one job per model
+variant (a point of its parameter grid) and seed, and each job's model built on the data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Job", "expand_jobs", "load_splits", "build_job_model", "check_jobs", "variant_label"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fit and evaluation: a model variant under one seed.
+
+    Attributes:
+        id: the job's folder name, e.g. ``vae-beta=0.5-seed=1``.
+        variant: the model's label with its grid point, e.g. ``vae[beta=0.5]`` (seeds aggregate over it).
+        name: the registered model name.
+        args: the model's keyword arguments (``dequantize`` taken out).
+        seed: the config's seed; ``model_seed`` is the one used, derived from it and ``variant``.
+    """
+
+    id: str
+    variant: str
+    label: str
+    name: str
+    args: dict[str, Any]
+    dequantize: bool
+    seed: int
+    model_seed: int
+    fit: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        """What identifies the job's result (JSON-able): a finished job is reused only if it matches."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def variant_label(label: str, point: dict[str, Any]) -> str:
+    """``label`` with a grid point: ``vae[beta=0.5,latent_dim=4]`` (``label`` alone without one)."""
+    if not point:
+        return label
+    return f"{label}[{','.join(f'{k}={json.dumps(v)}' for k, v in point.items())}]"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=," else "-" for c in text).strip("-")
+
+
+def expand_jobs(config: dict[str, Any]) -> list[Job]:
+    """One job per model entry, grid point (the Cartesian product of its ``grid`` lists, keys in
+    sorted order) and seed; fit and eval options are the model's defaults, then the config's
+    ``[fit]``/``[eval]``, then the entry's own."""
+    from probgen.cli import model_seed
+    from probgen.models import MODELS
+
+    jobs = []
+    dequantize_all = config["data"].get("preprocess") == "dequantize"
+    for entry in config["models"]:
+        keys = sorted(entry["grid"])
+        for values in itertools.product(*(entry["grid"][k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            args = {**entry["args"], **point}
+            dequantize = bool(args.pop("dequantize", dequantize_all))
+            variant = variant_label(entry["label"], point)
+            fit = {**MODELS[entry["name"]].fit_defaults, **config["fit"], **entry["fit"]}
+            evaluation = {"method": "auto", "split": "test", **config["eval"], **entry["eval"]}
+            for seed in config["seeds"]:
+                job_id = _safe(f"{entry['label']}-{'-'.join(f'{k}={v}' for k, v in point.items())}-seed={seed}")
+                job_id = job_id.replace("--", "-")
+                jobs.append(
+                    Job(
+                        job_id,
+                        variant,
+                        entry["label"],
+                        entry["name"],
+                        args,
+                        dequantize,
+                        seed,
+                        model_seed(seed, variant),
+                        fit,
+                        evaluation,
+                        point,
+                    )  # fmt: skip
+                )
+    ids = [j.id for j in jobs]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    if clashes:
+        raise ValueError(f"jobs {clashes} would share a folder; give the model entries distinct labels")
+    return jobs
+
+
+def load_splits(data: dict[str, Any]) -> Any:
+    """Train/val/test :class:`~probgen.cli.Splits` of the config's ``[data]``, preprocessed."""
+    from probgen.cli import make_splits
+
+    if "name" in data:
+        spec = {"data": data["name"], "file": False}
+    else:
+        spec = {"data": data["file"], "file": True, "val_frac": data.get("val_frac", 0.1)}
+        spec |= {"test_frac": data.get("test_frac", 0.2), "split_seed": data.get("split_seed", 0)}
+        spec |= {k: data[k] for k in ("labels", "val", "val_labels", "test", "test_labels") if k in data}
+    splits = make_splits(spec)
+    if data.get("preprocess") == "binarize":
+        for part in ("train", "val", "test"):
+            if getattr(splits, part) is not None:
+                setattr(splits, part, binarized(getattr(splits, part)))
+    return splits
+
+
+def binarized(data: Any) -> Any:
+    """k-level data as binary: level ``>= (k - 1) / 2`` is 1 (digits' 0..16 become pixel >= 8)."""
+    from probgen.data import Dataset, binarize, parse_support
+
+    kind, levels = parse_support(data.support)
+    if kind != "discrete":
+        raise ValueError(
+            f"data.preprocess = 'binarize': {data.name!r} has support {data.support!r}; expected k-level data"
+        )
+    x = binarize(data.x / (levels - 1), 0.5)
+    return Dataset(x, data.y, "binary", f"{data.name}-binarized", data.image_shape, data.classes)
+
+
+def build_job_model(job: Job, train: Any) -> Any:
+    """The job's untrained model on ``train`` (a Dataset); a dequantized job wraps a model of real
+    data in :class:`~probgen.models.Dequantized`, so its likelihood stays one of the k-level data."""
+    from probgen.models import MODELS, Dequantized
+
+    cls = MODELS[job.name].cls
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in job.args.items()}  # TOML arrays: tuples
+    if not job.dequantize:
+        return cls.from_dataset(train, **args)
+    cls.check_kwargs(args)
+    if "real" not in cls.supports or cls.needs_labels:
+        raise ValueError(f"{job.name} cannot be dequantized: expected an unlabelled model of real data")
+    return Dequantized(train.event_shape, train.support, base=cls(train.event_shape, "real", **args))
+
+
+def _density_allows(density: str, method: str) -> bool:
+    if method == "auto":
+        return True
+    if density in ("exact", "estimate"):
+        return method == "exact"
+    return density == "lower_bound" and method in ("iwae", "elbo", "ais")
+
+
+def check_jobs(config: dict[str, Any]) -> list[str]:
+    """One line per job that cannot run: a model unsuited to the data, arguments it refuses, an
+    evaluation method its density kind does not allow, a held-out split the data lack."""
+    from probgen.cli import _first_line
+    from probgen.models import MODELS
+
+    try:
+        splits = load_splits(config["data"])
+    except (ValueError, TypeError, OSError) as err:
+        return [f"data = {json.dumps(config['data'])}: {_first_line(err)}"]
+    train, errors, seen = splits.train, [], set()
+    labelled = train.y is not None
+    for job in expand_jobs(config):
+        if job.variant in seen:
+            continue
+        seen.add(job.variant)
+        entry = next(m for m in config["models"] if m["label"] == job.label)
+        key = f"models[{entry['index']}]"
+        spec = MODELS[job.name]
+        if job.dequantize and ("real" not in spec.cls.supports or spec.cls.needs_labels):
+            errors.append(
+                f"{key}.name = {job.name!r}: cannot be dequantized (data.preprocess or args.dequantize); "
+                "expected an unlabelled model of real data"
+            )
+            continue
+        if not job.dequantize and not spec.suits(train.support, labelled):
+            needs = "/".join(spec.cls.supports) + (" data with labels" if spec.cls.needs_labels else " data")
+            errors.append(
+                f"{key}.name = {job.name!r}: does not suit {train.name!r} (support {train.support!r}"
+                f"{', no labels' if not labelled else ''}); it needs {needs}"
+            )
+            continue
+        try:
+            model = build_job_model(job, train)
+        except (ValueError, TypeError, RuntimeError, AssertionError) as err:
+            given = f"{key}.args = {json.dumps(job.args)}{_grid(job)}"
+            errors.append(f"{given}: cannot build {job.name}: {_first_line(err)}")
+            continue
+        method = job.eval.get("method", "auto")
+        if model.density != "implicit" and not _density_allows(model.density, method):
+            errors.append(
+                f"{key} eval.method = {method!r}: {job.variant} has a density of kind {model.density!r}; expected "
+                f"{'exact or auto' if model.density in ('exact', 'estimate') else 'iwae, elbo, ais or auto'}"
+            )
+        if getattr(splits, job.eval.get("split", "test")) is None:
+            errors.append(f"{key} eval.split = {job.eval['split']!r}: the data hold out no such split")
+        time_limit = job.fit.get("time_limit")
+        if time_limit is not None and not math.isfinite(time_limit):
+            errors.append(f"{key} fit.time_limit = {time_limit}: expected a finite number of seconds")
+    return errors
+
+
+def _grid(job: Job) -> str:
+    return f" (grid point {json.dumps(job.grid)})" if job.grid else ""

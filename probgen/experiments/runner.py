@@ -1,0 +1,295 @@
+"""Run the jobs of an experiment into a run directory that a re-run continues.
+
+Layout of ``RUN/``::
+
+    config.toml            the config as given (when it came from a file)
+    config.resolved.json   the checked config with defaults, and every job
+    meta.json              probgen / torch / pyro versions, git hash (if any), start time, command
+    jobs/<job>/            checkpoint.safetensors (during the fit, for resuming), model.safetensors
+                           (the fitted model), fit.json, history.csv, loss.png, samples.png,
+                           inference_data.nc (Bayesian models), result.json (written last)
+    results.json|csv|md    one row per job and per variant (mean ± sd over seeds)
+    plots/                 likelihood.png (bars with error bars, coloured by kind), loss_curves.png
+    az_compare.csv         ``arviz.compare`` of the Bayesian models (elpd, standard errors)
+
+A job whose ``result.json`` matches its spec is skipped; a job with a finished fit
+(``fit.json``) is only evaluated; a job with a fit checkpoint continues from it
+(``probgen.fit(..., resume=True)``). Every file is written atomically (temporary file, then
+``os.replace``), so a kill at any moment loses no finished result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
+
+__all__ = ["run_experiment", "run_job", "TimeLimit", "write_atomic", "FIT_CHECKPOINT", "MODEL_FILE"]
+
+FIT_CHECKPOINT = "checkpoint.safetensors"
+MODEL_FILE = "model.safetensors"
+#: importance samples (K) for lower-bound models when the config names none (as the CLI)
+DEFAULT_K = 1000
+
+
+class TimeLimit(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a fit when its job's ``time_limit`` has passed."""
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half a file)."""
+    from probgen.cli import _write_text
+
+    if isinstance(data, str):
+        return _write_text(path, data)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_text())
+    return None
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TimeLimit` in this (main) thread after ``seconds``; no limit elsewhere."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _git_hash() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if done.returncode == 0:
+            return done.stdout.strip()
+    return None
+
+
+def _meta() -> dict[str, Any]:
+    import pyro
+    import torch
+
+    from probgen.cli import _version
+
+    return {
+        "probgen": _version(),
+        "git": _git_hash(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+    }
+
+
+def _history_csv(history: list[dict[str, Any]]) -> str:
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def _fit(job: Job, model: Any, splits: Any, folder: Path, progress: bool, log: Callable[[str], None]) -> tuple:
+    """Fit (or continue fitting) the job's model; return it and what the fit recorded."""
+    import probgen as pg
+
+    checkpoint = folder / FIT_CHECKPOINT
+    resumed = checkpoint.exists()
+    options = {k: v for k, v in job.fit.items() if k != "time_limit"}
+    options |= {"seed": job.model_seed, "progress": progress, "val_data": splits.val}
+    done_before = len(pg.load_checkpoint(checkpoint).extra.get("history") or []) if resumed else 0
+    if resumed:
+        log(f"{job.id}: resuming from {checkpoint} ({done_before} epochs done)")
+    stopped = None
+    try:
+        with _time_limit(job.fit.get("time_limit")):
+            result = pg.fit(model, splits.train, checkpoint=checkpoint, resume=resumed, **options)
+        history, best, seconds = result.history, result.best_epoch, result.seconds
+        stopped = "patience" if result.stopped_early else None
+    except TimeLimit:
+        if not checkpoint.exists():
+            raise ValueError(
+                f"{job.id}: fit.time_limit = {job.fit['time_limit']} s passed before the first epoch finished; "
+                "expected a larger time_limit"
+            ) from None
+        saved = pg.load_checkpoint(checkpoint)
+        model = saved.model
+        x, y = splits.train.x[:10_000], None if splits.train.y is None else splits.train.y[:10_000]
+        model.after_fit(model.validate(x), model.check_labels(y, len(x)))
+        history, best, seconds = list(saved.extra.get("history", [])), int(saved.extra.get("epoch", -1)), math.nan
+        stopped = "time_limit"
+        log(f"{job.id}: time limit of {job.fit['time_limit']} s reached; keeping best epoch {best}")
+    if history and all("seconds" in h for h in history):
+        seconds = sum(h["seconds"] for h in history)  # every epoch's training time, across resumptions
+    info = {"history": history, "best_epoch": best, "train_seconds": seconds, "stopped": stopped}
+    info |= {"resumed_after_epochs": done_before if resumed else None, "strategy": model.fit_strategy}
+    return model, info
+
+
+def _samples(job: Job, model: Any, train: Any, folder: Path, n: int) -> str | None:
+    import pyro
+
+    from probgen.plots import image_grid, scatter_2d
+
+    if n == 0:
+        return None
+    pyro.set_rng_seed(job.model_seed)
+    try:
+        x = model.sample(n)
+    except (ValueError, TypeError, NotImplementedError):
+        return None  # e.g. a conditional model that samples given labels only
+    x = x.reshape(n, -1)
+    if train.image_shape:
+        vmax = model.num_levels - 1 if model.num_levels else None
+        return image_grid(x, train.image_shape, folder / "samples.png", vmax=vmax).name
+    if x.shape[1] == 2:
+        return scatter_2d(x, folder / "samples.png", title=job.variant).name
+    return None
+
+
+def _inference_data(model: Any, data: Any, folder: Path) -> str | None:
+    """ArviZ InferenceData (netCDF) with pointwise held-out log-likelihoods, for Bayesian models."""
+    if model.posterior is None or not model.needs_labels or data.y is None:
+        return None
+    x = model.validate(data.x)
+    idata = model.posterior.to_inference_data(model, x, model.check_labels(data.y, len(x)), num_samples=200)
+    path = folder / "inference_data.nc"
+    tmp = folder / ".inference_data.nc.tmp"
+    idata.to_netcdf(str(tmp))
+    os.replace(tmp, path)
+    return path.name
+
+
+def run_job(job: Job, splits: Any, folder: Path, *, samples: int = 64, progress: bool = False, log=print) -> dict:
+    """Fit and evaluate one job in ``folder`` (continuing what a killed run left); return its row."""
+    import pyro
+
+    import probgen as pg
+    from probgen.plots import loss_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = job.spec()
+    finished = _read_json(folder / "result.json")
+    if isinstance(finished, dict) and finished.get("job") == spec:
+        log(f"{job.id}: finished before, skipped")
+        return finished["row"]
+    known = _read_json(folder / "job.json")
+    if known is not None and known != spec:
+        for stale in (FIT_CHECKPOINT, MODEL_FILE, "fit.json", "result.json"):
+            (folder / stale).unlink(missing_ok=True)  # another spec under this name: start it afresh
+    write_atomic(folder / "job.json", json.dumps(spec, indent=1))
+    fitted = _read_json(folder / "fit.json")
+    if isinstance(fitted, dict) and (folder / MODEL_FILE).exists():
+        model, info = pg.load(folder / MODEL_FILE), fitted
+        log(f"{job.id}: fitted before, evaluating")
+    else:
+        pyro.set_rng_seed(job.model_seed)
+        model, info = _fit(job, build_job_model(job, splits.train), splits, folder, progress, log)
+        pg.save(model, folder / MODEL_FILE, extra={"job": spec})
+        write_atomic(folder / "history.csv", _history_csv(info["history"]))
+        if len(info["history"]) > 1:
+            loss_curve(info["history"], folder / "loss.png", title=job.variant)
+        write_atomic(folder / "fit.json", json.dumps(info, indent=1))
+    data = getattr(splits, job.eval["split"])
+    row: dict[str, Any] = {"job": job.id, "model": job.variant, "name": job.name, "seed": job.seed}
+    row |= {"model_seed": job.model_seed, "split": job.eval["split"], "num_examples": len(data)}
+    row |= {"num_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(info["history"])}
+    row |= {"best_epoch": info["best_epoch"], "stopped": info["stopped"], "train_seconds": info["train_seconds"]}
+    if model.density != "implicit":
+        pyro.set_rng_seed(job.model_seed)
+        k = job.eval.get("num_samples") or (DEFAULT_K if model.density == "lower_bound" else None)
+        started = time.perf_counter()
+        score = pg.log_likelihood(model, data, method=job.eval["method"], num_samples=k,
+                                  batch_size=job.eval.get("batch_size", 1000))  # fmt: skip
+        row |= score.as_dict() | {"eval_seconds": time.perf_counter() - started}
+    else:
+        row |= {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": "implicit", "method": None}
+        row |= {"num_samples": None, "eval_seconds": 0.0}
+    row["samples_png"] = _samples(job, model, splits.train, folder, samples)
+    row["inference_data"] = _inference_data(model, data, folder)
+    write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
+    return row
+
+
+def _check_run_dir(out: Path, config: dict[str, Any]) -> None:
+    previous = _read_json(out / "config.resolved.json")
+    if isinstance(previous, dict) and previous.get("data") != json.loads(json.dumps(config["data"])):
+        raise ValueError(
+            f"run directory {str(out)!r} was made for other data ({json.dumps(previous.get('data'))}); "
+            "expected the same [data] to continue it, or another --out"
+        )
+
+
+def run_experiment(
+    config: dict[str, Any],
+    out: str | Path,
+    *,
+    config_text: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every job of a checked config (see :func:`~probgen.experiments.validate_config`) in
+    ``out``, skipping finished jobs and continuing interrupted ones; write the tables and plots.
+
+    Returns:
+        ``{"jobs": rows, "summary": rows per variant, "files": paths written at the top level}``.
+    """
+    from probgen.cli import _locked
+    from probgen.experiments.tables import write_reports
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = expand_jobs(config)
+    with _locked(out):
+        _check_run_dir(out, config)
+        files = []
+        if config_text is not None:
+            files.append(write_atomic(out / "config.toml", config_text))
+        resolved = json.loads(json.dumps(config)) | {"jobs": [j.spec() for j in jobs]}
+        files.append(write_atomic(out / "config.resolved.json", json.dumps(resolved, indent=1)))
+        files.append(write_atomic(out / "meta.json", json.dumps(_meta(), indent=1)))
+        splits = load_splits(config["data"])
+        log(splits.describe())
+        rows = []
+        for i, job in enumerate(jobs):
+            log(f"[{i + 1}/{len(jobs)}] {job.id}")
+            rows.append(run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress,
+                                log=log))  # fmt: skip
+            write_reports(out, rows, final=False)
+        summary, written = write_reports(out, rows, final=True)
+        files += [out / "jobs", *written]
+    return {"jobs": rows, "summary": summary, "files": files}

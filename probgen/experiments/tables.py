@@ -1,0 +1,198 @@
+"""Results of a run: per-job and per-variant tables (JSON, CSV, Markdown), plots and ``az.compare``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+__all__ = ["summarize", "write_reports", "JOB_COLUMNS", "SUMMARY_COLUMNS"]
+
+JOB_COLUMNS = (
+    "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples",
+    "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "split", "num_examples",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    "model", "seeds", "nll_nats", "nll_sd", "stderr_nats", "bits_per_dim", "bpd_sd", "kind", "method",
+    "num_samples", "num_params", "train_seconds", "eval_seconds",
+)  # fmt: skip
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model variant: means over its seeds and, with several seeds, their sd."""
+    out = []
+    for variant in dict.fromkeys(r["model"] for r in rows):
+        group = [r for r in rows if r["model"] == variant]
+        first = group[0]
+        nll, nll_sd = _mean_sd([r.get("nll_nats") for r in group])
+        bpd, bpd_sd = _mean_sd([r.get("bits_per_dim") for r in group])
+        row = {"model": variant, "seeds": len(group), "nll_nats": nll, "nll_sd": nll_sd}
+        row |= {"stderr_nats": _mean_sd([r.get("stderr_nats") for r in group])[0], "bits_per_dim": bpd}
+        row |= {"bpd_sd": bpd_sd, "kind": first.get("kind"), "method": first.get("method")}
+        row |= {"num_samples": first.get("num_samples"), "num_params": first.get("num_params")}
+        row |= {"num_dims": first.get("num_dims"), "conditional": first.get("conditional")}
+        for key in ("train_seconds", "eval_seconds"):
+            row[key] = _mean_sd([r.get(key) for r in group])[0]
+        out.append(row)
+    return out
+
+
+def _cell(row: dict[str, Any], key: str, digits: int = 4) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if key.endswith("seconds"):
+            from probgen.cli import format_seconds
+
+            return format_seconds(value)
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _markdown(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(r, c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _pm(row: dict[str, Any], key: str, sd: str) -> str:
+    if row.get(key) is None:
+        return ""
+    spread = f" ± {row[sd]:.4f}" if row.get(sd) is not None else ""
+    return f"{row[key]:.4f}{spread}"
+
+
+def summary_markdown(summary: list[dict[str, Any]]) -> str:
+    """The per-variant table: NLL and bits/dim as mean ± sd over seeds (sd only with several)."""
+    head = "| model | seeds | NLL (nats) | ± stderr | bits/dim | kind | method | K | params | train | eval |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in summary:
+        cells = [r["model"], str(r["seeds"]), _pm(r, "nll_nats", "nll_sd"), _cell(r, "stderr_nats")]
+        cells += [_pm(r, "bits_per_dim", "bpd_sd"), _cell(r, "kind"), _cell(r, "method"), _cell(r, "num_samples")]
+        cells += [_cell(r, "num_params"), _cell(r, "train_seconds"), _cell(r, "eval_seconds")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def likelihood_chart(summary: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
+    """Bars of bits/dim per variant, coloured by density kind, with error bars (sd over seeds,
+    else the standard error of the mean over test examples)."""
+    from probgen.plots import save_figure
+
+    rows = [r for r in summary if r.get("bits_per_dim") is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"exact": "tab:blue", "lower_bound": "tab:orange", "estimate": "tab:green"}
+    err = [
+        r["bpd_sd"] if r.get("bpd_sd") is not None else r["stderr_nats"] / (r["num_dims"] * math.log(2)) for r in rows
+    ]
+    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(rows), 3.8))
+    ax.bar(range(len(rows)), [r["bits_per_dim"] for r in rows], yerr=err, capsize=4,
+           color=[colours.get(r["kind"], "tab:gray") for r in rows])  # fmt: skip
+    ax.set_xticks(range(len(rows)), [r["model"] for r in rows], rotation=30, ha="right")
+    for kind, colour in colours.items():
+        if any(r["kind"] == kind for r in rows):
+            ax.bar([0], [0], color=colour, label=kind.replace("_", " "))
+    ax.legend(fontsize=8)
+    ax.set_ylabel("NLL (bits/dim, lower is better)")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training (solid) and validation (dashed) loss of every job fitted by epochs, one figure."""
+    from probgen.plots import save_figure
+
+    curves = []
+    for r in rows:
+        fit = json.loads((out / "jobs" / r["job"] / "fit.json").read_text())
+        if len(fit["history"]) > 1:
+            curves.append((r["job"], fit["history"]))
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (name, history) in enumerate(curves):
+        colour = f"C{i % 10}"
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], color=colour, label=name)
+        if any("val_loss" in h for h in history):
+            ax.plot(epochs, [h.get("val_loss", math.nan) for h in history], color=colour, linestyle="--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (nats / example; dashed: validation)")
+    ax.set_yscale("symlog")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
+    """``az.compare`` (PSIS-LOO elpd with standard errors) of the jobs that exported InferenceData
+    with posterior draws (a point estimate, e.g. MAP, has one draw: no LOO, so it is left out)."""
+    import warnings
+
+    import arviz as az
+
+    from probgen.experiments.runner import write_atomic
+
+    idatas = {}
+    for r in rows:
+        if r.get("inference_data"):
+            idata = az.from_netcdf(str(out / "jobs" / r["job"] / r["inference_data"]))
+            if idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] > 1:
+                idatas[r["job"]] = idata
+    if not idatas:
+        return None
+    with warnings.catch_warnings():  # a high Pareto k is the table's own "warning" column
+        warnings.simplefilter("ignore")
+        table = az.compare(idatas, ic="loo")
+    return write_atomic(out / "az_compare.csv", table.to_csv())
+
+
+def write_reports(out: Path, rows: list[dict[str, Any]], *, final: bool) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Write results.json/csv/md (atomically); with ``final``, also the plots and az.compare."""
+    from probgen.experiments.runner import write_atomic
+
+    summary = summarize(rows)
+    files = [write_atomic(out / "results.json", json.dumps({"jobs": rows, "summary": summary}, indent=1))]
+    files.append(write_atomic(out / "results.csv", _csv(rows, JOB_COLUMNS)))
+    text = f"## Summary (mean ± sd over seeds)\n\n{summary_markdown(summary)}\n\n## Jobs\n\n"
+    files.append(write_atomic(out / "results.md", text + _markdown(rows, JOB_COLUMNS) + "\n"))
+    if final:
+        (out / "plots").mkdir(exist_ok=True)
+        made = [likelihood_chart(summary, out / "plots" / "likelihood.png", title=out.name)]
+        made.append(loss_curves(out, rows, out / "plots" / "loss_curves.png"))
+        made.append(arviz_compare(out, rows))
+        files += [out / "plots"] if any(made[:2]) else []
+        files += [made[2]] if made[2] else []
+    return summary, files
