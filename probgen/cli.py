@@ -506,7 +506,7 @@ def _check_model_name(names: Sequence[str]) -> None:
 
 
 def _scorable(model: Any) -> bool:
-    return model.density not in ("implicit", "unnormalized")
+    return model.density != "implicit"  # unnormalized models are scored with their estimated log Z
 
 
 def _num_samples(model: Any, requested: int | None) -> int | None:
@@ -874,7 +874,7 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
 
         pyro.set_rng_seed(model_seed(args.seed, name))
         model = _build(name, train, {})
-        # one table of log p(x): no implicit or unnormalized models, no conditional log p(x | y)
+        # one table of log p(x): no implicit models, no conditional log p(x | y)
         if not _scorable(model) or model.conditional:
             skipped.append(name)
         else:

@@ -142,6 +142,13 @@ class GenerativeModel(PyroModule):
         return None
 
     @property
+    def default_objective(self) -> Any:
+        """What the ``"svi"`` strategy minimises unless ``fit`` is given an ``objective``: a
+        name ("elbo", "analytic_kl", "iwae"), a ``pyro.infer.ELBO`` or a callable
+        ``loss(model, x, y)``."""
+        return "elbo"
+
+    @property
     def fit_strategy(self) -> str:
         """Name of the registered fit strategy ``probgen.fit`` uses by default."""
         return "svi"

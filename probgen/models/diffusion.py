@@ -9,7 +9,7 @@ is a discretized Gaussian on the data's levels (k-level data mapped to [-1, 1]) 
 data, a Gaussian in the data's units. Its ELBO is the variational bound of Ho et al.: with
 analytic KLs (``objective="analytic_kl"``; :meth:`DDPM.variational_bound`) each site pair is
 one ``L_{t-1}`` term. Training uses the simple noise-prediction loss
-(:func:`ddpm_simple_loss`, the default in ``fit_defaults``); the density is "lower_bound" —
+(:func:`ddpm_simple_loss`, its ``default_objective``); the density is "lower_bound" —
 reported in nats and bits/dim, never as a likelihood.
 
 References:
@@ -84,7 +84,7 @@ def ddpm_simple_loss(model: DDPM, x: Tensor, y: Tensor | None = None) -> Tensor:
 @register(
     "ddpm",
     description="DDPM diffusion (simple eps loss; variational lower bound with a discretized decoder)",
-    fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100, "objective": ddpm_simple_loss},
+    fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100},
 )
 class DDPM(GenerativeModel):
     """A DDPM with an MLP noise predictor on flattened x.
@@ -108,6 +108,11 @@ class DDPM(GenerativeModel):
     """
 
     density = "lower_bound"
+
+    @property
+    def default_objective(self) -> Any:
+        """The simple noise-prediction loss of Ho et al. (eq. 14)."""
+        return ddpm_simple_loss
 
     def __init__(
         self,

@@ -33,7 +33,8 @@ class NonFiniteLossError(ValueError):
 class FitOptions:
     """The options of :func:`probgen.fit`, checked, as every strategy receives them."""
 
-    objective: Any = "elbo"
+    #: None: the model's own ``default_objective``
+    objective: Any = None
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-2

@@ -136,7 +136,8 @@ def _start(model: Any, train: DataSource, options: FitOptions) -> _Run:
     """Objective, data-dependent start or resumed state, parameters and optimizer."""
     from probgen.checkpoint import load_checkpoint
 
-    loss_fn = make_objective(options.objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
+    objective = model.default_objective if options.objective is None else options.objective
+    loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
     result = FitResult(checkpoint=options.checkpoint, strategy="svi")
     resumed = None
     if options.resume and options.checkpoint is not None and options.checkpoint.exists():
