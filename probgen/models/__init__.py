@@ -4,6 +4,7 @@ registered by name with :func:`register` (``probgen list`` shows them)."""
 from __future__ import annotations
 
 from probgen.models.autoencoder import Autoencoder
+from probgen.models.autoregressive import FVBN, MADE, NADE, Autoregressive
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.dequantized import Dequantized
 from probgen.models.discriminant import (
@@ -30,8 +31,12 @@ from probgen.models.vae import VAE, ConditionalVAE
 __all__ = [
     "DENSITY_KINDS",
     "MODELS",
+    "FVBN",
+    "MADE",
+    "NADE",
     "VAE",
     "Autoencoder",
+    "Autoregressive",
     "BernoulliNaiveBayes",
     "CategoricalNaiveBayes",
     "ConditionalVAE",
