@@ -46,7 +46,6 @@ class FVBN(Autoregressive):
         d, p = self.num_dims, self.head.params_per_dim
         mask = torch.ones(d, d).tril(-1).repeat_interleave(p, 0)  # row d*P + k sees x_<d
         self.linear = MaskedLinear(d, d * p, mask)
-        torch.nn.init.zeros_(self.linear.weight)
 
     def _params(self, x: Tensor) -> Tensor:
         out = self.net("linear")(self.head.inputs(x))
