@@ -4,7 +4,7 @@ registered by name with :func:`register` (``probgen list`` shows them)."""
 from __future__ import annotations
 
 from probgen.models.autoencoder import Autoencoder
-from probgen.models.autoregressive import FVBN, MADE, NADE, Autoregressive
+from probgen.models.autoregressive import FVBN, MADE, NADE, Autoregressive, CausalTransformer, PixelCNN
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.dequantized import Dequantized
 from probgen.models.discriminant import (
@@ -37,6 +37,8 @@ __all__ = [
     "VAE",
     "Autoencoder",
     "Autoregressive",
+    "CausalTransformer",
+    "PixelCNN",
     "BernoulliNaiveBayes",
     "CategoricalNaiveBayes",
     "ConditionalVAE",

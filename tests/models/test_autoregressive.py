@@ -8,10 +8,18 @@ import torch
 from scipy.stats import chisquare
 
 import probgen as pg
-from probgen.models import FVBN, MADE, NADE
+from probgen.models import FVBN, MADE, NADE, Autoregressive, CausalTransformer, PixelCNN
 
-# event shapes are flat (D,) here; image models take (1, H, W) with H * W = D
+
+def _image(d):
+    rows = 3 if d % 3 == 0 else 2 if d % 2 == 0 else 1
+    return (1, rows, d // rows)
+
+
+# event shapes are flat (D,), except PixelCNN's (1, H, W) with H * W = D
 BUILDERS = {
+    "pixelcnn": lambda shape, support: PixelCNN(_image(shape[0]), support, channels=6, blocks=3),
+    "transformer": lambda shape, support: CausalTransformer(shape, support, width=8, heads=2, layers=2),
     "fvbn": lambda shape, support: FVBN(shape, support),
     "nade": lambda shape, support: NADE(shape, support, hidden=7),
     "made": lambda shape, support: MADE(shape, support, hidden=(13, 11)),
@@ -24,6 +32,10 @@ LEVEL = 0.001  # chi-square tests reject at this level
 def _build(name, d, support="binary"):
     torch.manual_seed(1)
     return BUILDERS[name]((d,), support)
+
+
+def _shaped(model, flat):
+    return flat.reshape(len(flat), *model.event_shape)
 
 
 def _all_configurations(d, k):
@@ -46,7 +58,7 @@ def test_probabilities_sum_to_one_before_and_after_training(name, d, k, float64)
     model = _build(name, d, support)
     every = _all_configurations(d, k)
     for _ in ("init", "trained"):
-        total = model.log_prob(every).logsumexp(0).exp()
+        total = model.log_prob(_shaped(model, every)).logsumexp(0).exp()
         assert abs(total.item() - 1) < 1e-5, total
         _train_a_little(model, k)
 
@@ -57,7 +69,7 @@ def test_real_density_integrates_to_one(name, float64):
     grid = torch.linspace(-10, 10, 301, dtype=torch.float64)
     points = torch.cartesian_prod(grid, grid)
     with torch.no_grad():
-        density = model.log_prob(points).exp().reshape(301, 301)
+        density = model.log_prob(_shaped(model, points)).exp().reshape(301, 301)
     integral = torch.trapezoid(torch.trapezoid(density, grid), grid)
     assert abs(integral.item() - 1) < 1e-3, integral
 
@@ -97,9 +109,10 @@ def test_sample_frequencies_match_exp_log_prob(name, float64):
     model = _build(name, d)
     _train_a_little(model, 2)
     every = _all_configurations(d, 2)
-    expected = model.log_prob(every).detach().exp() * n
+    expected = model.log_prob(_shaped(model, every)).detach().exp() * n
     draws = model.sample(n)
     model.validate(draws)
+    draws = draws.reshape(n, d)
     index = (draws * 2 ** torch.arange(d - 1, -1, -1, dtype=torch.float64)).sum(-1).long()
     observed = torch.bincount(index, minlength=2**d).double()
     assert chisquare(observed.numpy(), expected.numpy()).pvalue > LEVEL
@@ -111,20 +124,39 @@ def test_ensemble_is_the_average_of_its_members(float64):
     members = []
     for k in range(model.num_masks):
         with model.connectivity(k):
-            members.append(model.log_prob(x).exp())
+            members.append(model.log_prob(_shaped(model, x)).exp())
             assert abs(members[-1].sum().item() - 1) < 1e-10
-    assert torch.allclose(model.log_prob(x).exp(), torch.stack(members).mean(0), rtol=1e-12)
+    assert torch.allclose(model.log_prob(_shaped(model, x)).exp(), torch.stack(members).mean(0), rtol=1e-12)
     orders = {tuple(model.member(k)[0].tolist()) for k in range(model.num_masks)}
     assert len(orders) == model.num_masks  # distinct orderings
 
 
-def test_nade_running_activation_equals_the_full_pass(float64):
-    model = _build("nade", 8, "discrete(3)")
+@pytest.mark.parametrize("name", ["nade", "transformer"])
+def test_cached_conditionals_equal_the_full_pass(name, float64):
+    """NADE's running pre-activation and the Transformer's key/value cache change nothing."""
+    model = _build(name, 8, "discrete(3)")
     x = torch.randint(0, 3, (5, 8)).double()
     full = model._params(x)
-    for start in (0, 3):
-        for d, params in model._conditionals(x, start):
-            assert torch.allclose(params, full[:, d], rtol=1e-12, atol=1e-12)
+    for start in (0, 3, 7):
+        steps = list(model._conditionals(x, start))
+        assert [d for d, _ in steps] == list(range(start, 8))
+        for d, params in steps:
+            assert torch.allclose(params, full[:, d], rtol=1e-10, atol=1e-10)
+    torch.manual_seed(3)
+    cached = model.sample(200)
+    model._conditionals = lambda x, start: Autoregressive._conditionals(model, x, start)  # recompute each step
+    torch.manual_seed(3)
+    assert torch.equal(model.sample(200), cached)
+
+
+def test_pixelcnn_has_no_blind_spot(float64):
+    """Gated vertical/horizontal stacks: the last pixel of a 4x4 image sees all 15 before it
+    (stacked 3x3 masked convolutions would miss the upper right)."""
+    model = PixelCNN((1, 4, 4), "binary", channels=4, blocks=4)
+    x = torch.rand(2, 16, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: model._params(v)[:, -1].sum(), x)  # [N, D]
+    assert (jac[:, :15].abs().sum(0) > 0).all()
+    assert (jac[:, 15] == 0).all()
 
 
 def _exact_conditional(model, x, mask):
@@ -132,7 +164,7 @@ def _exact_conditional(model, x, mask):
     d = model.num_dims
     every = _all_configurations(d, 2)
     consistent = (every[:, mask] == x[mask]).all(-1)
-    p = model.log_prob(every).detach().exp() * consistent
+    p = model.log_prob(_shaped(model, every)).detach().exp() * consistent
     return every, p / p.sum()
 
 
@@ -143,6 +175,8 @@ def _exact_conditional(model, x, mask):
         ("nade", [1, 1, 1, 0, 0]),
         ("made", [1, 0, 0, 0, 0]),
         ("made-ensemble", [0, 1, 0, 1, 0]),  # order-agnostic: an ordering with these first
+        ("pixelcnn", [1, 1, 0, 0, 0]),
+        ("transformer", [1, 1, 1, 1, 0]),
     ],
 )
 def test_completions_keep_the_observed_values_and_follow_the_exact_conditional(name, mask, float64):
@@ -157,8 +191,9 @@ def test_completions_keep_the_observed_values_and_follow_the_exact_conditional(n
             every, p = _exact_conditional(model, x[0], mask)
     else:
         every, p = _exact_conditional(model, x[0], mask)
-    draws = model.complete(x, mask, n)
-    assert draws.shape == (n, 1, 5)
+    draws = model.complete(_shaped(model, x), mask.reshape(model.event_shape), n)
+    assert draws.shape == (n, 1, *model.event_shape)
+    draws = draws.reshape(n, 1, 5)
     assert torch.equal(draws[:, 0, mask], x[:, mask].expand(n, -1))
     index = (draws[:, 0] * 2 ** torch.arange(4, -1, -1, dtype=torch.float64)).sum(-1).long()
     observed = torch.bincount(index, minlength=32).double()
@@ -183,11 +218,12 @@ def test_completion_with_observed_values_late_in_the_ordering_resamples(float64)
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_input_is_refused(name):
     model = _build(name, 6, "discrete(3)")
-    with pytest.raises(ValueError, match=r"mask has shape \(5,\); expected the event shape \(6,\)"):
-        model.complete(torch.zeros(2, 6), torch.ones(5, dtype=torch.bool), 3)
+    shape = ", ".join(map(str, model.event_shape))
+    with pytest.raises(ValueError, match=r"mask has shape \(5,\); expected the event shape \(" + shape):
+        model.complete(torch.zeros(2, *model.event_shape), torch.ones(5, dtype=torch.bool), 3)
     with pytest.raises(ValueError, match=r"outside the support 'discrete\(3\)'"):
-        model.log_prob(torch.full((2, 6), 3.0))  # a fourth level
-    with pytest.raises(ValueError, match=r"shape \(2, 7\); expected \(N, 6\)"):
+        model.log_prob(torch.full((2, *model.event_shape), 3.0))  # a fourth level
+    with pytest.raises(ValueError, match=r"shape \(2, 7\); expected \(N, " + shape):
         model.log_prob(torch.zeros(2, 7))
     with pytest.raises(ValueError, match="components must be a positive integer"):
         type(model)((6,), "real", components=0)

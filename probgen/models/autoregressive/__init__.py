@@ -6,5 +6,17 @@ from probgen.models.autoregressive.base import Autoregressive, AutoregressiveDis
 from probgen.models.autoregressive.fvbn import FVBN
 from probgen.models.autoregressive.made import MADE
 from probgen.models.autoregressive.nade import NADE
+from probgen.models.autoregressive.pixelcnn import PixelCNN
+from probgen.models.autoregressive.transformer import CausalTransformer
 
-__all__ = ["FVBN", "MADE", "NADE", "Autoregressive", "AutoregressiveDistribution", "MaskedLinear", "OutputHead"]
+__all__ = [
+    "FVBN",
+    "MADE",
+    "NADE",
+    "CausalTransformer",
+    "PixelCNN",
+    "Autoregressive",
+    "AutoregressiveDistribution",
+    "MaskedLinear",
+    "OutputHead",
+]
