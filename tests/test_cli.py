@@ -84,7 +84,18 @@ def test_compare_table(capsys, tmp_path):
     )
     assert code == 0
     models = [line.split(",")[0] for line in out.strip().splitlines()[1:]]
-    assert models == ["gaussian-nb", "independent-gaussian", "lda", "qda", "vae"]
+    assert models == [
+        "causal-transformer",
+        "fvbn",
+        "gaussian-nb",
+        "independent-gaussian",
+        "lda",
+        "made",
+        "nade",
+        "pixelcnn",
+        "qda",
+        "vae",
+    ]
     assert (tmp_path / "compare-iris.png").exists()
 
 
