@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from probgen._checks import check_int
@@ -38,8 +39,8 @@ class NADENet(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """All conditionals' parameters ``[N, D, P]`` from inputs ``u [N, D]``, in O(NDH)."""
-        contributions = u[:, :, None] * self.W.T  # [N, D, H]
-        a = self.c + contributions.cumsum(1) - contributions  # exclusive: x_<d only
+        contributions = F.pad(u[:, :-1, None] * self.W.T[:-1], (0, 0, 1, 0))  # row d: x_{d-1} W[:, d-1]
+        a = self.c + contributions.cumsum(1)  # [N, D, H], row d sums x_<d only
         return torch.einsum("ndh,dph->ndp", torch.sigmoid(a), self.V) + self.b
 
     def output(self, a: Tensor, d: int) -> Tensor:
