@@ -235,3 +235,24 @@ def test_free_parameter_counts_follow_their_formulas():
     assert NADE(n, "binary", hidden=h).num_free_parameters() == 2 * n * h + n + h
     # one hidden layer: unit k of degree m_k sees m_k inputs and feeds n - m_k outputs, n weights in all
     assert MADE(n, "binary", hidden=(h,), num_masks=3).num_free_parameters() == n * h + h + n
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_pyro_program_scores_x_by_log_prob(name, float64):
+    """The observed site's log-probability is log p(x) (one random member for a training MADE ensemble)."""
+    import pyro.poutine as poutine
+
+    model = _build(name, 6)
+    x = _shaped(model, torch.randint(0, 2, (9, 6)).double())
+    site = poutine.trace(model.model).get_trace(x).nodes["x"]
+    traced = site["fn"].log_prob(site["value"])
+    if name == "made-ensemble":
+        members = []
+        for k in range(model.num_masks):
+            with model.connectivity(k):
+                members.append(model.log_prob(x))
+        assert any(torch.allclose(traced, m, rtol=1e-12) for m in members)
+        assert not torch.allclose(traced, model.log_prob(x), rtol=1e-6)  # not the ensemble
+    else:
+        assert torch.allclose(traced, model.log_prob(x), rtol=1e-12)
+        assert torch.allclose(site["fn"].log_prob(x.clone()), traced, rtol=1e-12)  # recomputed for another tensor
