@@ -54,10 +54,16 @@ class OutputHead:
         self.kind, self.levels = parse_support(support)
         self.components = check_int("components", components)
         self.params_per_dim = {"binary": 1, "discrete": self.levels, "real": 3 * self.components}[self.kind]
+        #: numbers per dimension of a network's input: one-hot levels for k > 2, else the value
+        self.input_width = self.levels if self.kind == "discrete" else 1
 
     def inputs(self, x: Tensor) -> Tensor:
-        """Values scaled for a network's input: levels to [0, 1], real data as is."""
-        return x / (self.levels - 1) if self.kind == "discrete" else x
+        """A network's input ``[N, D, E]``: k > 2 levels one-hot (as ``relu(1 - |x - level|)``,
+        which is one-hot at the levels and lets autograd see the dependence on x), else x."""
+        if self.kind != "discrete":
+            return x[..., None]
+        levels = torch.arange(self.levels, dtype=x.dtype, device=x.device)
+        return torch.relu(1 - (x[..., None] - levels).abs())
 
     def dist(self, params: Tensor) -> torch.distributions.Distribution:
         """Independent conditionals of batch shape ``params.shape[:-1]``."""

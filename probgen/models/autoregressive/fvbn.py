@@ -43,12 +43,12 @@ class FVBN(Autoregressive):
 
     def __init__(self, event_shape, support: str, *, components: int = 5) -> None:
         super().__init__(event_shape, support, components=components)
-        d, p = self.num_dims, self.head.params_per_dim
-        mask = torch.ones(d, d).tril(-1).repeat_interleave(p, 0)  # row d*P + k sees x_<d
-        self.linear = MaskedLinear(d, d * p, mask)
+        d, p, e = self.num_dims, self.head.params_per_dim, self.head.input_width
+        mask = torch.ones(d, d).tril(-1).repeat_interleave(p, 0).repeat_interleave(e, 1)  # row d*P + k sees x_<d
+        self.linear = MaskedLinear(d * e, d * p, mask)
 
     def _params(self, x: Tensor) -> Tensor:
-        out = self.net("linear")(self.head.inputs(x))
+        out = self.net("linear")(self.head.inputs(x).flatten(1))
         return out.reshape(len(x), self.num_dims, self.head.params_per_dim)
 
     def num_free_parameters(self) -> int:

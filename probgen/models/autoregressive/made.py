@@ -80,7 +80,7 @@ class MADE(Autoregressive):
         super().__init__(event_shape, support, components=components)
         self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
         self.num_masks, self.seed = check_int("num_masks", num_masks), int(seed)
-        widths = [self.num_dims, *self.hidden, self.num_dims * self.head.params_per_dim]
+        widths = [self.num_dims * self.head.input_width, *self.hidden, self.num_dims * self.head.params_per_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers += [nn.ReLU()] if i else []
@@ -94,7 +94,7 @@ class MADE(Autoregressive):
         if k not in self._members:
             g = torch.Generator().manual_seed(self.seed * 100_003 + k)
             order = torch.arange(self.num_dims) if k == 0 else torch.randperm(self.num_dims, generator=g)
-            self._members[k] = (order, made_masks(order, self.hidden, self.head.params_per_dim, g))
+            self._members[k] = (order, self._masks(order, g))
         return self._members[k]
 
     @contextmanager
@@ -106,11 +106,16 @@ class MADE(Autoregressive):
         else:
             g = torch.Generator().manual_seed(self.seed * 100_003 - 1)
             order = torch.as_tensor(which).long().cpu()
-            self._active = (order, made_masks(order, self.hidden, self.head.params_per_dim, g))
+            self._active = (order, self._masks(order, g))
         try:
             yield
         finally:
             self._active = previous
+
+    def _masks(self, order: Tensor, generator: torch.Generator) -> list[Tensor]:
+        masks = made_masks(order, self.hidden, self.head.params_per_dim, generator)
+        masks[0] = masks[0].repeat_interleave(self.head.input_width, 1)  # each dimension's E inputs
+        return masks
 
     def _current(self) -> tuple[Tensor, list[Tensor]]:
         if self._active is None:
@@ -126,7 +131,7 @@ class MADE(Autoregressive):
         linears = [m for m in net if isinstance(m, MaskedLinear)]
         for layer, mask in zip(linears, self._current()[1], strict=True):
             layer.mask = mask.to(device=x.device, dtype=x.dtype)
-        return net(self.head.inputs(x)).reshape(len(x), self.num_dims, self.head.params_per_dim)
+        return net(self.head.inputs(x).flatten(1)).reshape(len(x), self.num_dims, self.head.params_per_dim)
 
     def _log_prob_flat(self, x: Tensor, training: bool = False) -> Tensor:
         """Training: one random member per minibatch; otherwise the ensemble's log p(x)."""

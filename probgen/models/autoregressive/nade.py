@@ -28,18 +28,18 @@ __all__ = ["NADE", "NADENet"]
 
 
 class NADENet(nn.Module):
-    """NADE's weights: ``W [H, D]``, ``c [H]``, ``V [D, P, H]``, ``b [D, P]``."""
+    """NADE's weights: ``W [H, D, E]`` (E inputs per dimension), ``c [H]``, ``V [D, P, H]``, ``b [D, P]``."""
 
-    def __init__(self, num_dims: int, hidden: int, params_per_dim: int) -> None:
+    def __init__(self, num_dims: int, hidden: int, params_per_dim: int, input_width: int = 1) -> None:
         super().__init__()
-        self.W = nn.Parameter(torch.randn(hidden, num_dims) / num_dims**0.5)
+        self.W = nn.Parameter(torch.randn(hidden, num_dims, input_width) / num_dims**0.5)
         self.c = nn.Parameter(torch.zeros(hidden))
         self.V = nn.Parameter(torch.randn(num_dims, params_per_dim, hidden) / hidden**0.5)
         self.b = nn.Parameter(torch.zeros(num_dims, params_per_dim))
 
     def forward(self, u: Tensor) -> Tensor:
-        """All conditionals' parameters ``[N, D, P]`` from inputs ``u [N, D]``, in O(NDH)."""
-        contributions = F.pad(u[:, :-1, None] * self.W.T[:-1], (0, 0, 1, 0))  # row d: x_{d-1} W[:, d-1]
+        """All conditionals' parameters ``[N, D, P]`` from inputs ``u [N, D, E]``, in O(NDEH)."""
+        contributions = F.pad(torch.einsum("nde,hde->ndh", u[:, :-1], self.W[:, :-1]), (0, 0, 1, 0))
         a = self.c + contributions.cumsum(1)  # [N, D, H], row d sums x_<d only
         return torch.einsum("ndh,dph->ndp", torch.sigmoid(a), self.V) + self.b
 
@@ -72,7 +72,7 @@ class NADE(Autoregressive):
     def __init__(self, event_shape, support: str, *, hidden: int = 100, components: int = 5) -> None:
         super().__init__(event_shape, support, components=components)
         self.hidden = check_int("hidden", hidden)
-        self.nade = NADENet(self.num_dims, self.hidden, self.head.params_per_dim)
+        self.nade = NADENet(self.num_dims, self.hidden, self.head.params_per_dim, self.head.input_width)
 
     def _params(self, x: Tensor) -> Tensor:
         return self.net("nade")(self.head.inputs(x))
@@ -80,10 +80,10 @@ class NADE(Autoregressive):
     def _conditionals(self, x: Tensor, start: int) -> Iterator[tuple[int, Tensor]]:
         """The running pre-activation: O(H) per step after an O(start * H) prefix."""
         net = self.nade
-        a = net.c + self.head.inputs(x[:, :start]) @ net.W[:, :start].T
+        a = net.c + self.head.inputs(x[:, :start]).flatten(1) @ net.W[:, :start].flatten(1).T
         for d in range(start, self.num_dims):
             yield d, net.output(a, d)
-            a = a + self.head.inputs(x[:, d : d + 1]) * net.W[:, d]
+            a = a + self.head.inputs(x[:, d]) @ net.W[:, d].T
 
     def _config_kwargs(self) -> dict:
         return {**super()._config_kwargs(), "hidden": self.hidden}

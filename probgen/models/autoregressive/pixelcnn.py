@@ -76,18 +76,18 @@ class GatedBlock(nn.Module):
 class PixelCNNNet(nn.Module):
     """Gated blocks then two 1x1 convolutions to ``P`` parameters per pixel: ``[N, H*W, P]``."""
 
-    def __init__(self, image: tuple[int, int], params: int, channels: int, blocks: int, kernel: int) -> None:
+    def __init__(self, image: tuple[int, int], params: int, channels: int, blocks: int, kernel: int, cin: int = 1):
         super().__init__()
         self.image, vertical = image, image[0] > 1
         self.blocks = nn.ModuleList(
-            GatedBlock(1 if i == 0 else channels, channels, kernel, i == 0, vertical) for i in range(blocks)
+            GatedBlock(cin if i == 0 else channels, channels, kernel, i == 0, vertical) for i in range(blocks)
         )
         self.head = nn.Sequential(
             nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, params, 1)
         )
 
     def forward(self, u: Tensor) -> Tensor:
-        v = h = u.reshape(len(u), 1, *self.image)
+        v = h = u.transpose(1, 2).reshape(len(u), -1, *self.image)  # [N, D, E] -> [N, E, H, W]
         for block in self.blocks:
             v, h = block(v, h)
         out = self.head(h)
@@ -133,7 +133,8 @@ class PixelCNN(Autoregressive):
             raise ValueError(f"kernel must be an odd width >= 3, got {kernel}")
         self.channels, self.blocks = check_int("channels", channels), check_int("blocks", blocks)
         self.kernel = kernel
-        self.pixelcnn = PixelCNNNet(shape[1:], self.head.params_per_dim, self.channels, self.blocks, kernel)
+        p, e = self.head.params_per_dim, self.head.input_width
+        self.pixelcnn = PixelCNNNet(shape[1:], p, self.channels, self.blocks, kernel, e)
 
     def _params(self, x: Tensor) -> Tensor:
         return self.net("pixelcnn")(self.head.inputs(x))

@@ -54,19 +54,19 @@ class Block(nn.Module):
 class CausalTransformerNet(nn.Module):
     """Embeddings, blocks and head; ``forward(tokens, start, cache)`` handles any span."""
 
-    def __init__(self, num_dims: int, params: int, width: int, heads: int, layers: int) -> None:
+    def __init__(self, num_dims: int, params: int, width: int, heads: int, layers: int, input_width: int = 1):
         super().__init__()
-        self.embed = nn.Linear(2, width)
+        self.embed = nn.Linear(input_width + 1, width)
         self.position = nn.Parameter(torch.randn(num_dims, width) * 0.02)
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
         self.norm, self.out = nn.LayerNorm(width), nn.Linear(width, params)
 
     def tokens(self, u: Tensor) -> Tensor:
-        """Token t = (u_{t-1}, 0), token 0 = (0, 1): ``[N, D, 2]``."""
-        previous = F.pad(u[:, :-1], (1, 0))
-        flag = torch.zeros_like(u)
+        """Token t = (u_{t-1}, 0), token 0 = (0, 1): ``[N, D, E + 1]`` from ``u [N, D, E]``."""
+        previous = F.pad(u[:, :-1], (0, 0, 1, 0))
+        flag = torch.zeros_like(u[..., :1])
         flag[:, 0] = 1
-        return torch.stack([previous, flag], -1)
+        return torch.cat([previous, flag], -1)
 
     def forward(self, tokens: Tensor, start: int = 0, cache: Cache | None = None) -> tuple[Tensor, Cache]:
         h = self.embed(tokens) + self.position[start : start + tokens.shape[1]]
@@ -110,7 +110,8 @@ class CausalTransformer(Autoregressive):
         check_int("layers", layers)
         if width % heads:
             raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
-        self.transformer = CausalTransformerNet(self.num_dims, self.head.params_per_dim, width, heads, layers)
+        p, e = self.head.params_per_dim, self.head.input_width
+        self.transformer = CausalTransformerNet(self.num_dims, p, width, heads, layers, e)
 
     def _params(self, x: Tensor) -> Tensor:
         net = self.net("transformer")
@@ -125,7 +126,8 @@ class CausalTransformer(Autoregressive):
         for d in range(start, self.num_dims):
             yield d, out[:, -1]
             if d + 1 < self.num_dims:
-                token = torch.stack([self.head.inputs(x[:, d]), torch.zeros_like(x[:, d])], -1)[:, None]
+                value = self.head.inputs(x[:, d : d + 1])
+                token = torch.cat([value, torch.zeros_like(value[..., :1])], -1)
                 out, cache = net(token, d + 1, cache)
 
     def _config_kwargs(self) -> dict:
