@@ -1071,7 +1071,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
     p.add_argument("--out", help="directory for the JSON table and a bar-chart PNG")
     p.add_argument(
-        "--num-samples", type=_positive_int, default=1000, help="importance samples for lower bounds (default 1000)"
+        "--num-samples", type=_positive_int, default=100, help="importance samples for lower bounds (default 100)"
     )
     p.add_argument(
         "--budget", type=_positive_float, default=COMPARE_BUDGET,

@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
+import probgen as pg
 from probgen.cli import main
 
 
@@ -85,9 +86,18 @@ def test_compare_table(capsys, tmp_path):
         "csv",
     )
     assert code == 0
-    rows = [line.split(",") for line in out.strip().splitlines()[1:]]
-    assert [row[0] for row in rows] == ["ddpm", "gaussian-nb", "independent-gaussian", "lda", "qda", "vae"]
-    assert rows[0][4] == "lower_bound"  # the diffusion model's bound is labelled as one
+    rows = {line.split(",")[0]: line.split(",") for line in out.strip().splitlines()[1:]}
+    # every registered model that can score log p(x) of unlabelled-or-labelled real data is in
+    # the table, under the kind of number its density gives
+    iris = pg.load_dataset("iris")
+    expected = {}
+    for name, spec in pg.models.MODELS.items():
+        if spec.suits("real", has_labels=True):
+            model = spec.cls.from_dataset(iris)
+            if model.density != "implicit" and not model.conditional:
+                expected[name] = model.density if model.density != "unnormalized" else rows[name][4]
+    assert sorted(rows) == sorted(expected)
+    assert {name: row[4] for name, row in rows.items()} == expected
     assert (tmp_path / "compare-iris.png").exists()
 
 

@@ -4,6 +4,7 @@ registered by name with :func:`register` (``probgen list`` shows them)."""
 from __future__ import annotations
 
 from probgen.models.autoencoder import Autoencoder
+from probgen.models.autoregressive import FVBN, MADE, NADE, Autoregressive, CausalTransformer, PixelCNN
 from probgen.models.base import DENSITY_KINDS, GenerativeModel
 from probgen.models.dequantized import Dequantized
 from probgen.models.diffusion import DDPM
@@ -34,8 +35,14 @@ __all__ = [
     "DDPM",
     "DENSITY_KINDS",
     "MODELS",
+    "FVBN",
+    "MADE",
+    "NADE",
     "VAE",
     "Autoencoder",
+    "Autoregressive",
+    "CausalTransformer",
+    "PixelCNN",
     "BernoulliNaiveBayes",
     "CategoricalNaiveBayes",
     "ConditionalVAE",
