@@ -18,6 +18,7 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
+from probgen.models.flows import IAF, MAF, NAF, NSF, Flow, NSFAutoregressive, RealNVP
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import (
     BernoulliNaiveBayes,
@@ -38,15 +39,22 @@ __all__ = [
     "Dequantized",
     "DiscriminantAnalysis",
     "Factorized",
+    "Flow",
     "GaussianNaiveBayes",
     "GenerativeClassifier",
     "GenerativeModel",
+    "IAF",
     "IndependentBernoulli",
     "IndependentCategorical",
     "IndependentGaussian",
     "LinearDiscriminantAnalysis",
+    "MAF",
     "ModelSpec",
+    "NAF",
+    "NSF",
+    "NSFAutoregressive",
     "QuadraticDiscriminantAnalysis",
+    "RealNVP",
     "build_model",
     "independent",
     "model_class",
