@@ -158,6 +158,12 @@ class Flow(GenerativeModel):
             log_det = log_det - t.log_abs_det_jacobian(z, previous)
         return z, log_det
 
+    def from_base(self, z: Tensor) -> Tensor:
+        """``x = f(z)`` for base points ``z`` of shape ``(N, num_dims)``, shape ``(N, *event_shape)``."""
+        for t in self.distribution(z).transforms:
+            z = t(z)
+        return z.reshape(len(z), *self.event_shape)
+
     def sample(self, n: int) -> Tensor:
         n = self._check_n(n)
         with torch.no_grad():
