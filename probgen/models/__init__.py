@@ -18,7 +18,7 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
-from probgen.models.flows import IAF, MAF, NAF, NSF, Flow, NSFAutoregressive, RealNVP
+from probgen.models.flows import IAF, MAF, NAF, NSF, Flow, Glow, NSFAutoregressive, RealNVP
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import (
     BernoulliNaiveBayes,
@@ -43,6 +43,7 @@ __all__ = [
     "GaussianNaiveBayes",
     "GenerativeClassifier",
     "GenerativeModel",
+    "Glow",
     "IAF",
     "IndependentBernoulli",
     "IndependentCategorical",

@@ -12,11 +12,16 @@ import pytest
 import torch
 
 import probgen as pg
-from probgen.models import IAF, MAF, NAF, NSF, Dequantized, NSFAutoregressive, RealNVP
+from probgen.models import IAF, MAF, NAF, NSF, Dequantized, Glow, NSFAutoregressive, RealNVP
 
-FLOWS = [RealNVP, MAF, IAF, NSF, NSFAutoregressive, NAF]
+FLOWS = [RealNVP, MAF, IAF, NSF, NSFAutoregressive, NAF, Glow]
 SMALL = {"num_layers": 2, "hidden": (16,)}
 IDS = [cls.__name__ for cls in FLOWS]
+VECTOR_FLOWS = FLOWS[:-1]  # Glow models images: its tests use a (1, 2, 2) view of 4 values
+
+
+def _dims(cls):
+    return 4 if cls is Glow else 3  # 3: an odd split for the couplings
 
 
 def _perturbed(cls, d, **kwargs):
@@ -42,23 +47,25 @@ def _trained(cls, x, steps=30):
 
 @pytest.mark.parametrize("cls", FLOWS, ids=IDS)
 def test_log_det_equals_autograd_slogdet(cls, float64):
-    flow = _perturbed(cls, 3)
-    x = torch.randn(4, 3) * 2 + 1
+    d = _dims(cls)
+    flow = _perturbed(cls, d)
+    x = torch.randn(4, d) * 2 + 1
     z, log_det = flow.to_base(x)
     for i in range(len(x)):
-        jacobian = torch.autograd.functional.jacobian(lambda v: flow.to_base(v[None])[0][0], x[i])
+        jacobian = torch.autograd.functional.jacobian(lambda v: flow.to_base(v[None])[0].reshape(-1), x[i])
         sign, logabsdet = torch.linalg.slogdet(jacobian)
         assert sign != 0 and torch.allclose(log_det[i], logabsdet, atol=1e-8), (i, log_det[i], logabsdet)
-    base = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    base = torch.distributions.Normal(0.0, 1.0).log_prob(z).reshape(len(x), -1).sum(-1)
     assert torch.allclose(flow.log_prob(x), base + log_det, atol=1e-10)
 
 
 @pytest.mark.parametrize("cls", FLOWS, ids=IDS)
 def test_inverse_of_forward_is_identity(cls, float64):
-    flow = _perturbed(cls, 3)
-    x = torch.randn(6, 3) * 2 + 1
+    d = _dims(cls)
+    flow = _perturbed(cls, d)
+    x = torch.randn(6, d) * 2 + 1
     assert torch.allclose(flow.from_base(flow.to_base(x)[0]), x, atol=1e-5)
-    z = torch.randn(6, 3)
+    z = torch.randn(6, *flow.shape)
     assert torch.allclose(flow.to_base(flow.from_base(z))[0], z, atol=1e-5)
 
 
@@ -75,7 +82,7 @@ def test_gradients_reach_every_parameter_and_shapes(cls):
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{cls.__name__}: no gradient reaches {name}"
 
 
-@pytest.mark.parametrize("cls", FLOWS, ids=IDS)
+@pytest.mark.parametrize("cls", VECTOR_FLOWS, ids=IDS[:-1])
 def test_density_on_a_grid_integrates_to_one(cls):
     """After training on moons (so it is no Gaussian), exp(log_prob) sums to 1 over a fine grid."""
     x = pg.load_dataset("moons").x[:200]
@@ -94,17 +101,18 @@ def test_density_on_a_grid_integrates_to_one(cls):
 
 @pytest.mark.parametrize("cls", FLOWS, ids=IDS)
 def test_checkpoint_round_trip_and_bad_input(cls, tmp_path):
-    flow = _perturbed(cls, 3)
+    d = _dims(cls)
+    flow = _perturbed(cls, d)
     loaded = pg.load(pg.save(flow, tmp_path / "flow.safetensors"))
-    x = torch.randn(5, 3)
+    x = torch.randn(5, d)
     assert type(loaded) is cls and torch.equal(loaded.log_prob(x), flow.log_prob(x))
-    with pytest.raises(ValueError, match=r"shape \(5, 4\).*expected \(N, 3\)"):
-        flow.log_prob(torch.randn(5, 4))
+    with pytest.raises(ValueError, match=rf"shape \(5, {d + 1}\).*expected \(N, {d}\)"):
+        flow.log_prob(torch.randn(5, d + 1))
     x[2, 1] = math.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         flow.log_prob(x)
-    with pytest.raises(ValueError, match="needs at least 2 dimensions"):
-        cls(1)
+    with pytest.raises(ValueError, match="needs an image_shape" if cls is Glow else "needs at least 2 dimensions"):
+        cls(3 if cls is Glow else 1)
 
 
 def _count_calls(module):
@@ -154,3 +162,15 @@ def test_dequantized_flow_reports_on_the_discrete_scale():
     baseline = Dequantized.from_dataset(x, base=gaussian, logit_alpha=0.05)
     pg.fit(baseline, x, epochs=30, batch_size=100, lr=3e-3, progress=False)
     assert bound.nats > pg.log_likelihood(baseline, x, method="elbo", num_samples=4).nats
+
+
+def test_glow_on_8x8_images_squeezes_twice_and_matches_its_flat_view():
+    glow = Glow((1, 8, 8), num_layers=1, hidden=(32,))
+    flat = Glow(64, num_layers=1, hidden=(32,))
+    flat.load_state_dict(glow.state_dict())
+    x = torch.randn(3, 1, 8, 8)
+    assert glow.levels == 2 and glow.to_base(x)[0].shape == (3, 1, 8, 8)
+    assert torch.allclose(glow.log_prob(x), flat.log_prob(x.reshape(3, 64)))
+    assert glow.sample(4).shape == (4, 1, 8, 8) and flat.sample(4).shape == (4, 64)
+    with pytest.raises(ValueError, match="even image height and width"):
+        Glow((1, 3, 5))

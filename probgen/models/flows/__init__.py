@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from probgen.models.flows.autoregressive import IAF, MAF
 from probgen.models.flows.base import ActNorm, Flow
+from probgen.models.flows.glow import Glow, Squeeze
 from probgen.models.flows.naf import NAF
 from probgen.models.flows.realnvp import RealNVP
 from probgen.models.flows.spline import NSF, NSFAutoregressive
 
-__all__ = ["IAF", "MAF", "NAF", "NSF", "ActNorm", "Flow", "NSFAutoregressive", "RealNVP"]
+__all__ = ["IAF", "MAF", "NAF", "NSF", "ActNorm", "Flow", "Glow", "NSFAutoregressive", "RealNVP", "Squeeze"]

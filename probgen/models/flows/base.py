@@ -93,7 +93,8 @@ class Flow(GenerativeModel):
     """A normalizing flow of real data: ``x = actnorm(f_L(... f_1(z)))``, ``z ~ N(0, I)``.
 
     Subclasses implement :meth:`_layers` — the transforms in the generative direction, base to
-    data — and say in their docstring which direction is one network pass.
+    data — and say in their docstring which direction is one network pass. Their transforms
+    act on :attr:`shape`: flattened vectors, or images for image flows.
 
     Args:
         event_shape: shape of one example (flattened to a vector of ``num_dims``).
@@ -108,8 +109,9 @@ class Flow(GenerativeModel):
         super().__init__(event_shape, support)
         self.num_layers = check_int("num_layers", num_layers)
         self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
+        actnorm = ActNorm(self.shape[:1] + (1,) * (len(self.shape) - 1), len(self.shape))  # per channel
         #: the transforms, base to data (Permutes and ``t.inv`` included)
-        self.chain: list[Transform] = [*self._layers(), ActNorm((self.num_dims,))]
+        self.chain: list[Transform] = [*self._layers(), actnorm]
         modules = [t if isinstance(t, nn.Module) else t.inv for t in self.chain]
         self.transforms = nn.ModuleList([m for m in modules if isinstance(m, nn.Module)])
 
@@ -120,6 +122,11 @@ class Flow(GenerativeModel):
     def actnorm(self) -> ActNorm:
         """The data-side normalisation, initialised from data by :meth:`init_from_data`."""
         return self.transforms[-1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape the transforms act on: ``(num_dims,)`` (image flows: ``(C, H, W)``)."""
+        return (self.num_dims,)
 
     def _check_min_dims(self, minimum: int) -> None:
         if self.num_dims < minimum:
@@ -136,22 +143,22 @@ class Flow(GenerativeModel):
             t.inv.clear_cache()
         like = self._reference_tensor() if like is None else like
         zero = torch.zeros((), dtype=like.dtype, device=like.device)
-        base = dist.Normal(zero, zero + 1).expand((self.num_dims,)).to_event(1)
+        base = dist.Normal(zero, zero + 1).expand(self.shape).to_event(len(self.shape))
         return dist.TransformedDistribution(base, self.chain)
 
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], *self.shape)
         with self.data_plate(x):
             pyro.sample("x", self.distribution(x), obs=x)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        x = self.validate(x).reshape(len(x), -1)
+        x = self.validate(x).reshape(len(x), *self.shape)
         return self.distribution(x).log_prob(x)
 
     def to_base(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``z = f^-1(x)`` and ``log |det dz/dx|`` per example, for ``x`` of shape ``(N, *event_shape)``."""
-        z = x.reshape(len(x), -1)
+        z = x.reshape(len(x), *self.shape)
         log_det = z.new_zeros(len(x))
         for t in reversed(self.distribution(z).transforms):
             previous, z = z, t.inv(z)
@@ -159,7 +166,7 @@ class Flow(GenerativeModel):
         return z, log_det
 
     def from_base(self, z: Tensor) -> Tensor:
-        """``x = f(z)`` for base points ``z`` of shape ``(N, num_dims)``, shape ``(N, *event_shape)``."""
+        """``x = f(z)`` for base points ``z`` of shape ``(N, *shape)``; shape ``(N, *event_shape)``."""
         for t in self.distribution(z).transforms:
             z = t(z)
         return z.reshape(len(z), *self.event_shape)
@@ -170,7 +177,7 @@ class Flow(GenerativeModel):
             return self.distribution().sample((n,)).reshape(n, *self.event_shape)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
-        self.actnorm.initialize(x.reshape(len(x), -1).to(self.dtype))
+        self.actnorm.initialize(x.reshape(len(x), *self.shape).to(self.dtype))
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {"num_layers": self.num_layers, "hidden": list(self.hidden)}
