@@ -18,7 +18,7 @@ from probgen.models.factorized import (
     IndependentGaussian,
     independent,
 )
-from probgen.models.flows import IAF, MAF, NAF, NSF, Flow, Glow, NSFAutoregressive, RealNVP
+from probgen.models.flows import IAF, MAF, NAF, NSF, ConditionalMAF, Flow, Glow, NSFAutoregressive, RealNVP
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import (
     BernoulliNaiveBayes,
@@ -35,6 +35,7 @@ __all__ = [
     "Autoencoder",
     "BernoulliNaiveBayes",
     "CategoricalNaiveBayes",
+    "ConditionalMAF",
     "ConditionalVAE",
     "Dequantized",
     "DiscriminantAnalysis",

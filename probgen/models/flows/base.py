@@ -25,6 +25,7 @@ from typing import Any
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions.conditional import ConditionalTransform
 from pyro.distributions.torch_transform import TransformModule
 from pyro.distributions.transforms import Permute
 from pyro.nn import pyro_method
@@ -134,17 +135,25 @@ class Flow(GenerativeModel):
             raise ValueError(f"{name} needs at least {minimum} dimensions, got event_shape {self.event_shape}")
 
     # ------------------------------------------------------------------ the distribution
-    def distribution(self, like: Tensor | None = None) -> dist.TransformedDistribution:
-        """``p(x)`` over flattened x, as a ``TransformedDistribution`` (caches cleared, so a
-        transform never returns a value computed with earlier parameters)."""
+    def distribution(self, like: Tensor | None = None, context: Tensor | None = None) -> dist.TransformedDistribution:
+        """``p(x)`` (or ``p(x | context)`` for conditional transforms) over x of :attr:`shape`,
+        as a ``TransformedDistribution`` (caches cleared, so that a transform never returns a
+        value computed with earlier parameters)."""
         self.net("transforms")  # announces the parameters to Pyro outside fit
+        layers = []
         for t in self.chain:
-            t.clear_cache()
-            t.inv.clear_cache()
+            if isinstance(t, ConditionalTransform):
+                if context is None:
+                    raise ValueError(f"{type(self).__name__} needs a context (labels y); got none")
+                t = t.condition(context)
+            else:
+                t.clear_cache()
+                t.inv.clear_cache()
+            layers.append(t)
         like = self._reference_tensor() if like is None else like
         zero = torch.zeros((), dtype=like.dtype, device=like.device)
         base = dist.Normal(zero, zero + 1).expand(self.shape).to_event(len(self.shape))
-        return dist.TransformedDistribution(base, self.chain)
+        return dist.TransformedDistribution(base, layers)
 
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
@@ -156,18 +165,18 @@ class Flow(GenerativeModel):
         x = self.validate(x).reshape(len(x), *self.shape)
         return self.distribution(x).log_prob(x)
 
-    def to_base(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def to_base(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z = f^-1(x)`` and ``log |det dz/dx|`` per example, for ``x`` of shape ``(N, *event_shape)``."""
         z = x.reshape(len(x), *self.shape)
         log_det = z.new_zeros(len(x))
-        for t in reversed(self.distribution(z).transforms):
+        for t in reversed(self.distribution(z, context).transforms):
             previous, z = z, t.inv(z)
             log_det = log_det - t.log_abs_det_jacobian(z, previous)
         return z, log_det
 
-    def from_base(self, z: Tensor) -> Tensor:
+    def from_base(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """``x = f(z)`` for base points ``z`` of shape ``(N, *shape)``; shape ``(N, *event_shape)``."""
-        for t in self.distribution(z).transforms:
+        for t in self.distribution(z, context).transforms:
             z = t(z)
         return z.reshape(len(z), *self.event_shape)
 
