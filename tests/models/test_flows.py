@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import probgen as pg
-from probgen.models import IAF, MAF, NAF, NSF, Dequantized, Glow, NSFAutoregressive, RealNVP
+from probgen.models import IAF, MAF, NAF, NSF, ConditionalMAF, Dequantized, Glow, NSFAutoregressive, RealNVP
 
 FLOWS = [RealNVP, MAF, IAF, NSF, NSFAutoregressive, NAF, Glow]
 SMALL = {"num_layers": 2, "hidden": (16,)}
@@ -174,3 +174,52 @@ def test_glow_on_8x8_images_squeezes_twice_and_matches_its_flat_view():
     assert glow.sample(4).shape == (4, 1, 8, 8) and flat.sample(4).shape == (4, 64)
     with pytest.raises(ValueError, match="even image height and width"):
         Glow((1, 3, 5))
+
+
+def _two_classes(n=200):
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 2) * 0.5 + torch.stack([2.0 * y - 1, (2.0 * y - 1) ** 2 + y], -1)
+    return x, y
+
+
+def test_conditional_maf_is_normalised_per_class_and_its_marginal_is_the_mixture(float64):
+    x, y = _two_classes()
+    flow = ConditionalMAF(2, num_classes=2, **SMALL)
+    flow.init_from_data(x)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    lo, hi, n = -8.0, 8.0, 300
+    axis = torch.linspace(lo + (hi - lo) / (2 * n), hi - (hi - lo) / (2 * n), n)
+    grid = torch.cartesian_prod(axis, axis)
+    with torch.no_grad():
+        for label in (0, 1):
+            mass = flow.log_prob_given(grid, torch.full((len(grid),), label)).exp().sum() * ((hi - lo) / n) ** 2
+            assert abs(mass.item() - 1) < 0.01, (label, mass)
+        given = torch.stack([flow.log_prob_given(x, torch.full((len(x),), c)) for c in (0, 1)], -1)
+        mixture = torch.logsumexp(given + flow.class_logits.log_softmax(-1), -1)
+        assert torch.allclose(flow.log_prob(x), mixture, atol=1e-10)
+    z, log_det = flow.to_base(x[:3], flow.context(y[:3], x))
+    for i in range(3):
+        context = flow.context(y[i : i + 1], x)
+        jacobian = torch.autograd.functional.jacobian(lambda v, c=context: flow.to_base(v[None], c)[0][0], x[i])
+        assert torch.allclose(log_det[i], torch.linalg.slogdet(jacobian)[1], atol=1e-8)
+
+
+def test_conditional_maf_learns_the_classes_and_refuses_a_missing_or_wrong_context():
+    x, y = _two_classes()
+    flow = ConditionalMAF(2, num_classes=2, **SMALL)
+    pg.fit(flow, (x, y), epochs=8, lr=1e-2, batch_size=100, progress=False)
+    assert (flow.predict(x) == y).float().mean() > 0.9
+    assert flow.sample(5, y=1).shape == (5, 2) and flow.sample(5).shape == (5, 2)
+    assert flow.sample(500, y=1)[:, 0].mean() > 0.5 > flow.sample(500, y=0)[:, 0].mean()
+    with pytest.raises(ValueError, match="needs labels"):
+        flow.log_prob_given(x, None)
+    with pytest.raises(ValueError, match=r"labels have shape \(3,\); expected \(200,\)"):
+        flow.log_prob_given(x, y[:3])
+    with pytest.raises(ValueError, match="outside 0..1"):
+        flow.sample(2, y=2)
+    with pytest.raises(ValueError, match="needs a context"):
+        flow.to_base(x)
+    with pytest.raises(ValueError, match="needs labels"):
+        pg.fit(flow, x, epochs=1, progress=False)
