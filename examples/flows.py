@@ -56,13 +56,14 @@ def plot_flow(label: str, results: dict[str, dict[str, Any]], path: Path, *, gri
         u, v = (torch.linspace(lo[i].item(), hi[i].item(), grid) for i in range(2))
         points = torch.cartesian_prod(u, v)
         with torch.no_grad():
-            density = model.log_prob(points).exp().reshape(grid, grid).T
-        axes[0, column].imshow(density, origin="lower", extent=(u[0], u[-1], v[0], v[-1]), aspect="auto")
+            density = model.log_prob(points).exp().reshape(grid, grid).T.numpy()
+        extent = (u[0].item(), u[-1].item(), v[0].item(), v[-1].item())
+        axes[0, column].imshow(density, origin="lower", extent=extent, aspect="auto")
         axes[0, column].set_title(f"{name}: {-result['nats'][label]:.2f} nats")
-        draws = model.sample(1000)
+        draws = model.sample(1000).numpy()
         axes[1, column].scatter(draws[:, 0], draws[:, 1], s=2, alpha=0.5)
-        axes[1, column].set_xlim(u[0], u[-1])
-        axes[1, column].set_ylim(v[0], v[-1])
+        axes[1, column].set_xlim(extent[:2])
+        axes[1, column].set_ylim(extent[2:])
     fig.suptitle(f"{label}: density (top), samples (bottom)")
     return save_figure(fig, path)
 
