@@ -9,13 +9,14 @@ with 32-draw importance-weighted dequantization. zuko's flow is wrapped as a pro
 real vectors, so both go through the same ``Dequantized`` wrapper, ``fit`` and evaluation.
 
 Pairs: MAF / zuko MAF, RealNVP / zuko RealNVP, NSF-AR (autoregressive rational-quadratic
-splines, bound 5) / zuko NSF (the same construction) — and NSF (coupling) / zuko NSF.
+splines, bound 5) / zuko NSF (the same construction), NSF (coupling) / zuko NSF, and NAF (Pyro's
+deep sigmoidal flow, 16 units) / zuko NAF (its unconstrained monotonic network, 16 signals).
 
 Printed: test NLL in nats and bits/dim for each, and the training-step time (median of
 ``timing_steps`` steps of each, alternating so machine noise hits both) with the ratio
 probgen / zuko.
 
-Run: python benchmarks/flows_vs_zuko.py [--epochs 1000] [--flows maf realnvp nsf-ar nsf] [--threads 1]
+Run: python benchmarks/flows_vs_zuko.py [--epochs 1000] [--flows maf realnvp nsf-ar nsf naf] [--threads 1]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 
 import probgen as pg
-from probgen.models import MAF, NSF, Dequantized, GenerativeModel, NSFAutoregressive, RealNVP
+from probgen.models import MAF, NAF, NSF, Dequantized, GenerativeModel, NSFAutoregressive, RealNVP
 
 
 class ZukoFlow(GenerativeModel):
@@ -66,6 +67,8 @@ def pair(name: str, layers: int, hidden: list[int]) -> tuple[GenerativeModel, Ge
         return MAF(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.MAF(64, **shared))
     if name == "realnvp":
         return RealNVP(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.RealNVP(64, **shared))
+    if name == "naf":
+        return NAF(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.NAF(64, **shared))
     ours = {"nsf": NSF, "nsf-ar": NSFAutoregressive}[name](64, num_layers=layers, hidden=hidden, bound=5.0)
     return ours, ZukoFlow(64, flow=zuko.flows.NSF(64, **shared))
 
@@ -96,7 +99,7 @@ def step_seconds(models: list[Dequantized], x: Tensor, steps: int) -> list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flows", nargs="+", default=["maf", "realnvp", "nsf-ar", "nsf"])
+    parser.add_argument("--flows", nargs="+", default=["maf", "realnvp", "nsf-ar", "nsf", "naf"])
     parser.add_argument("--epochs", type=int, default=1000, help="at most; early stopping ends sooner")
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--layers", type=int, default=5)
