@@ -64,7 +64,8 @@ def plot_flow(label: str, results: dict[str, dict[str, Any]], path: Path, *, gri
         axes[1, column].scatter(draws[:, 0], draws[:, 1], s=2, alpha=0.5)
         axes[1, column].set_xlim(extent[:2])
         axes[1, column].set_ylim(extent[2:])
-    fig.suptitle(f"{label}: density (top), samples (bottom)")
+        axes[1, column].set_title("1,000 samples")
+    fig.suptitle(label)
     return save_figure(fig, path)
 
 
