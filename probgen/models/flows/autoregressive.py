@@ -20,8 +20,7 @@ from pyro.distributions.transforms import AffineAutoregressive
 from pyro.nn import AutoRegressiveNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import Flow, reverse
-from probgen.models.flows.realnvp import FLOW_BUDGET
+from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
 from probgen.models.registry import register
 
 __all__ = ["MAF", "IAF"]

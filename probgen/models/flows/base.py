@@ -35,7 +35,10 @@ from torch.distributions import Transform, constraints
 from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
 
-__all__ = ["ActNorm", "Flow", "reverse"]
+__all__ = ["ActNorm", "Flow", "FLOW_BUDGET", "reverse"]
+
+#: the default training budget of the flows (``compare`` and the CLI use it)
+FLOW_BUDGET = {"epochs": 100, "lr": 1e-3, "batch_size": 100, "patience": 20}
 
 
 class ActNorm(TransformModule):

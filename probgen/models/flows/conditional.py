@@ -25,8 +25,7 @@ from torch import Tensor
 from torch.distributions import Transform
 
 from probgen._checks import check_int
-from probgen.models.flows.base import Flow, reverse
-from probgen.models.flows.realnvp import FLOW_BUDGET
+from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
 from probgen.models.registry import register
 
 __all__ = ["ConditionalMAF"]

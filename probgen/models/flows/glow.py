@@ -21,8 +21,7 @@ from torch import Tensor
 from torch.distributions import Transform, constraints
 
 from probgen._checks import check_int
-from probgen.models.flows.base import ActNorm, Flow
-from probgen.models.flows.realnvp import FLOW_BUDGET
+from probgen.models.flows.base import FLOW_BUDGET, ActNorm, Flow
 from probgen.models.registry import register
 
 __all__ = ["Glow", "Squeeze"]

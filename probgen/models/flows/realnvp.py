@@ -10,13 +10,10 @@ from pyro.distributions.transforms import AffineCoupling
 from pyro.nn import DenseNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import Flow, reverse
+from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
 from probgen.models.registry import register
 
-__all__ = ["RealNVP", "FLOW_BUDGET"]
-
-#: the default training budget of the flows (``compare`` and the CLI use it)
-FLOW_BUDGET = {"epochs": 100, "lr": 1e-3, "batch_size": 100, "patience": 20}
+__all__ = ["RealNVP"]
 
 
 @register("realnvp", description="RealNVP: affine coupling flow (exact density)", fit_defaults=FLOW_BUDGET)

@@ -19,8 +19,8 @@ from pyro.nn import AutoRegressiveNN, DenseNN
 from torch.distributions import Transform
 
 from probgen._checks import check_int
+from probgen.models.flows.base import FLOW_BUDGET as BUDGET
 from probgen.models.flows.base import Flow, reverse
-from probgen.models.flows.realnvp import FLOW_BUDGET as BUDGET
 from probgen.models.registry import register
 
 __all__ = ["NSF", "NSFAutoregressive"]
