@@ -1,0 +1,91 @@
+"""Masked affine autoregressive flows: MAF (density in one pass) and IAF (sampling in one pass).
+
+Both use Pyro's :class:`~pyro.distributions.transforms.AffineAutoregressive` (a MADE network
+giving ``mu`` and ``log sigma`` of each coordinate from the preceding ones), whose forward is
+one network pass and whose inverse is sequential, one pass per dimension. The orientation
+decides which direction users get cheaply.
+
+References:
+    Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density Estimation"
+    (2017), arXiv:1705.07057.
+    Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling, "Improving Variational Inference
+    with Inverse Autoregressive Flow" (2016), arXiv:1606.04934.
+    Germain, Gregor, Murray & Larochelle, "MADE" (2015), arXiv:1502.03509.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions.transforms import AffineAutoregressive
+from pyro.nn import AutoRegressiveNN
+from torch.distributions import Transform
+
+from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
+from probgen.models.registry import register
+
+__all__ = ["MAF", "IAF"]
+
+
+class _AffineAutoregressiveFlow(Flow):
+    """Affine autoregressive layers (natural order, reversed between layers); ``density_fast``
+    places each as ``t.inv`` so that ``log_prob`` calls each network once."""
+
+    density_fast = True
+
+    def _layers(self) -> list[Transform]:
+        self._check_min_dims(2)
+        d, layers = self.num_dims, []
+        for i in range(self.num_layers):
+            if i:
+                layers.append(reverse(d))
+            net = AutoRegressiveNN(d, [max(h, d) for h in self.hidden], permutation=torch.arange(d))
+            t = AffineAutoregressive(net)
+            layers.append(t.inv if self.density_fast else t)
+        return layers
+
+
+@register("maf", description="masked autoregressive flow (exact density, one pass)", fit_defaults=FLOW_BUDGET)
+class MAF(_AffineAutoregressiveFlow):
+    """Masked autoregressive flow: ``z_i = (x_i - mu_i(x_<i)) exp(-alpha_i(x_<i))``.
+
+    Density (``log_prob``, training) is one network pass per layer. Sampling is slow: it
+    inverts each layer sequentially, ``num_dims`` passes per layer (64 passes per layer for
+    8x8 digits).
+
+    Args:
+        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`
+            (at least 2 dimensions; hidden widths below ``num_dims`` are raised to it).
+
+    Example:
+        >>> import probgen as pg
+        >>> data = pg.load_dataset("moons")
+        >>> maf = MAF.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> _ = pg.fit(maf, data, epochs=1, progress=False)
+        >>> maf.sample(4).shape
+        torch.Size([4, 2])
+    """
+
+    density_fast = True
+
+
+@register("iaf", description="inverse autoregressive flow (exact density, one-pass sampling)", fit_defaults=FLOW_BUDGET)
+class IAF(_AffineAutoregressiveFlow):
+    """Inverse autoregressive flow: ``x_i = mu_i(z_<i) + exp(alpha_i(z_<i)) z_i``.
+
+    Sampling is one network pass per layer. Density is slow: ``log_prob`` (and so training by
+    maximum likelihood) inverts each layer sequentially, ``num_dims`` passes per layer — 64x
+    the passes of :class:`MAF` on 8x8 digits. Use it where sampling is what matters (e.g.
+    variational posteriors); fit densities with :class:`MAF`.
+
+    Args:
+        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`.
+
+    Example:
+        >>> import probgen as pg
+        >>> data = pg.load_dataset("moons")
+        >>> iaf = IAF.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> iaf.sample(4).shape
+        torch.Size([4, 2])
+    """
+
+    density_fast = False

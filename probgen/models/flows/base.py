@@ -1,0 +1,195 @@
+"""The shared base of the flows: a standard normal pushed through a chain of Pyro transforms.
+
+A flow is ``x = f(z)``, ``z ~ N(0, I)``, with ``f`` a composition of invertible
+:class:`pyro.distributions.transforms` and, on the data side, an :class:`ActNorm` initialised
+from the data. ``log p(x) = log N(f^-1(x)) + log |det d f^-1(x) / dx|`` exactly (density kind
+"exact"), and the Pyro model observes ``x`` under ``dist.TransformedDistribution`` inside the
+data plate, so ``fit`` (and plain ``pyro.infer.SVI`` with an empty guide) is maximum likelihood.
+
+Each family lists its transforms in the generative direction (base to data) and chooses the
+orientation: a transform whose forward is one network pass placed as ``t.inv`` makes density
+one pass (MAF), placed as ``t`` makes sampling one pass (IAF).
+
+References:
+    Rezende & Mohamed, "Variational Inference with Normalizing Flows" (2015), arXiv:1505.05770.
+    Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan, "Normalizing Flows for
+    Probabilistic Modeling and Inference" (2021), arXiv:1912.02762.
+    Kingma & Dhariwal, "Glow" (2018), arXiv:1807.03039 — actnorm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions.conditional import ConditionalTransform
+from pyro.distributions.torch_transform import TransformModule
+from pyro.distributions.transforms import Permute
+from pyro.nn import pyro_method
+from torch import Tensor, nn
+from torch.distributions import Transform, constraints
+
+from probgen._checks import check_int
+from probgen.models.base import GenerativeModel
+
+__all__ = ["ActNorm", "Flow", "FLOW_BUDGET", "reverse"]
+
+#: the default training budget of the flows (``compare`` and the CLI use it)
+FLOW_BUDGET = {"epochs": 100, "lr": 1e-3, "batch_size": 100, "patience": 20}
+
+
+class ActNorm(TransformModule):
+    """``y = loc + exp(log_scale) * x`` with learned ``loc``/``log_scale`` of shape ``shape``
+    (broadcast over the event), initialised so that data ``y`` map to zero mean, unit scale.
+
+    Example:
+        >>> t = ActNorm((3,))
+        >>> t.initialize(torch.randn(100, 3) * 5 + 2)
+        >>> bool(t.inv(torch.full((1, 3), 2.0)).abs().max() < 1)
+        True
+    """
+
+    bijective = True
+
+    def __init__(self, shape: Sequence[int], event_dim: int = 1) -> None:
+        super().__init__(cache_size=1)
+        self.loc = nn.Parameter(torch.zeros(tuple(shape)))
+        self.log_scale = nn.Parameter(torch.zeros(tuple(shape)))
+        self._event_dim = event_dim
+
+    @constraints.dependent_property(is_discrete=False)
+    def domain(self) -> constraints.Constraint:
+        return constraints.independent(constraints.real, self._event_dim)
+
+    @constraints.dependent_property(is_discrete=False)
+    def codomain(self) -> constraints.Constraint:
+        return constraints.independent(constraints.real, self._event_dim)
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self.loc + self.log_scale.exp() * x
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return (y - self.loc) * torch.exp(-self.log_scale)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.log_scale.expand(x.shape).flatten(-self._event_dim).sum(-1)
+
+    @torch.no_grad()
+    def initialize(self, y: Tensor) -> None:
+        """Set ``loc``/``log_scale`` to the mean and log standard deviation of outputs ``y``
+        (shape ``(N, *event)``), over the examples and the broadcast dimensions."""
+        dims = [0] + [1 + i for i, s in enumerate(self.loc.shape) if s == 1]
+        self.loc.copy_(y.mean(dims).reshape(self.loc.shape))
+        std = y.std(dims).reshape(self.loc.shape) if len(y) > 1 else torch.ones_like(self.loc)
+        self.log_scale.copy_(std.clamp(min=1e-3).log())
+
+
+def reverse(dim: int) -> Permute:
+    """The order-reversing permutation of a ``dim``-vector (alternates coupling halves and
+    autoregressive orders between layers)."""
+    return Permute(torch.arange(dim - 1, -1, -1))
+
+
+class Flow(GenerativeModel):
+    """A normalizing flow of real data: ``x = actnorm(f_L(... f_1(z)))``, ``z ~ N(0, I)``.
+
+    Subclasses implement :meth:`_layers` — the transforms in the generative direction, base to
+    data — and say in their docstring which direction is one network pass. Their transforms
+    act on :attr:`shape`: flattened vectors, or images for image flows.
+
+    Args:
+        event_shape: shape of one example (flattened to a vector of ``num_dims``).
+        support: "real".
+        num_layers: number of flow layers (each with its own network).
+        hidden: hidden widths of each layer's network.
+    """
+
+    supports = ("real",)
+
+    def __init__(self, event_shape, support: str = "real", *, num_layers: int = 5, hidden: Sequence[int] = (64, 64)):
+        super().__init__(event_shape, support)
+        self.num_layers = check_int("num_layers", num_layers)
+        self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
+        actnorm = ActNorm(self.shape[:1] + (1,) * (len(self.shape) - 1), len(self.shape))  # per channel
+        #: the transforms, base to data (Permutes and ``t.inv`` included)
+        self.chain: list[Transform] = [*self._layers(), actnorm]
+        modules = [t if isinstance(t, nn.Module) else t.inv for t in self.chain]
+        self.transforms = nn.ModuleList([m for m in modules if isinstance(m, nn.Module)])
+
+    def _layers(self) -> list[Transform]:
+        raise NotImplementedError
+
+    @property
+    def actnorm(self) -> ActNorm:
+        """The data-side normalisation, initialised from data by :meth:`init_from_data`."""
+        return self.transforms[-1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape the transforms act on: ``(num_dims,)`` (image flows: ``(C, H, W)``)."""
+        return (self.num_dims,)
+
+    def _check_min_dims(self, minimum: int) -> None:
+        if self.num_dims < minimum:
+            name = type(self).__name__
+            raise ValueError(f"{name} needs at least {minimum} dimensions, got event_shape {self.event_shape}")
+
+    # ------------------------------------------------------------------ the distribution
+    def distribution(self, like: Tensor | None = None, context: Tensor | None = None) -> dist.TransformedDistribution:
+        """``p(x)`` (or ``p(x | context)`` for conditional transforms) over x of :attr:`shape`,
+        as a ``TransformedDistribution`` (caches cleared, so that a transform never returns a
+        value computed with earlier parameters)."""
+        self.net("transforms")  # announces the parameters to Pyro outside fit
+        layers = []
+        for t in self.chain:
+            if isinstance(t, ConditionalTransform):
+                if context is None:
+                    raise ValueError(f"{type(self).__name__} needs a context (labels y); got none")
+                t = t.condition(context)
+            else:
+                t.clear_cache()
+                t.inv.clear_cache()
+            layers.append(t)
+        like = self._reference_tensor() if like is None else like
+        zero = torch.zeros((), dtype=like.dtype, device=like.device)
+        base = dist.Normal(zero, zero + 1).expand(self.shape).to_event(len(self.shape))
+        return dist.TransformedDistribution(base, layers)
+
+    @pyro_method
+    def model(self, x: Tensor, y: Tensor | None = None) -> None:
+        x = x.reshape(x.shape[0], *self.shape)
+        with self.data_plate(x):
+            pyro.sample("x", self.distribution(x), obs=x)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = self.validate(x).reshape(len(x), *self.shape)
+        return self.distribution(x).log_prob(x)
+
+    def to_base(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``z = f^-1(x)`` and ``log |det dz/dx|`` per example, for ``x`` of shape ``(N, *event_shape)``."""
+        z = x.reshape(len(x), *self.shape)
+        log_det = z.new_zeros(len(x))
+        for t in reversed(self.distribution(z, context).transforms):
+            previous, z = z, t.inv(z)
+            log_det = log_det - t.log_abs_det_jacobian(z, previous)
+        return z, log_det
+
+    def from_base(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """``x = f(z)`` for base points ``z`` of shape ``(N, *shape)``; shape ``(N, *event_shape)``."""
+        for t in self.distribution(z, context).transforms:
+            z = t(z)
+        return z.reshape(len(z), *self.event_shape)
+
+    def sample(self, n: int) -> Tensor:
+        n = self._check_n(n)
+        with torch.no_grad():
+            return self.distribution().sample((n,)).reshape(n, *self.event_shape)
+
+    def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
+        self.actnorm.initialize(x.reshape(len(x), *self.shape).to(self.dtype))
+
+    def _config_kwargs(self) -> dict[str, Any]:
+        return {"num_layers": self.num_layers, "hidden": list(self.hidden)}
