@@ -40,7 +40,7 @@ MAX_PNG_SAMPLES = 10_000
 FALLBACK_AVAILABLE_BYTES = 2 * 1024**3
 ISSUES_URL = "https://github.com/probgen/probgen/issues"
 #: ``compare --budget``: training seconds per model at most
-COMPARE_BUDGET = 30.0
+COMPARE_BUDGET = 12.0
 
 
 class UsageError(ValueError):

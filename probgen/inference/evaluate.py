@@ -116,7 +116,7 @@ def _scores(model: Any, source: DataSource, method: str, num_samples: int, batch
     with torch.no_grad():
         for x, y in model_batches(model, source, batch_size, labels=model.conditional):
             if method in ("exact", "log_normalizer"):
-                out.append(model.log_prob(x).detach())
+                out.append((model.log_prob(x, y) if model.conditional else model.log_prob(x)).detach())
             elif method == "ais":
                 out.append(ais_log_likelihood(model, x, y, num_chains=num_samples, num_steps=ais_steps))
             else:

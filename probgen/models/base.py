@@ -254,7 +254,10 @@ class GenerativeModel(PyroModule):
         return self.model(x, y)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """Per-example log density in nats, shape ``[N]`` (log p~(x) for "unnormalized")."""
+        """Per-example log density in nats, shape ``[N]`` (log p~(x) for "unnormalized").
+
+        A ``conditional`` model's is ``log_prob(x, y)``: log p(x | y).
+        """
         if self.density == "lower_bound":
             raise ValueError(
                 f"{type(self).__name__} has no exact log_prob; bound it with "
