@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from probgen.inference.data import DataSource
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_batches
 from probgen.inference.strategies.svi import HOOK_EXAMPLES
+from probgen.progress import progress_bar
 
 __all__ = ["EpochLoop", "first_bad_parameter"]
 
@@ -123,7 +123,8 @@ class EpochLoop:
         """Epochs of ``epoch_fn`` (returning its record, with ``train_loss``); with ``val`` and
         ``val_fn`` the model ends at its best validation epoch, else at its last."""
         options, model = self.options, self.model
-        bar = tqdm(range(self.start_epoch, options.epochs), disable=not options.progress, desc=f"fit {model.name}")
+        epochs = range(self.start_epoch, options.epochs)
+        bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress)
         generator = torch.Generator().manual_seed(0 if options.seed is None else options.seed)
         t0 = time.perf_counter()
         for epoch in bar:
@@ -136,6 +137,7 @@ class EpochLoop:
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
             if not self._keep(record, epoch):
                 break
+        bar.close()
         self.result.seconds = time.perf_counter() - t0
         model.load_state_dict(self.best_state)
         x, _ = train.head(HOOK_EXAMPLES)
