@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,8 @@ def log_likelihood(
         24.9
     """
     method = _choose(model, method, num_samples, batch_size)
+    if not bool(model.fitted):
+        warnings.warn(f"{type(model).__name__} was never fitted: scoring its initial parameters", stacklevel=2)
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
     source = DataSource(data, "data")
     values = _scores(model, source, method, num_samples, batch_size, ais_steps)

@@ -110,4 +110,6 @@ def fit(
     val = None if val_data is None else DataSource(val_data, "validation data")
     if settings.seed is not None:
         pyro.set_rng_seed(settings.seed)
-    return STRATEGIES[name].fit(model, train, val, settings)
+    result = STRATEGIES[name].fit(model, train, val, settings)
+    model.fitted.fill_(True)
+    return result

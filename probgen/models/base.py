@@ -17,6 +17,7 @@ declares, in this one place:
 ``max_plate_nesting``     plates the program nests ("data" included)
 ``vectorizable``          particles can be drawn in one vectorized pass
 ``posterior``             the Bayesian posterior object, or None
+``fitted``                whether it has been fitted (a saved buffer)
 ========================  ===========================================================
 
 and the methods ``log_prob(x) -> [N]``, ``sample(n)``, ``config``, ``check_labels``,
@@ -124,6 +125,8 @@ class GenerativeModel(PyroModule):
         self.support = support
         #: the posterior object of a Bayesian model, a submodule once set (None otherwise)
         self.posterior: Posterior | None = None
+        #: set once the model has been fitted (by ``probgen.fit`` or ``fit_closed_form``); saved
+        self.register_buffer("fitted", torch.tensor(False))
         self._num_data: int | None = None
         self._params_held = False
         self._indices: dict[tuple[int, torch.device], Tensor] = {}  # data_plate's subsample cache
@@ -194,6 +197,11 @@ class GenerativeModel(PyroModule):
         if not self.needs_labels:
             return None
         return check_labels(y, n, self.num_classes, type(self).__name__).to(self.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before the flag existed are those of a fitted model
+        state_dict.setdefault(prefix + "fitted", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ minibatch scaling
     @property
@@ -316,6 +324,7 @@ class GenerativeModel(PyroModule):
         x = self.validate(x)
         with torch.no_grad():
             self.set_closed_form(self.closed_form_statistics(x, self.check_labels(y, len(x))))
+        self.fitted.fill_(True)
         return self
 
     # ------------------------------------------------------------------ construction

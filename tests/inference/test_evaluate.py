@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -59,3 +60,19 @@ def test_compare_table_formats(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="at least one model"):
         pg.compare({}, test)
+
+
+def test_scoring_a_model_that_was_never_fitted_warns(tmp_path):
+    model = pg.models.IndependentBernoulli(4)
+    with pytest.warns(UserWarning, match="never fitted"):
+        pg.log_likelihood(model, torch.zeros(2, 4))
+    pg.fit(model, torch.zeros(2, 4), epochs=1, progress=False)
+    loaded = pg.load(pg.save(model, tmp_path / "m.safetensors"))
+    assert bool(loaded.fitted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pg.log_likelihood(loaded, torch.zeros(2, 4))
+    old = {k: v for k, v in model.state_dict().items() if k != "fitted"}  # a checkpoint from before the flag
+    fresh = pg.models.IndependentBernoulli(4)
+    fresh.load_state_dict(old)
+    assert bool(fresh.fitted)
