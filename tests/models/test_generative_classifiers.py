@@ -64,6 +64,31 @@ def test_qda_predictive_is_a_multivariate_student_t(iris):
     assert np.allclose(model.joint_log_prob(x[:4])[:, 2].numpy(), expected)
 
 
+def test_lda_predictive_is_a_multivariate_student_t_with_pooled_scatter(iris):
+    """LDA's exact predictive, computed here from the Normal-Wishart update with one shared
+    precision: unequal classes (the first 100 flowers: 50 / 30 / 20), numpy and scipy only."""
+    x, y = iris
+    keep = torch.cat([torch.arange(50), torch.arange(50, 80), torch.arange(100, 120)])
+    x, y = x[keep], y[keep]
+    model = LinearDiscriminantAnalysis(4, "real", 3).fit_closed_form(x, y)
+    xs, ys, d, k0 = x.numpy(), y.numpy(), 4, 0.01
+    m0 = xs.mean(0)
+    psi = model.reg_param * (len(xs) / 3) * np.eye(d)  # the documented empirical-Bayes prior scatter
+    assert np.allclose(model.prior_scatter.numpy(), psi)
+    kappas, locs = [], []
+    for c in range(3):
+        xc = xs[ys == c]
+        n, mean = len(xc), xc.mean(0)
+        kappas.append(k0 + n)
+        locs.append((k0 * m0 + n * mean) / (k0 + n))
+        psi = psi + (xc - mean).T @ (xc - mean) + k0 * n / (k0 + n) * np.outer(mean - m0, mean - m0)
+    df = (d + 2 + len(xs)) - d + 1
+    for c, count in enumerate((50, 30, 20)):
+        shape = psi * (kappas[c] + 1) / (kappas[c] * df)
+        expected = stats.multivariate_t.logpdf(xs[:5], locs[c], shape, df) + np.log((count + 1) / (100 + 3))
+        assert np.allclose(model.joint_log_prob(x[:5])[:, c].numpy(), expected)
+
+
 def test_discrete_nb_predictive_sums_to_one(float64):
     torch.manual_seed(0)
     x, y = torch.randint(0, 2, (40, 3)).double(), torch.randint(0, 2, (40,))
