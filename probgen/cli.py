@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probgen.progress import format_seconds
+
 __all__ = ["main", "UsageError", "format_seconds", "model_seed", "accepted_model_args"]
 
 FIT_KEYS = ("epochs", "batch_size", "lr", "seed", "objective", "patience", "device", "lr_decay")
@@ -58,28 +60,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-
-def format_seconds(seconds: float) -> str:
-    """A duration in sensible units: "3.2 ms", "0.21 s", "12.4 s", "3 min 2 s", "1 h 5 min".
-
-    Example:
-        >>> format_seconds(182.4)
-        '3 min 2 s'
-    """
-    if not math.isfinite(seconds) or seconds < 0:
-        return "unknown time"
-    if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        minutes, rest = divmod(int(round(seconds)), 60)
-        return f"{minutes} min {rest} s"
-    hours, rest = divmod(int(round(seconds)), 3600)
-    return f"{hours} h {rest // 60} min"
 
 
 def format_bytes(n: float) -> str:

@@ -6,15 +6,26 @@ instead of hundreds of carriage-return updates.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["progress_bar", "LineProgress"]
+__all__ = ["progress_bar", "LineProgress", "format_seconds"]
 
 
-def _seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A duration in sensible units: "3.2 ms", "0.21 s", "12.4 s", "3 min 2 s", "1 h 5 min".
+
+    Example:
+        >>> format_seconds(182.4)
+        '3 min 2 s'
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        return "unknown time"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     if seconds < 10:
         return f"{seconds:.2f} s"
     if seconds < 60:
@@ -117,11 +128,11 @@ class LineProgress:
         head = f"{self.desc}: " if self.desc else ""
         if self.total:
             percent = 100 * self.n / self.total
-            text = f"{head}{self.n}/{self.total} ({percent:.0f}%), {_seconds(elapsed)}"
+            text = f"{head}{self.n}/{self.total} ({percent:.0f}%), {format_seconds(elapsed)}"
             if 0 < self.n < self.total:
-                text += f", ETA {_seconds(elapsed / self.n * (self.total - self.n))}"
+                text += f", ETA {format_seconds(elapsed / self.n * (self.total - self.n))}"
         else:
-            text = f"{head}{self.n}, {_seconds(elapsed)}"
+            text = f"{head}{self.n}, {format_seconds(elapsed)}"
         return f"{text}, {self.postfix}" if self.postfix else text
 
     def _print(self) -> None:
