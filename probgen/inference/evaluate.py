@@ -94,6 +94,8 @@ def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -
     check_int("batch_size", batch_size)
     if num_samples is not None:
         check_int("num_samples", num_samples)
+    if not bool(model.fitted):
+        warnings.warn(f"{type(model).__name__} was never fitted: scoring its initial parameters", stacklevel=3)
     density = model.density
     if density == "implicit":
         raise ValueError(f"{type(model).__name__} is an implicit model: it has no likelihood to report")
@@ -159,8 +161,6 @@ def log_likelihood(
         24.9
     """
     method = _choose(model, method, num_samples, batch_size)
-    if not bool(model.fitted):
-        warnings.warn(f"{type(model).__name__} was never fitted: scoring its initial parameters", stacklevel=2)
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
     source = DataSource(data, "data")
     values = _scores(model, source, method, num_samples, batch_size, ais_steps)
