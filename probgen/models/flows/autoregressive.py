@@ -20,7 +20,7 @@ from pyro.distributions.transforms import AffineAutoregressive
 from pyro.nn import AutoRegressiveNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
+from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
 __all__ = ["MAF", "IAF"]
@@ -33,15 +33,13 @@ class _AffineAutoregressiveFlow(Flow):
     density_fast = True
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
-        d, layers = self.num_dims, []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            net = AutoRegressiveNN(d, [max(h, d) for h in self.hidden], permutation=torch.arange(d))
-            t = AffineAutoregressive(net)
-            layers.append(t.inv if self.density_fast else t)
-        return layers
+        d = self.num_dims
+
+        def layer() -> Transform:
+            t = AffineAutoregressive(AutoRegressiveNN(d, self.made_hidden, permutation=torch.arange(d)))
+            return t.inv if self.density_fast else t
+
+        return self._stacked(layer)
 
 
 @register("maf", description="masked autoregressive flow (exact density, one pass)", fit_defaults=FLOW_BUDGET)

@@ -19,7 +19,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyro
@@ -121,6 +121,22 @@ class Flow(GenerativeModel):
 
     def _layers(self) -> list[Transform]:
         raise NotImplementedError
+
+    def _stacked(self, make_layer: Callable[[], Transform]) -> list[Transform]:
+        """``num_layers`` layers from ``make_layer``, the vector order reversed between them (so
+        coupling halves and autoregressive orders alternate); at least 2 dimensions."""
+        self._check_min_dims(2)
+        layers: list[Transform] = []
+        for i in range(self.num_layers):
+            if i:
+                layers.append(reverse(self.num_dims))
+            layers.append(make_layer())
+        return layers
+
+    @property
+    def made_hidden(self) -> list[int]:
+        """Hidden widths for a masked autoregressive network: each at least ``num_dims``."""
+        return [max(h, self.num_dims) for h in self.hidden]
 
     @property
     def actnorm(self) -> ActNorm:

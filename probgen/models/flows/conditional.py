@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.distributions import Transform
 
 from probgen._checks import check_int
-from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
+from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
 __all__ = ["ConditionalMAF"]
@@ -64,15 +64,13 @@ class ConditionalMAF(Flow):
         self.class_logits = PyroParam(torch.zeros(self.num_classes))
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
-        d, layers = self.num_dims, []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            hidden = [max(h, d) for h in self.hidden]
-            net = ConditionalAutoRegressiveNN(d, self.num_classes, hidden, permutation=torch.arange(d))
-            layers.append(ConditionalAffineAutoregressive(net).inv)
-        return layers
+        d = self.num_dims
+
+        def layer() -> Transform:
+            net = ConditionalAutoRegressiveNN(d, self.num_classes, self.made_hidden, permutation=torch.arange(d))
+            return ConditionalAffineAutoregressive(net).inv
+
+        return self._stacked(layer)
 
     def context(self, y: Tensor, like: Tensor) -> Tensor:
         """The one-hot code of labels ``y``, the flow's context."""

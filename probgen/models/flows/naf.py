@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.distributions import Transform
 
 from probgen._checks import check_int
-from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
+from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
 __all__ = ["NAF", "BisectionNeuralAutoregressive"]
@@ -75,15 +75,13 @@ class NAF(Flow):
         super().__init__(event_shape, support, **kwargs)
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
-        d, layers = self.num_dims, []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            hidden = [max(h, d) for h in self.hidden]
-            net = AutoRegressiveNN(d, hidden, param_dims=[self.width] * 3, permutation=torch.arange(d))
-            layers.append(BisectionNeuralAutoregressive(net, hidden_units=self.width).inv)
-        return layers
+        d = self.num_dims
+
+        def layer() -> Transform:
+            net = AutoRegressiveNN(d, self.made_hidden, param_dims=[self.width] * 3, permutation=torch.arange(d))
+            return BisectionNeuralAutoregressive(net, hidden_units=self.width).inv
+
+        return self._stacked(layer)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {**super()._config_kwargs(), "width": self.width}

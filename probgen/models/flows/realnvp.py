@@ -10,7 +10,7 @@ from pyro.distributions.transforms import AffineCoupling
 from pyro.nn import DenseNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import FLOW_BUDGET, Flow, reverse
+from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
 __all__ = ["RealNVP"]
@@ -37,11 +37,5 @@ class RealNVP(Flow):
     """
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
         d, split = self.num_dims, self.num_dims // 2
-        layers: list[Transform] = []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            layers.append(AffineCoupling(split, DenseNN(split, list(self.hidden), [d - split, d - split])))
-        return layers
+        return self._stacked(lambda: AffineCoupling(split, DenseNN(split, list(self.hidden), [d - split, d - split])))

@@ -20,7 +20,7 @@ from torch.distributions import Transform
 
 from probgen._checks import check_int
 from probgen.models.flows.base import FLOW_BUDGET as BUDGET
-from probgen.models.flows.base import Flow, reverse
+from probgen.models.flows.base import Flow
 from probgen.models.registry import register
 
 __all__ = ["NSF", "NSFAutoregressive"]
@@ -66,16 +66,14 @@ class NSF(Flow):
         super().__init__(event_shape, support, **kwargs)
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
         d, split, k = self.num_dims, self.num_dims // 2, self.count_bins
-        layers: list[Transform] = []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            n = d - split
+        n = d - split
+
+        def layer() -> Transform:
             net = DenseNN(split, list(self.hidden), [n * k, n * k, n * (k - 1)])
-            layers.append(SplineCoupling(d, split, net, k, self.bound, order="quadratic"))
-        return layers
+            return SplineCoupling(d, split, net, k, self.bound, order="quadratic")
+
+        return self._stacked(layer)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {**super()._config_kwargs(), "count_bins": self.count_bins, "bound": self.bound}
@@ -104,12 +102,10 @@ class NSFAutoregressive(NSF):
     """
 
     def _layers(self) -> list[Transform]:
-        self._check_min_dims(2)
-        d, k, layers = self.num_dims, self.count_bins, []
-        for i in range(self.num_layers):
-            if i:
-                layers.append(reverse(d))
-            hidden = [max(h, d) for h in self.hidden]
-            net = AutoRegressiveNN(d, hidden, param_dims=[k, k, k - 1], permutation=torch.arange(d))
-            layers.append(_SplineAutoregressive(d, net, k, self.bound, order="quadratic").inv)
-        return layers
+        d, k = self.num_dims, self.count_bins
+
+        def layer() -> Transform:
+            net = AutoRegressiveNN(d, self.made_hidden, param_dims=[k, k, k - 1], permutation=torch.arange(d))
+            return _SplineAutoregressive(d, net, k, self.bound, order="quadratic").inv
+
+        return self._stacked(layer)
