@@ -24,7 +24,7 @@ import torch
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy
+from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
 from probgen.inference.strategies.loop import EpochLoop
 
 __all__ = ["AdversarialStrategy", "ADVERSARIAL_OPTIONS"]
@@ -34,10 +34,7 @@ DISCRIMINATOR, GENERATOR = 0, 1
 
 
 def _options(given: dict[str, Any], lr: float) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(ADVERSARIAL_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown adversarial option(s) {unknown}; expected some of {sorted(ADVERSARIAL_OPTIONS)}")
-    options = {**ADVERSARIAL_OPTIONS, **given}
+    options = strategy_settings(given, ADVERSARIAL_OPTIONS, "adversarial")
     check_int("d_steps", options["d_steps"])
     for key in ("generator_lr", "discriminator_lr"):
         options[key] = lr if options[key] is None else options[key]

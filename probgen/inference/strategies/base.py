@@ -22,6 +22,7 @@ __all__ = [
     "NonFiniteLossError",
     "model_batches",
     "register_strategy",
+    "strategy_settings",
 ]
 
 
@@ -101,6 +102,14 @@ def register_strategy(name: str) -> Callable[[S], S]:
         return cls
 
     return decorate
+
+
+def strategy_settings(given: dict[str, Any], defaults: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """``defaults`` updated with the user's ``strategy_options``; a ValueError names unknown keys."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {strategy} option(s) {unknown}; expected some of {sorted(defaults)}")
+    return {**defaults, **given}
 
 
 def model_batches(

@@ -26,7 +26,7 @@ import torch
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy
+from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
 from probgen.inference.strategies.closed_form import mean_nll
 from probgen.inference.strategies.loop import EpochLoop
 
@@ -36,10 +36,7 @@ CD_OPTIONS = {"k": 1, "persistent": False, "val_every": 1}
 
 
 def _options(given: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(CD_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown contrastive divergence option(s) {unknown}; expected some of {sorted(CD_OPTIONS)}")
-    options = {**CD_OPTIONS, **given}
+    options = strategy_settings(given, CD_OPTIONS, "contrastive divergence")
     check_int("k", options["k"])
     check_int("val_every", options["val_every"])
     return options

@@ -19,7 +19,7 @@ from pyro.infer import MCMC, NUTS
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy
+from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
 from probgen.inference.strategies.closed_form import computed_result
 
 __all__ = ["NUTSStrategy", "NUTS_OPTIONS"]
@@ -34,10 +34,7 @@ NUTS_OPTIONS = {
 
 
 def _options(given: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(NUTS_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown NUTS option(s) {unknown}; expected some of {sorted(NUTS_OPTIONS)}")
-    options = {**NUTS_OPTIONS, **given}
+    options = strategy_settings(given, NUTS_OPTIONS, "NUTS")
     check_int("num_samples", options["num_samples"])
     check_int("warmup_steps", options["warmup_steps"], minimum=0)
     check_int("num_chains", options["num_chains"])
