@@ -21,7 +21,7 @@ from torch import Tensor
 
 from probgen.inference.data import DataSource
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_batches
-from probgen.inference.strategies.svi import HOOK_EXAMPLES
+from probgen.inference.strategies.svi import cpu_state, hook_batch, restore_progress, resume_or_start
 from probgen.progress import progress_bar
 
 __all__ = ["EpochLoop", "first_bad_parameter"]
@@ -33,10 +33,6 @@ def first_bad_parameter(model: Any) -> str | None:
         if not torch.isfinite(value).all():
             return f"parameter {name!r} is not finite"
     return None
-
-
-def _cpu_state(model: Any) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _optimizer(options: FitOptions, groups: Sequence[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -66,24 +62,10 @@ class EpochLoop:
     ) -> EpochLoop:
         """Resume from the checkpoint, or run the model's data-dependent start; then build the
         optimizer over ``groups()`` (called after the start, so it sees the final parameters)."""
-        from probgen.checkpoint import load_checkpoint
-
-        resumed = None
-        if options.resume and options.checkpoint is not None and options.checkpoint.exists():
-            resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
-            model.load_state_dict(resumed.model.state_dict())
-        elif options.init_from_data:
-            x, y = train.head(HOOK_EXAMPLES)
-            x = model.validate(x, name=train.name)
-            model.init_from_data(x, model.check_labels(y, len(x)))
+        resumed = resume_or_start(model, train, options)
         result = FitResult(checkpoint=options.checkpoint, strategy=strategy)
-        loop = cls(model, options, _optimizer(options, groups()), result, _cpu_state(model))
-        if resumed is not None and resumed.optimizer_state is not None:
-            loop.optimizer.load_state_dict(resumed.optimizer_state)
-            loop.start_epoch = int(resumed.extra.get("epoch", -1)) + 1
-            result.history = list(resumed.extra.get("history", []))
-            result.best_loss = float(resumed.extra.get("best_loss", math.inf))
-            result.best_epoch = int(resumed.extra.get("epoch", -1))
+        loop = cls(model, options, _optimizer(options, groups()), result, cpu_state(model))
+        loop.start_epoch = restore_progress(result, loop.optimizer, resumed)
         return loop
 
     def step(self, loss: Tensor, group: int, where: str, part: str) -> float:
@@ -140,8 +122,7 @@ class EpochLoop:
         bar.close()
         self.result.seconds = time.perf_counter() - t0
         model.load_state_dict(self.best_state)
-        x, _ = train.head(HOOK_EXAMPLES)
-        model.after_fit(model.validate(x, name=train.name), None)
+        model.after_fit(*hook_batch(model, train))
         return self.result
 
     def _keep(self, record: dict, epoch: int) -> bool:
@@ -155,7 +136,7 @@ class EpochLoop:
         improved = validated and score < result.best_loss
         if improved or not validated:
             result.best_loss, result.best_epoch = score, epoch
-            self.best_state = _cpu_state(self.model)
+            self.best_state = cpu_state(self.model)
             if options.checkpoint is not None:
                 extra = {"epoch": epoch, "best_loss": result.best_loss, "history": result.history}
                 save(self.model, options.checkpoint, optimizer=self.optimizer, extra=extra)

@@ -88,7 +88,8 @@ def _make_optimizer(options: FitOptions, params: list[Tensor]) -> torch.optim.Op
     raise ValueError(f"unknown optimizer {options.optimizer!r}; expected one of {OPTIMIZERS}")
 
 
-def _cpu_state(model: Any) -> dict[str, Tensor]:
+def cpu_state(model: Any) -> dict[str, Tensor]:
+    """A copy of the model's state on the CPU (the best-epoch snapshot)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
@@ -134,30 +135,44 @@ class _Run:
 
 def _start(model: Any, train: DataSource, options: FitOptions) -> _Run:
     """Objective, data-dependent start or resumed state, parameters and optimizer."""
-    from probgen.checkpoint import load_checkpoint
-
     objective = model.default_objective if options.objective is None else options.objective
     loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
     result = FitResult(checkpoint=options.checkpoint, strategy="svi")
-    resumed = None
-    if options.resume and options.checkpoint is not None and options.checkpoint.exists():
-        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
-        model.load_state_dict(resumed.model.state_dict())
-    elif options.init_from_data:
-        model.init_from_data(*_hook_batch(model, train))
+    resumed = resume_or_start(model, train, options)
     x, y = next(model_batches(model, train, options.batch_size))
     params = _collect_params(model, loss_fn, x, y)
-    run = _Run(model, loss_fn, params, _make_optimizer(options, params), options, result, _cpu_state(model))
-    if resumed is not None and resumed.optimizer_state is not None:
-        run.optim.load_state_dict(resumed.optimizer_state)
-        run.start_epoch = int(resumed.extra.get("epoch", -1)) + 1
-        result.history = list(resumed.extra.get("history", []))
-        result.best_loss = float(resumed.extra.get("best_loss", math.inf))
-        result.best_epoch = int(resumed.extra.get("epoch", -1))
+    run = _Run(model, loss_fn, params, _make_optimizer(options, params), options, result, cpu_state(model))
+    run.start_epoch = restore_progress(result, run.optim, resumed)
     return run
 
 
-def _hook_batch(model: Any, source: DataSource) -> tuple[Tensor, Tensor | None]:
+def resume_or_start(model: Any, train: DataSource, options: FitOptions) -> Any:
+    """Load the checkpoint's weights when resuming (returning the checkpoint), else run the
+    model's data-dependent start (returning None)."""
+    from probgen.checkpoint import load_checkpoint
+
+    if options.resume and options.checkpoint is not None and options.checkpoint.exists():
+        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
+        model.load_state_dict(resumed.model.state_dict())
+        return resumed
+    if options.init_from_data:
+        model.init_from_data(*hook_batch(model, train))
+    return None
+
+
+def restore_progress(result: FitResult, optimizer: torch.optim.Optimizer, resumed: Any) -> int:
+    """Optimizer state, history and best epoch from a resumed checkpoint; the epoch to start at."""
+    if resumed is None or resumed.optimizer_state is None:
+        return 0
+    optimizer.load_state_dict(resumed.optimizer_state)
+    result.history = list(resumed.extra.get("history", []))
+    result.best_loss = float(resumed.extra.get("best_loss", math.inf))
+    result.best_epoch = int(resumed.extra.get("epoch", -1))
+    return result.best_epoch + 1
+
+
+def hook_batch(model: Any, source: DataSource) -> tuple[Tensor, Tensor | None]:
+    """Up to ``HOOK_EXAMPLES`` validated examples for the model's data-dependent hooks."""
     x, y = source.head(HOOK_EXAMPLES)
     x = model.validate(x, name=source.name)
     return x, model.check_labels(y, len(x))
@@ -195,7 +210,7 @@ class SVIStrategy(FitStrategy):
             bar.close()
             run.result.seconds = time.perf_counter() - t0
             model.load_state_dict(run.best_state)
-            model.after_fit(*_hook_batch(model, train))
+            model.after_fit(*hook_batch(model, train))
         return run.result
 
     def _epoch(self, run: _Run, train: DataSource, val: DataSource | None, epoch: int, generator) -> dict:
@@ -234,7 +249,7 @@ class SVIStrategy(FitStrategy):
         if improved:
             result.best_loss, result.best_epoch = score, epoch
         if improved or not validated:
-            run.best_state = _cpu_state(run.model)
+            run.best_state = cpu_state(run.model)
             if options.checkpoint is not None:
                 extra = {"epoch": epoch, "best_loss": result.best_loss, "history": result.history}
                 save(run.model, options.checkpoint, optimizer=run.optim, extra=extra)
