@@ -1,7 +1,9 @@
 """Checkpoints: weights in safetensors, the model's JSON config in its header, written atomically.
 
 A checkpoint is one ``.safetensors`` file. Its tensors are the model's ``state_dict``
-(``model.*``) and optionally an optimizer's state (``optim.*``); its metadata holds the JSON
+(``model.*``), optionally an optimizer's state (``optim.*``) and, for resuming a fit exactly
+where it stopped, a training state (``train.*``: the last epoch's weights and the random number
+generators' states); its metadata holds the JSON
 config, the optimizer's hyper-parameters and a SHA-256 of every tensor and header entry, so a
 tampered file is refused. Loading never unpickles anything.
 """
@@ -34,6 +36,8 @@ class Checkpoint:
     model: Any
     optimizer_state: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what a fit needs to continue exactly where it stopped (``train.*`` tensors, prefix removed)
+    training_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -82,6 +86,8 @@ def save(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
+    training_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` (weights + config) to ``path`` atomically; return the file written.
 
@@ -90,6 +96,9 @@ def save(
         path: a file path, or an existing directory (then ``model.safetensors`` inside it).
         optimizer: also store its state, so training can resume.
         extra: JSON-able information to keep beside (epoch, losses, ...).
+        weights: the state dict to store as the model's (default: ``model.state_dict()``), e.g. the
+            best epoch's while the model holds the last one's.
+        training_state: tensors a fit needs to resume exactly (stored as ``train.*``).
 
     Example:
         >>> import probgen as pg, tempfile
@@ -99,7 +108,9 @@ def save(
         True
     """
     path = _resolve(path)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = model.state_dict() if weights is None else weights
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in weights.items()}
+    tensors.update({f"train.{k}": v.detach().cpu().contiguous() for k, v in (training_state or {}).items()})
     metadata: dict[str, str] = {
         "format": FORMAT,
         "config": json.dumps(model.config),
@@ -197,7 +208,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
     except RuntimeError as err:
         raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
     optimizer_state = _join_optimizer(tensors, opt_meta) if opt_meta is not None else None
-    return Checkpoint(model.to(map_location), optimizer_state, extra)
+    training_state = {k[len("train.") :]: v for k, v in tensors.items() if k.startswith("train.")}
+    return Checkpoint(model.to(map_location), optimizer_state, extra, training_state)
 
 
 def load(path: str | os.PathLike, *, map_location: str = "cpu") -> Any:

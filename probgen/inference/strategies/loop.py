@@ -1,11 +1,16 @@
-"""The epoch loop shared by strategies that make their own updates (contrastive divergence,
-adversarial training): seeds, progress, one torch optimizer whose parameter groups are the
-model's players, best-epoch state, atomic checkpoints with optimizer state, resume, and a
+"""The epoch loop every minibatch strategy shares (SVI, contrastive divergence, adversarial
+training): seeds, progress, one torch optimizer whose parameter groups are the model's players,
+learning-rate decay, best-epoch state, early stopping, atomic checkpoints, exact resume, and a
 NaN guard that names the offending part.
 
 Each parameter group is stepped on its own (the other groups' gradients are dropped before the
 step), and Adam keeps its moments and step count per parameter, so one optimizer with one group
 per player updates exactly as one optimizer per player would, and checkpoints as one.
+
+After every epoch the checkpoint holds the best epoch's weights (what :func:`probgen.load`
+returns), the optimizer, the history and, as its training state, the last epoch's weights and
+the states of the random number generators (torch's, and the generator that shuffles the
+batches): a fit resumed from it continues exactly as the uninterrupted fit would have.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from torch import Tensor
 
 from probgen.inference.data import DataSource
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_batches
-from probgen.inference.strategies.svi import cpu_state, hook_batch, restore_progress, resume_or_start
 from probgen.progress import progress_bar
 
-__all__ = ["EpochLoop", "first_bad_parameter"]
+__all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES"]
+
+#: examples given to the model's data-dependent hooks (init_from_data, after_fit)
+HOOK_EXAMPLES = 10_000
 
 
 def first_bad_parameter(model: Any) -> str | None:
@@ -33,6 +40,18 @@ def first_bad_parameter(model: Any) -> str | None:
         if not torch.isfinite(value).all():
             return f"parameter {name!r} is not finite"
     return None
+
+
+def cpu_state(model: Any) -> dict[str, Tensor]:
+    """A copy of the model's state on the CPU (the best-epoch snapshot)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def hook_batch(model: Any, source: DataSource) -> tuple[Tensor, Tensor | None]:
+    """Up to ``HOOK_EXAMPLES`` validated examples for the model's data-dependent hooks."""
+    x, y = source.head(HOOK_EXAMPLES)
+    x = model.validate(x, name=source.name)
+    return x, model.check_labels(y, len(x))
 
 
 def _optimizer(options: FitOptions, groups: Sequence[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -45,6 +64,23 @@ def _optimizer(options: FitOptions, groups: Sequence[dict[str, Any]]) -> torch.o
     raise ValueError(f"unknown optimizer {options.optimizer!r}; expected 'adam', 'clipped_adam' or 'sgd'")
 
 
+def _resume_or_start(model: Any, train: DataSource, options: FitOptions) -> Any:
+    """The checkpoint when resuming from one (the model then holds its last epoch's weights),
+    else None after the model's data-dependent start."""
+    from probgen.checkpoint import load_checkpoint
+
+    if options.resume and options.checkpoint is not None and options.checkpoint.exists():
+        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
+        model.load_state_dict(resumed.model.state_dict())
+        last = {k[len("last.") :]: v for k, v in resumed.training_state.items() if k.startswith("last.")}
+        if last:
+            model.load_state_dict(last)
+        return resumed
+    if options.init_from_data:
+        model.init_from_data(*hook_batch(model, train))
+    return None
+
+
 @dataclass
 class EpochLoop:
     """One run of a strategy: the model, its optimizer (one group per player) and the result."""
@@ -55,6 +91,8 @@ class EpochLoop:
     result: FitResult
     best_state: dict[str, Tensor] = field(default_factory=dict)
     start_epoch: int = 0
+    #: the random number generators' states saved with the resumed checkpoint
+    rng_state: dict[str, Tensor] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -62,37 +100,48 @@ class EpochLoop:
     ) -> EpochLoop:
         """Resume from the checkpoint, or run the model's data-dependent start; then build the
         optimizer over ``groups()`` (called after the start, so it sees the final parameters)."""
-        resumed = resume_or_start(model, train, options)
+        resumed = _resume_or_start(model, train, options)
         result = FitResult(checkpoint=options.checkpoint, strategy=strategy)
         loop = cls(model, options, _optimizer(options, groups()), result, cpu_state(model))
-        loop.start_epoch = restore_progress(result, loop.optimizer, resumed)
+        if resumed is not None and resumed.optimizer_state is not None:
+            loop.optimizer.load_state_dict(resumed.optimizer_state)
+            loop.best_state = {k: v.detach().cpu() for k, v in resumed.model.state_dict().items()}
+            result.history = list(resumed.extra.get("history", []))
+            result.best_loss = float(resumed.extra.get("best_loss", math.inf))
+            result.best_epoch = int(resumed.extra.get("best_epoch", resumed.extra.get("epoch", -1)))
+            loop.start_epoch = int(resumed.extra.get("last_epoch", result.best_epoch)) + 1
+            loop.rng_state = {k: v for k, v in resumed.training_state.items() if k.startswith("rng.")}
         return loop
 
-    def step(self, loss: Tensor, group: int, where: str, part: str) -> float:
-        """Check ``loss`` is finite (else restore the last good state and raise, naming ``part``),
-        back-propagate it and step parameter group ``group`` only."""
+    def stop(self, message: str, cause: Exception | None = None) -> None:
+        """Restore the last good state and raise, naming the offending site and the checkpoint."""
+        self.model.load_state_dict(self.best_state)
+        if self.options.checkpoint is not None:
+            message += f"; last good checkpoint: {self.options.checkpoint}"
+        raise NonFiniteLossError(message) from cause
+
+    def step(self, loss: Tensor, group: int, where: str, part: str, explain: Callable[[], str] | None = None) -> float:
+        """Check ``loss`` is finite (else restore the last good state and raise, naming ``part``
+        and what ``explain()`` finds), back-propagate it and step parameter group ``group`` only."""
         value = loss.item()
         if not math.isfinite(value):
-            bad = first_bad_parameter(self.model) or "every parameter is finite; the loss overflowed"
-            self.model.load_state_dict(self.best_state)
-            message = f"the {part} loss is {value} at {where}: {bad}"
-            if self.options.checkpoint is not None:
-                message += f"; last good checkpoint: {self.options.checkpoint}"
-            raise NonFiniteLossError(message)
+            bad = explain() if explain is not None else first_bad_parameter(self.model)
+            self.stop(f"the {part} loss is {value} at {where}: {bad or 'every parameter is finite; it overflowed'}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for i, g in enumerate(self.optimizer.param_groups):
-            if i != group:
-                for p in g["params"]:
-                    p.grad = None
+        if len(self.optimizer.param_groups) > 1:
+            for i, g in enumerate(self.optimizer.param_groups):
+                if i != group:
+                    for p in g["params"]:
+                        p.grad = None
         if self.options.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[group]["params"], self.options.clip_norm)
         self.optimizer.step()
         return value
 
-    def batches(self, train: DataSource, generator: torch.Generator):
+    def batches(self, train: DataSource, generator: torch.Generator, labels: bool = False):
         return model_batches(
-            self.model, train, self.options.batch_size, shuffle=True, generator=generator, labels=False
+            self.model, train, self.options.batch_size, shuffle=True, generator=generator, labels=labels
         )
 
     def run(
@@ -108,6 +157,9 @@ class EpochLoop:
         epochs = range(self.start_epoch, options.epochs)
         bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress)
         generator = torch.Generator().manual_seed(0 if options.seed is None else options.seed)
+        if self.rng_state:
+            torch.set_rng_state(self.rng_state["rng.torch"])
+            generator.set_state(self.rng_state["rng.shuffle"])
         t0 = time.perf_counter()
         for epoch in bar:
             started = time.perf_counter()
@@ -115,9 +167,12 @@ class EpochLoop:
             if val is not None and val_fn is not None:
                 record["val_loss"] = val_fn(val)
             record["seconds"] = time.perf_counter() - started
+            if options.lr_decay is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= options.lr_decay
             self.result.history.append(record)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
-            if not self._keep(record, epoch):
+            if not self._keep(record, epoch, generator, bar):
                 break
         bar.close()
         self.result.seconds = time.perf_counter() - t0
@@ -125,22 +180,54 @@ class EpochLoop:
         model.after_fit(*hook_batch(model, train))
         return self.result
 
-    def _keep(self, record: dict, epoch: int) -> bool:
-        """Track the best epoch (on validation loss; without it the last epoch) and checkpoint it;
-        False when ``patience`` epochs passed without a better validation loss."""
-        from probgen.checkpoint import save
+    def _keep(self, record: dict, epoch: int, generator: torch.Generator, bar: Any) -> bool:
+        """Track the best epoch and checkpoint; False when patience has run out.
 
+        With validation data the model ends at (and the checkpoint holds) the epoch of the best
+        validation loss. Without it, the training loss is a noisy estimate whose minimum is no
+        better an epoch than the last: the model ends at (and the checkpoint holds) the last
+        epoch, and patience counts epochs without a new lowest training loss.
+        """
         result, options = self.result, self.options
         validated = "val_loss" in record
         score = record["val_loss"] if validated else record["train_loss"]
-        improved = validated and score < result.best_loss
-        if improved or not validated:
+        improved = score < result.best_loss
+        if improved:
             result.best_loss, result.best_epoch = score, epoch
+        holds_best = improved or not validated
+        if holds_best:
             self.best_state = cpu_state(self.model)
-            if options.checkpoint is not None:
-                extra = {"epoch": epoch, "best_loss": result.best_loss, "history": result.history}
-                save(self.model, options.checkpoint, optimizer=self.optimizer, extra=extra)
-        if validated and options.patience is not None and epoch - result.best_epoch >= options.patience:
-            result.stopped_early = True
-            return False
-        return True
+        if options.checkpoint is not None:
+            self._checkpoint(epoch, generator, holds_best)
+        if improved or options.patience is None or epoch - result.best_epoch < options.patience:
+            return True
+        result.stopped_early = True
+        if options.progress:
+            which = "val" if validated else "train"
+            bar.write(
+                f"early stop at epoch {epoch}: no improvement for {options.patience} epochs; "
+                f"best epoch {result.best_epoch} ({which} loss {result.best_loss:.4f})"
+            )
+        return False
+
+    def _checkpoint(self, epoch: int, generator: torch.Generator, holds_best: bool) -> None:
+        """The best weights, the optimizer, the history and the state to resume from (with the
+        last epoch's weights where they are not the best ones), atomically."""
+        from probgen.checkpoint import save
+
+        result = self.result
+        state = {"rng.torch": torch.get_rng_state(), "rng.shuffle": generator.get_state()}
+        if not holds_best:
+            state |= {f"last.{k}": v for k, v in self.model.state_dict().items()}
+        # "epoch": that of the weights stored; "best_epoch": that of the lowest loss, for patience
+        stored = epoch if holds_best else result.best_epoch
+        extra = {"epoch": stored, "best_epoch": result.best_epoch, "last_epoch": epoch, "best_loss": result.best_loss}
+        extra["history"] = result.history
+        save(
+            self.model,
+            self.options.checkpoint,
+            optimizer=self.optimizer,
+            extra=extra,
+            weights=self.best_state,
+            training_state=state,
+        )

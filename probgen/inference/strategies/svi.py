@@ -4,14 +4,12 @@ The loss is an objective of :mod:`probgen.inference.objectives` (a Pyro ELBO's l
 equal to it on the same draws), stepped with a torch optimizer over every parameter the model
 and guide touch — Pyro's documented pattern for custom objectives — which gives the updates of
 ``pyro.infer.SVI`` plus learning-rate schedules, gradient clipping, early stopping and
-resumable optimizer state. The best epoch's state is kept on the CPU.
+exact resume (the epoch loop of :mod:`.loop`, shared with the other minibatch strategies).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pyro
@@ -21,22 +19,12 @@ from torch import Tensor
 
 from probgen.inference.data import DataSource
 from probgen.inference.objectives import Objective, make_objective
-from probgen.inference.strategies.base import (
-    FitOptions,
-    FitResult,
-    FitStrategy,
-    NonFiniteLossError,
-    model_batches,
-    register_strategy,
-)
-from probgen.progress import progress_bar
+from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, model_batches, register_strategy
+from probgen.inference.strategies.loop import EpochLoop
 
-__all__ = ["SVIStrategy", "OPTIMIZERS", "diagnose"]
+__all__ = ["SVIStrategy", "diagnose", "mean_loss"]
 
-OPTIMIZERS = ("adam", "clipped_adam", "sgd")
 ALL_FINITE = "every site's value and log_prob is finite (the loss or its gradient overflowed)"
-#: examples given to the model's data-dependent hooks (init_from_data, after_fit)
-HOOK_EXAMPLES = 10_000
 
 
 def _first_bad_site(trace: Any, where: str) -> str | None:
@@ -80,104 +68,6 @@ def _collect_params(model: Any, loss_fn: Objective, x: Tensor, y: Tensor | None)
     return [p for p in params.values() if p.requires_grad]
 
 
-def _make_optimizer(options: FitOptions, params: list[Tensor]) -> torch.optim.Optimizer:
-    if options.optimizer in ("adam", "clipped_adam"):
-        return torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
-    if options.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=options.lr, momentum=0.9, weight_decay=options.weight_decay)
-    raise ValueError(f"unknown optimizer {options.optimizer!r}; expected one of {OPTIMIZERS}")
-
-
-def cpu_state(model: Any) -> dict[str, Tensor]:
-    """A copy of the model's state on the CPU (the best-epoch snapshot)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-@dataclass
-class _Run:
-    """The state of one SVI run."""
-
-    model: Any
-    loss_fn: Objective
-    params: list[Tensor]
-    optim: torch.optim.Optimizer
-    options: FitOptions
-    result: FitResult
-    best_state: dict[str, Tensor]
-    start_epoch: int = 0
-
-    def stop(self, message: str, cause: Exception | None = None) -> None:
-        """Restore the last good state and raise, naming the offending site and the checkpoint."""
-        self.model.load_state_dict(self.best_state)
-        if self.options.checkpoint is not None:
-            message += f"; last good checkpoint: {self.options.checkpoint}"
-        raise NonFiniteLossError(message) from cause
-
-    def step(self, x: Tensor, y: Tensor | None, where: str) -> float:
-        try:
-            loss = self.loss_fn(self.model, x, y)
-        except ValueError as err:  # a distribution refused non-finite parameters
-            site = diagnose(self.model, x, y)
-            if site == ALL_FINITE:
-                raise
-            self.stop(f"loss is not finite at {where}: {site}", err)
-        value = loss.item()
-        if not math.isfinite(value):
-            self.stop(f"loss is {value} at {where}: {diagnose(self.model, x, y)}")
-        self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        # a non-finite gradient makes a non-finite parameter, which the next loss check names
-        if self.options.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.options.clip_norm)
-        self.optim.step()
-        return value
-
-
-def _start(model: Any, train: DataSource, options: FitOptions) -> _Run:
-    """Objective, data-dependent start or resumed state, parameters and optimizer."""
-    objective = model.default_objective if options.objective is None else options.objective
-    loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
-    result = FitResult(checkpoint=options.checkpoint, strategy="svi")
-    resumed = resume_or_start(model, train, options)
-    x, y = next(model_batches(model, train, options.batch_size))
-    params = _collect_params(model, loss_fn, x, y)
-    run = _Run(model, loss_fn, params, _make_optimizer(options, params), options, result, cpu_state(model))
-    run.start_epoch = restore_progress(result, run.optim, resumed)
-    return run
-
-
-def resume_or_start(model: Any, train: DataSource, options: FitOptions) -> Any:
-    """Load the checkpoint's weights when resuming (returning the checkpoint), else run the
-    model's data-dependent start (returning None)."""
-    from probgen.checkpoint import load_checkpoint
-
-    if options.resume and options.checkpoint is not None and options.checkpoint.exists():
-        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
-        model.load_state_dict(resumed.model.state_dict())
-        return resumed
-    if options.init_from_data:
-        model.init_from_data(*hook_batch(model, train))
-    return None
-
-
-def restore_progress(result: FitResult, optimizer: torch.optim.Optimizer, resumed: Any) -> int:
-    """Optimizer state, history and best epoch from a resumed checkpoint; the epoch to start at."""
-    if resumed is None or resumed.optimizer_state is None:
-        return 0
-    optimizer.load_state_dict(resumed.optimizer_state)
-    result.history = list(resumed.extra.get("history", []))
-    result.best_loss = float(resumed.extra.get("best_loss", math.inf))
-    result.best_epoch = int(resumed.extra.get("epoch", -1))
-    return result.best_epoch + 1
-
-
-def hook_batch(model: Any, source: DataSource) -> tuple[Tensor, Tensor | None]:
-    """Up to ``HOOK_EXAMPLES`` validated examples for the model's data-dependent hooks."""
-    x, y = source.head(HOOK_EXAMPLES)
-    x = model.validate(x, name=source.name)
-    return x, model.check_labels(y, len(x))
-
-
 def mean_loss(model: Any, loss_fn: Objective, source: DataSource, batch_size: int) -> float:
     """Loss per example on ``source``: the NLL for exact-density models (the Bayesian ones' posterior
     predictive), else the objective with each batch standing for the whole of ``source``."""
@@ -191,77 +81,39 @@ def mean_loss(model: Any, loss_fn: Objective, source: DataSource, batch_size: in
     return total / len(source)
 
 
+def _loss(loop: EpochLoop, loss_fn: Objective, x: Tensor, y: Tensor | None, where: str) -> Tensor:
+    """The objective on one batch; a distribution refusing non-finite parameters stops the fit
+    with the offending site named."""
+    try:
+        return loss_fn(loop.model, x, y)
+    except ValueError as err:
+        site = diagnose(loop.model, x, y)
+        if site == ALL_FINITE:
+            raise
+        loop.stop(f"the loss is not finite at {where}: {site}", err)
+        raise  # unreachable: stop raises
+
+
 @register_strategy("svi")
 class SVIStrategy(FitStrategy):
-    """Minibatch SVI with early stopping on validation data and atomic best-epoch checkpoints."""
+    """Minibatch SVI with early stopping on validation data and atomic per-epoch checkpoints."""
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        objective = model.default_objective if options.objective is None else options.objective
+        loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
+
+        def groups() -> list[dict[str, Any]]:
+            x, y = next(model_batches(model, train, options.batch_size))
+            return [{"params": _collect_params(model, loss_fn, x, y)}]
+
+        def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
+            total = 0.0
+            for step, (x, y) in enumerate(loop.batches(train, generator, labels=True)):
+                where = f"epoch {epoch}, step {step}"
+                loss = _loss(loop, loss_fn, x, y, where)
+                total += loop.step(loss, 0, where, "training", partial(diagnose, model, x, y)) * len(x)
+            return {"train_loss": total / len(train) ** 2}
+
         with model.scaled_to(len(train)), model.parameters_held(), pyro.validation_enabled(options.validate):
-            run = _start(model, train, options)
-            epochs = range(run.start_epoch, options.epochs)
-            bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress)
-            generator = torch.Generator().manual_seed(0 if options.seed is None else options.seed)
-            t0 = time.perf_counter()
-            for epoch in bar:
-                record = self._epoch(run, train, val, epoch, generator)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
-                if not self._keep(run, record, epoch, bar):
-                    break
-            bar.close()
-            run.result.seconds = time.perf_counter() - t0
-            model.load_state_dict(run.best_state)
-            model.after_fit(*hook_batch(model, train))
-        return run.result
-
-    def _epoch(self, run: _Run, train: DataSource, val: DataSource | None, epoch: int, generator) -> dict:
-        total, options, t0 = 0.0, run.options, time.perf_counter()
-        batches = model_batches(run.model, train, options.batch_size, shuffle=True, generator=generator)
-        for step, (x, y) in enumerate(batches):
-            total += run.step(x, y, f"epoch {epoch}, step {step}") * len(x)
-        record = {
-            "epoch": epoch,
-            "train_loss": total / len(train) ** 2,
-            "lr": run.optim.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t0,
-        }
-        if val is not None:
-            record["val_loss"] = mean_loss(run.model, run.loss_fn, val, options.batch_size)
-        if options.lr_decay is not None:
-            for group in run.optim.param_groups:
-                group["lr"] *= options.lr_decay
-        run.result.history.append(record)
-        return record
-
-    def _keep(self, run: _Run, record: dict, epoch: int, bar: Any) -> bool:
-        """Track the best epoch; False when patience has run out.
-
-        With validation data the model ends at (and the checkpoint holds) the epoch of the best
-        validation loss. Without it, the training loss is a noisy Monte-Carlo estimate whose
-        minimum is no better an epoch than the last: the model ends at (and the checkpoint
-        follows) the last epoch, and patience counts epochs without a new lowest training loss.
-        """
-        from probgen.checkpoint import save
-
-        result, options = run.result, run.options
-        validated = "val_loss" in record
-        score = record["val_loss"] if validated else record["train_loss"]
-        improved = score < result.best_loss
-        if improved:
-            result.best_loss, result.best_epoch = score, epoch
-        if improved or not validated:
-            run.best_state = cpu_state(run.model)
-            if options.checkpoint is not None:
-                extra = {"epoch": epoch, "best_loss": result.best_loss, "history": result.history}
-                save(run.model, options.checkpoint, optimizer=run.optim, extra=extra)
-        if improved:
-            return True
-        if options.patience is not None and epoch - result.best_epoch >= options.patience:
-            result.stopped_early = True
-            if options.progress:
-                which = "val" if validated else "train"
-                bar.write(
-                    f"early stop at epoch {epoch}: no improvement for {options.patience} epochs; "
-                    f"best epoch {result.best_epoch} ({which} loss {result.best_loss:.4f})"
-                )
-            return False
-        return True
+            loop = EpochLoop.start(model, train, options, "svi", groups)
+            return loop.run(train, val, epoch_fn, lambda source: mean_loss(model, loss_fn, source, options.batch_size))
