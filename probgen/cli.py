@@ -30,7 +30,7 @@ from typing import Any
 
 from probgen.progress import format_seconds
 
-__all__ = ["main", "UsageError", "format_seconds", "model_seed", "accepted_model_args"]
+__all__ = ["main", "UsageError", "format_seconds", "model_seed"]
 
 FIT_KEYS = ("epochs", "batch_size", "lr", "seed", "objective", "patience", "device", "lr_decay")
 #: Sidecar that ``fit`` writes into ``--out`` before training, so a killed fit can be resumed and evaluated.
@@ -361,30 +361,6 @@ def _spec_for_record(splits: Splits) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- models and their arguments
 
 
-def accepted_model_args(cls: type) -> dict[str, inspect.Parameter]:
-    """Keyword arguments a model class accepts from ``--model-args`` (all but the data's shape and support).
-
-    Computed from the signatures of ``cls.__init__`` and, where it passes ``**kwargs`` on, of the
-    base classes' ``__init__`` (the first definition of a name wins).
-    """
-    accepted: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            params = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            break
-        for name, p in params.items():
-            if name in ("self", "event_shape", "support") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            accepted.setdefault(name, p)
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            break
-    return accepted
-
-
 def _expected_type(param: inspect.Parameter) -> tuple[str, tuple[type, ...]] | None:
     annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
     annotation = str(annotation).replace(" ", "")
@@ -434,7 +410,7 @@ def parse_model_args(text: str | None, name: str) -> dict[str, Any]:
         raise UsageError(
             f"--model-args must be a JSON object of keyword arguments, got a JSON {type(value).__name__}: {text!r}"
         )
-    accepted = accepted_model_args(model_class(name))
+    accepted = model_class(name).accepted_parameters()
     for key, item in value.items():
         if key not in accepted:
             raise UsageError(
@@ -970,7 +946,7 @@ def _fit_examples() -> str:
         support = "real" if data == "iris" else "binary"
         for name, spec in sorted(MODELS.items()):
             cls = spec.cls
-            if key not in accepted_model_args(cls) or getattr(cls, "conditional", False):
+            if key not in cls.accepted_parameters() or cls.conditional:
                 continue
             if getattr(cls, "density", "exact") == "implicit" or not spec.suits(support, True):
                 continue

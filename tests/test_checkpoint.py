@@ -27,7 +27,7 @@ def test_round_trip_is_bit_identical(fitted, tmp_path):
 def test_optimizer_state_is_kept(fitted, tmp_path):
     model, _ = fitted
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    model.q_a.sum().backward()
+    model.estimate()["a"].sum().backward()
     opt.step()
     pg.save(model, tmp_path / "c.safetensors", optimizer=opt, extra={"epoch": 3})
     ckpt = pg.load_checkpoint(tmp_path / "c.safetensors")

@@ -272,11 +272,11 @@ def test_model_args_keys_come_from_the_constructor():
     from probgen.models import MODELS
 
     for spec in MODELS.values():
-        accepted = cli.accepted_model_args(spec.cls)
+        accepted = spec.cls.accepted_parameters()
         assert "event_shape" not in accepted and "support" not in accepted
-    assert {"latent_dim", "hidden"} <= set(cli.accepted_model_args(MODELS["vae"].cls))
-    assert "method" in cli.accepted_model_args(MODELS["gaussian-nb"].cls)
-    assert "estimator" in cli.accepted_model_args(MODELS["independent-bernoulli"].cls)
+    assert {"latent_dim", "hidden"} <= set(MODELS["vae"].cls.accepted_parameters())
+    assert "method" in MODELS["gaussian-nb"].cls.accepted_parameters()
+    assert "estimator" in MODELS["independent-bernoulli"].cls.accepted_parameters()
 
 
 def test_sample_memory_limit_falls_back_without_proc(monkeypatch):

@@ -55,9 +55,13 @@ from probgen._checks import check_int
 from probgen.data.support import check_data, parse_support
 
 if TYPE_CHECKING:
+    from probgen.models.conjugate import ConjugateVariational, MaximumLikelihood, PosteriorMode
     from probgen.models.posterior import Posterior
 
 __all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "check_labels"]
+
+#: constructor arguments that come from the data, not from the user
+SHAPE_ARGUMENTS = ("self", "event_shape", "support")
 
 DensityKind = Literal["exact", "estimate", "lower_bound", "unnormalized", "implicit"]
 DENSITY_KINDS: tuple[str, ...] = get_args(DensityKind)
@@ -98,7 +102,9 @@ class GenerativeModel(PyroModule):
         max_plate_nesting: plates the program nests; vectorized particles go left of them.
         vectorizable: particles may be drawn in one vectorized pass.
         num_classes: number of label values (0 when the model takes no labels).
-        posterior: the posterior object of a Bayesian model (None otherwise).
+        posterior: the posterior object of a Bayesian model (None otherwise): one of
+            :mod:`probgen.models.posterior` (classifiers) or :mod:`probgen.models.conjugate`
+            (the factorized baselines).
     """
 
     name: ClassVar[str] = "model"
@@ -124,7 +130,7 @@ class GenerativeModel(PyroModule):
         self.event_shape = event_shape
         self.support = support
         #: the posterior object of a Bayesian model, a submodule once set (None otherwise)
-        self.posterior: Posterior | None = None
+        self.posterior: Posterior | ConjugateVariational | PosteriorMode | MaximumLikelihood | None = None
         #: set once the model has been fitted (by ``probgen.fit`` or ``fit_closed_form``); saved
         self.register_buffer("fitted", torch.tensor(False))
         self._num_data: int | None = None
@@ -367,17 +373,26 @@ class GenerativeModel(PyroModule):
         return cls(dataset.event_shape, dataset.support, **kwargs)
 
     @classmethod
-    def accepted_kwargs(cls) -> list[str]:
-        """The keyword arguments the constructor takes besides event shape and support."""
-        names: list[str] = []
+    def accepted_parameters(cls) -> dict[str, inspect.Parameter]:
+        """The constructor's keyword parameters besides event shape and support, from the
+        signatures of ``cls.__init__`` and, where it passes ``**kwargs`` on, of the base classes'
+        (the first definition of a name wins: its default and annotation are the ones used)."""
+        accepted: dict[str, inspect.Parameter] = {}
         for klass in cls.__mro__:
             if "__init__" not in vars(klass) or not issubclass(klass, GenerativeModel):
                 continue
             params = inspect.signature(klass.__init__).parameters.values()
-            names += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            for p in params:
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in SHAPE_ARGUMENTS:
+                    accepted.setdefault(p.name, p)
             if not any(p.kind == p.VAR_KEYWORD for p in params):
                 break
-        return sorted(set(names) - {"self", "event_shape", "support"})
+        return accepted
+
+    @classmethod
+    def accepted_kwargs(cls) -> list[str]:
+        """The names of :meth:`accepted_parameters`, sorted."""
+        return sorted(cls.accepted_parameters())
 
     @classmethod
     def check_kwargs(cls, kwargs: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 The "independence assumption" baseline of generative modelling: ``p(x) = prod_d p(x_d)`` with
 D (Bernoulli), D(k-1) (Categorical) or 2D (Gaussian) parameters. Each parameter has a
-conjugate prior, so the model can be fitted three ways, chosen by ``estimator``:
+conjugate prior, declared once per model (hyperparameters, conjugate update, compound
+predictive, mode, maximum likelihood); ``estimator`` chooses the posterior object of
+:mod:`probgen.models.conjugate` that fits it:
 
 - ``"bayes"``: SVI fits a variational posterior of the conjugate family (Beta, Dirichlet,
   Normal-Gamma); :meth:`log_prob` is the exact posterior predictive under it.
@@ -25,11 +27,12 @@ from typing import Any
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroParam, pyro_method
+from pyro.nn import pyro_method
 from torch import Tensor
 from torch.distributions import constraints
 
 from probgen.models.base import GenerativeModel
+from probgen.models.conjugate import ESTIMATORS
 from probgen.models.moments import Moments
 from probgen.models.registry import register
 
@@ -41,42 +44,50 @@ __all__ = [
     "independent",
 ]
 
-ESTIMATORS = ("bayes", "map", "mle")
 FACTORIZED_BUDGET = {"epochs": 60, "batch_size": 100, "lr": 0.05}
 
 
 class Factorized(GenerativeModel):
-    """Shared machinery of the fully factorized models (see the module docstring)."""
+    """Shared machinery of the fully factorized models (see the module docstring).
+
+    A subclass declares its conjugate family (:class:`probgen.models.conjugate.ConjugateFamily`):
+    ``hyper_constraints``, ``point_constraints``, ``prior_hyper``, ``initial_point``,
+    ``sample_params``, ``likelihood``, ``compound``, ``update``, ``mode`` and ``mle``, and its
+    sufficient statistics (``_statistics``).
+    """
+
+    hyper_constraints: dict[str, constraints.Constraint] = {}
+    point_constraints: dict[str, constraints.Constraint] = {}
 
     def __init__(self, event_shape, support: str, *, estimator: str = "bayes") -> None:
         super().__init__(event_shape, support)
         if estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+            raise ValueError(f"unknown estimator {estimator!r}; expected one of {tuple(ESTIMATORS)}")
         self.estimator = estimator
         self.register_buffer("closed_form", torch.tensor(False))
+
+    def _set_posterior(self) -> None:
+        """Create the posterior object (once the subclass has set its prior)."""
+        self.posterior = ESTIMATORS[self.estimator](self)
 
     @property
     def predictive(self) -> str:
         """ "plug-in" for MAP/MLE; for "bayes", "posterior" after a closed-form fit (the exact
         posterior predictive), "variational" after SVI (the predictive under q)."""
-        if self.estimator != "bayes":
-            return "plug-in"
-        return "posterior" if bool(self.closed_form) else "variational"
+        return self.posterior.predictive(bool(self.closed_form))
 
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
         self.closed_form = torch.tensor(False)
 
-    # subclasses: _sample_params (model side), _guide_params, _likelihood, predictive, posterior
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
-        params = self._sample_params()
+        params = self.posterior.params(self)
         with self.data_plate(x):
-            pyro.sample("x", self._likelihood(*params), obs=self._observed(x))
+            pyro.sample("x", self.likelihood(params), obs=self._observed(x))
 
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> None:
-        if self.estimator != "mle":
-            self._guide_params()
+        self.posterior.guide(self)
 
     def _observed(self, x: Tensor) -> Tensor:
         return x
@@ -92,16 +103,28 @@ class Factorized(GenerativeModel):
         return draws.to(self.dtype).reshape(n, *self.event_shape)
 
     def predictive_distribution(self) -> dist.TorchDistribution:
-        """The fitted (posterior predictive) distribution of one example."""
-        raise NotImplementedError
+        """The fitted (posterior predictive, or plug-in) distribution of one example."""
+        return self.posterior.distribution(self)
+
+    def estimate(self) -> dict[str, Tensor]:
+        """The fitted values: the posterior's hyperparameters ("bayes") or the point ("map",
+        "mle"), keyed by name."""
+        return self.posterior.values()
+
+    def initial_hyper(self) -> dict[str, Tensor]:
+        """Where a variational posterior starts: the prior."""
+        return self.prior_hyper()
 
     def closed_form_statistics(self, x: Tensor, y: Tensor | None = None) -> dict[str, Any]:
         return self._statistics(self._observed(x).reshape(x.shape[0], -1))
 
     def set_closed_form(self, statistics: dict[str, Any]) -> None:
         """Set the exact posterior (bayes), posterior mode (map) or MLE (mle) from the statistics."""
-        self._set_closed_form(statistics)
+        self.posterior.set_closed_form(self, statistics)
         self.closed_form = torch.tensor(True)
+
+    def _full(self, value: float, shape: tuple[int, ...] | None = None) -> Tensor:
+        return torch.full(shape or (self.num_dims,), float(value), dtype=self.dtype, device=self.device)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {"estimator": self.estimator}
@@ -124,6 +147,8 @@ class IndependentBernoulli(Factorized):
     """
 
     supports = ("binary",)
+    hyper_constraints = {"a": constraints.positive, "b": constraints.positive}
+    point_constraints = {"theta": constraints.unit_interval}
 
     def __init__(
         self,
@@ -138,42 +163,40 @@ class IndependentBernoulli(Factorized):
         if prior_a <= 0 or prior_b <= 0:
             raise ValueError(f"Beta prior needs a, b > 0, got a={prior_a}, b={prior_b}")
         self.prior_a, self.prior_b = float(prior_a), float(prior_b)
-        d = self.num_dims
-        if estimator == "bayes":
-            self.q_a = PyroParam(torch.full((d,), self.prior_a), constraints.positive)
-            self.q_b = PyroParam(torch.full((d,), self.prior_b), constraints.positive)
-        else:  # map: Delta guide location; mle: the parameter itself
-            self.probs = PyroParam(torch.full((d,), 0.5), constraints.unit_interval)
+        self._set_posterior()
 
-    def _sample_params(self) -> tuple[Tensor]:
-        if self.estimator == "mle":
-            return (self.probs,)
-        prior = dist.Beta(self.constant(self.prior_a), self.constant(self.prior_b))
-        return (pyro.sample("theta", prior.expand([self.num_dims]).to_event(1)),)
+    def prior_hyper(self) -> dict[str, Tensor]:
+        return {"a": self._full(self.prior_a), "b": self._full(self.prior_b)}
 
-    def _guide_params(self) -> None:
-        q = dist.Delta(self.probs) if self.estimator == "map" else dist.Beta(self.q_a, self.q_b)
-        pyro.sample("theta", q.to_event(1))
+    def initial_point(self) -> dict[str, Tensor]:
+        return {"theta": self._full(0.5)}
 
-    def _likelihood(self, probs: Tensor) -> dist.TorchDistribution:
-        return dist.Bernoulli(probs=probs).to_event(1)
+    def sample_params(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"theta": pyro.sample("theta", dist.Beta(hyper["a"], hyper["b"]).to_event(1))}
 
-    def predictive_distribution(self) -> dist.TorchDistribution:
-        probs = self.q_a / (self.q_a + self.q_b) if self.estimator == "bayes" else self.probs
-        return dist.Bernoulli(probs=probs).to_event(1)
+    def likelihood(self, params: dict[str, Tensor]) -> dist.TorchDistribution:
+        return dist.Bernoulli(probs=params["theta"]).to_event(1)
+
+    def compound(self, hyper: dict[str, Tensor]) -> dist.TorchDistribution:
+        return dist.Bernoulli(probs=hyper["a"] / (hyper["a"] + hyper["b"])).to_event(1)
 
     def _statistics(self, x: Tensor) -> dict[str, Any]:
         return {"count": torch.tensor(x.shape[0]), "ones": x.sum(0)}
 
-    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
+    def update(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
         n, ones = statistics["count"].item(), statistics["ones"]
-        a, b = self.prior_a + ones, self.prior_b + n - ones
-        if self.estimator == "bayes":
-            self.q_a, self.q_b = a, b
-            return
-        probs = (a - 1) / (a + b - 2) if self.estimator == "map" else ones / n
+        return {"a": self.prior_a + ones, "b": self.prior_b + n - ones}
+
+    def _inside(self, probs: Tensor) -> dict[str, Tensor]:
         eps = torch.finfo(self.dtype).eps
-        self.probs = probs.clamp(eps, 1 - eps)
+        return {"theta": probs.clamp(eps, 1 - eps)}
+
+    def mode(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        a, b = hyper["a"], hyper["b"]
+        return self._inside((a - 1) / (a + b - 2))
+
+    def mle(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
+        return self._inside(statistics["ones"] / statistics["count"].item())
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {**super()._config_kwargs(), "prior_a": self.prior_a, "prior_b": self.prior_b}
@@ -188,59 +211,53 @@ class IndependentCategorical(Factorized):
     """Independent categorical pixels over ``k`` levels with symmetric Dirichlet(alpha) priors."""
 
     supports = ("discrete", "binary")
+    hyper_constraints = {"alpha": constraints.positive}
+    point_constraints = {"theta": constraints.simplex}
 
     def __init__(self, event_shape, support: str, *, estimator: str = "bayes", prior_alpha: float = 1.0) -> None:
         super().__init__(event_shape, support, estimator=estimator)
         if prior_alpha <= 0:
             raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
         self.prior_alpha = float(prior_alpha)
-        shape = (self.num_dims, self.num_levels)
-        if estimator == "bayes":
-            self.q_alpha = PyroParam(torch.full(shape, self.prior_alpha), constraints.positive)
-        else:
-            self.probs = PyroParam(torch.full(shape, 1.0 / shape[1]), constraints.simplex)
+        self._set_posterior()
 
     def _observed(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1).long()
 
-    def _sample_params(self) -> tuple[Tensor]:
-        if self.estimator == "mle":
-            return (self.probs,)
-        alpha = self.constant(self.prior_alpha).expand(self.num_dims, self.num_levels)
-        return (pyro.sample("theta", dist.Dirichlet(alpha).to_event(1)),)
+    def prior_hyper(self) -> dict[str, Tensor]:
+        return {"alpha": self._full(self.prior_alpha, (self.num_dims, self.num_levels))}
 
-    def _guide_params(self) -> None:
-        if self.estimator == "map":
-            q = dist.Delta(self.probs, event_dim=1)
-        else:
-            q = dist.Dirichlet(self.q_alpha)
-        pyro.sample("theta", q.to_event(1))
+    def initial_point(self) -> dict[str, Tensor]:
+        return {"theta": self._full(1.0 / self.num_levels, (self.num_dims, self.num_levels))}
 
-    def _likelihood(self, probs: Tensor) -> dist.TorchDistribution:
-        return dist.Categorical(probs=probs).to_event(1)
+    def sample_params(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"theta": pyro.sample("theta", dist.Dirichlet(hyper["alpha"]).to_event(1))}
 
-    def predictive_distribution(self) -> dist.TorchDistribution:
-        if self.estimator == "bayes":
-            probs = self.q_alpha / self.q_alpha.sum(-1, keepdim=True)
-        else:
-            probs = self.probs
-        return dist.Categorical(probs=probs).to_event(1)
+    def likelihood(self, params: dict[str, Tensor]) -> dist.TorchDistribution:
+        return dist.Categorical(probs=params["theta"]).to_event(1)
 
-    def sample(self, n: int) -> Tensor:
-        return super().sample(n).reshape(n, *self.event_shape)
+    def compound(self, hyper: dict[str, Tensor]) -> dist.TorchDistribution:
+        alpha = hyper["alpha"]
+        return dist.Categorical(probs=alpha / alpha.sum(-1, keepdim=True)).to_event(1)
 
     def _statistics(self, x: Tensor) -> dict[str, Any]:
         return {"counts": torch.nn.functional.one_hot(x, self.num_levels).sum(0).to(self.dtype)}
 
-    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
-        counts = statistics["counts"]
-        alpha = self.prior_alpha + counts
-        if self.estimator == "bayes":
-            self.q_alpha = alpha
-            return
-        probs = (alpha - 1).clamp(min=0) if self.estimator == "map" else counts
-        probs = probs.clamp(min=torch.finfo(self.dtype).eps)
-        self.probs = probs / probs.sum(-1, keepdim=True)
+    def update(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
+        return {"alpha": self.prior_alpha + statistics["counts"]}
+
+    def _normalised(self, weights: Tensor) -> dict[str, Tensor]:
+        weights = weights.clamp(min=torch.finfo(self.dtype).eps)
+        return {"theta": weights / weights.sum(-1, keepdim=True)}
+
+    def mode(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self._normalised((hyper["alpha"] - 1).clamp(min=0))
+
+    def mle(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
+        return self._normalised(statistics["counts"])
+
+    def sample(self, n: int) -> Tensor:
+        return super().sample(n).reshape(n, *self.event_shape)
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {**super()._config_kwargs(), "prior_alpha": self.prior_alpha}
@@ -259,6 +276,13 @@ class IndependentGaussian(Factorized):
     """
 
     supports = ("real",)
+    hyper_constraints = {
+        "loc": constraints.real,
+        "kappa": constraints.positive,
+        "a": constraints.positive,
+        "b": constraints.positive,
+    }
+    point_constraints = {"tau": constraints.positive, "mu": constraints.real}
 
     def __init__(
         self,
@@ -276,79 +300,68 @@ class IndependentGaussian(Factorized):
             raise ValueError(f"Normal-Gamma prior needs kappa, a, b > 0, got {prior_kappa}, {prior_a}, {prior_b}")
         self.prior_loc, self.prior_kappa = float(prior_loc), float(prior_kappa)
         self.prior_a, self.prior_b = float(prior_a), float(prior_b)
-        d = self.num_dims
-        self.loc = PyroParam(torch.full((d,), self.prior_loc))
-        if estimator == "bayes":
-            self.q_kappa = PyroParam(torch.full((d,), 1.0), constraints.positive)
-            self.q_a = PyroParam(torch.full((d,), self.prior_a), constraints.positive)
-            self.q_b = PyroParam(torch.full((d,), self.prior_b), constraints.positive)
-        else:
-            self.precision = PyroParam(torch.ones(d), constraints.positive)
+        self._set_posterior()
+
+    def prior_hyper(self) -> dict[str, Tensor]:
+        values = (self.prior_loc, self.prior_kappa, self.prior_a, self.prior_b)
+        return {name: self._full(value) for name, value in zip(self.hyper_constraints, values, strict=True)}
+
+    def initial_hyper(self) -> dict[str, Tensor]:
+        return {**self.prior_hyper(), "kappa": self._full(1.0)}
+
+    def initial_point(self) -> dict[str, Tensor]:
+        return {"tau": self._full(1.0), "mu": self._full(self.prior_loc)}
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
-        """Start the location at the data mean and the precision at 1/variance."""
+        """Start at the data mean and precision (a posterior: one as confident as 10 examples,
+        which keeps reparameterised tau away from 0)."""
         x = x.reshape(x.shape[0], -1).to(self.dtype)
         with torch.no_grad():
-            self.loc = x.mean(0)
-            precision = 1.0 / x.var(0, unbiased=False).clamp(min=1e-6)
-            if self.estimator == "bayes":  # a confident start keeps reparameterised tau away from 0
-                self.q_a = torch.full_like(precision, 10.0)
-                self.q_kappa = torch.full_like(precision, 10.0)
-                self.q_b = 10.0 / precision
-            else:
-                self.precision = precision
+            mean, precision = x.mean(0), 1.0 / x.var(0, unbiased=False).clamp(min=1e-6)
+            ten = torch.full_like(precision, 10.0)
+            hyper = {"loc": mean, "kappa": ten, "a": ten, "b": 10.0 / precision}
+            self.posterior.start_at({"tau": precision, "mu": mean}, hyper)
 
-    def _sample_params(self) -> tuple[Tensor, Tensor]:
-        if self.estimator == "mle":
-            return self.loc, self.precision
-        d = self.num_dims
-        tau = pyro.sample(
-            "tau",
-            dist.Gamma(self.constant(self.prior_a), self.constant(self.prior_b)).expand([d]).to_event(1),
-        )
-        scale = (self.prior_kappa * tau).rsqrt()
-        mu = pyro.sample("mu", dist.Normal(self.constant(self.prior_loc), scale).to_event(1))
-        return mu, tau
+    def sample_params(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        tau = pyro.sample("tau", dist.Gamma(hyper["a"], hyper["b"]).to_event(1))
+        mu = pyro.sample("mu", dist.Normal(hyper["loc"], (hyper["kappa"] * tau).rsqrt()).to_event(1))
+        return {"tau": tau, "mu": mu}
 
-    def _guide_params(self) -> None:
-        if self.estimator == "map":
-            pyro.sample("tau", dist.Delta(self.precision).to_event(1))
-            pyro.sample("mu", dist.Delta(self.loc).to_event(1))
-            return
-        tau = pyro.sample("tau", dist.Gamma(self.q_a, self.q_b).to_event(1))
-        pyro.sample("mu", dist.Normal(self.loc, (self.q_kappa * tau).rsqrt()).to_event(1))
+    def likelihood(self, params: dict[str, Tensor]) -> dist.TorchDistribution:
+        return dist.Normal(params["mu"], params["tau"].rsqrt()).to_event(1)
 
-    def _likelihood(self, loc: Tensor, precision: Tensor) -> dist.TorchDistribution:
-        return dist.Normal(loc, precision.rsqrt()).to_event(1)
+    def compound(self, hyper: dict[str, Tensor]) -> dist.TorchDistribution:
+        a, b, kappa = hyper["a"], hyper["b"], hyper["kappa"]
+        scale = (b * (kappa + 1) / (a * kappa)).sqrt()
+        return dist.StudentT(2 * a, hyper["loc"], scale).to_event(1)
 
     def _observed(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1)
 
-    def predictive_distribution(self) -> dist.TorchDistribution:
-        if self.estimator != "bayes":
-            return dist.Normal(self.loc, self.precision.rsqrt()).to_event(1)
-        a, b, kappa = self.q_a, self.q_b, self.q_kappa
-        scale = (b * (kappa + 1) / (a * kappa)).sqrt()
-        return dist.StudentT(2 * a, self.loc, scale).to_event(1)
-
     def _statistics(self, x: Tensor) -> dict[str, Any]:
         return {"moments": Moments.of(x)}
 
-    def _set_closed_form(self, statistics: dict[str, Any]) -> None:
+    def update(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
         moments = statistics["moments"]
         n, mean, ss = moments.count[0].item(), moments.mean[0], moments.scatter[0]
         k0, m0 = self.prior_kappa, self.prior_loc
         kappa = k0 + n
-        loc = (k0 * m0 + n * mean) / kappa
-        a = self.prior_a + n / 2
         b = self.prior_b + 0.5 * ss + k0 * n * (mean - m0) ** 2 / (2 * kappa)
-        if self.estimator == "bayes":
-            self.loc, self.q_kappa = loc, torch.full_like(loc, kappa)
-            self.q_a, self.q_b = torch.full_like(loc, a), b
-        elif self.estimator == "map":  # joint mode of the Normal-Gamma posterior
-            self.loc, self.precision = loc, (a - 0.5) / b
-        else:
-            self.loc, self.precision = mean, 1.0 / (ss / n).clamp(min=1e-12)
+        return {
+            "loc": (k0 * m0 + n * mean) / kappa,
+            "kappa": torch.full_like(mean, kappa),
+            "a": torch.full_like(mean, self.prior_a + n / 2),
+            "b": b,
+        }
+
+    def mode(self, hyper: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The joint mode of the Normal-Gamma posterior."""
+        return {"tau": (hyper["a"] - 0.5) / hyper["b"], "mu": hyper["loc"]}
+
+    def mle(self, statistics: dict[str, Any]) -> dict[str, Tensor]:
+        moments = statistics["moments"]
+        n, mean, ss = moments.count[0].item(), moments.mean[0], moments.scatter[0]
+        return {"tau": 1.0 / (ss / n).clamp(min=1e-12), "mu": mean}
 
     def _config_kwargs(self) -> dict[str, Any]:
         return {

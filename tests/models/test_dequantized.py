@@ -15,8 +15,8 @@ LEVELS = 5
 def _model(method="uniform", logit_alpha=None, num_samples=16):
     base = IndependentGaussian(2, "real", estimator="mle").double()
     with torch.no_grad():
-        base.loc = torch.tensor([0.4, 0.7] if logit_alpha is None else [-0.3, 0.5], dtype=torch.float64)
-        base.precision = torch.tensor([1 / 0.2**2, 1 / 0.35**2], dtype=torch.float64)
+        loc = torch.tensor([0.4, 0.7] if logit_alpha is None else [-0.3, 0.5], dtype=torch.float64)
+        base.posterior.assign({"mu": loc, "tau": torch.tensor([1 / 0.2**2, 1 / 0.35**2], dtype=torch.float64)})
     return Dequantized(
         2, f"discrete({LEVELS})", base=base, method=method, num_samples=num_samples, logit_alpha=logit_alpha
     )
@@ -28,7 +28,8 @@ def _exact(model, x):
     if model.logit_alpha is not None:
         a = model.logit_alpha
         lo, hi = (torch.logit(a + (1 - 2 * a) * t) for t in (lo, hi))
-    loc, scale = model.base.loc.detach().numpy(), model.base.precision.detach().rsqrt().numpy()
+    point = model.base.estimate()
+    loc, scale = point["mu"].detach().numpy(), point["tau"].detach().rsqrt().numpy()
     cells = stats.norm.cdf(hi.numpy(), loc, scale) - stats.norm.cdf(lo.numpy(), loc, scale)
     return torch.as_tensor(cells).log().sum(-1)
 

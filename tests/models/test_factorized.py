@@ -74,8 +74,7 @@ def test_svi_recovers_beta_bernoulli_posterior_mean_within_two_percent(float64):
     exact = IndependentBernoulli(4).fit_closed_form(x)
     model = IndependentBernoulli(4)
     pg.fit(model, x, batch_size=200, progress=False, **SVI_BUDGET)
-    fitted = model.q_a / (model.q_a + model.q_b)
-    target = exact.q_a / (exact.q_a + exact.q_b)
+    fitted, target = (m.estimate()["a"] / sum(m.estimate().values()) for m in (model, exact))
     rel = ((fitted - target).abs() / target).max().item()
     assert rel < 0.02, (fitted, target)
 
@@ -85,8 +84,7 @@ def test_svi_recovers_dirichlet_posterior_mean(float64):
     exact = IndependentCategorical(1, "discrete(3)").fit_closed_form(x)
     model = IndependentCategorical(1, "discrete(3)")
     pg.fit(model, x, batch_size=200, progress=False, **SVI_BUDGET)
-    fitted = model.q_alpha / model.q_alpha.sum(-1, keepdim=True)
-    target = exact.q_alpha / exact.q_alpha.sum(-1, keepdim=True)
+    fitted, target = (m.estimate()["alpha"] / m.estimate()["alpha"].sum(-1, keepdim=True) for m in (model, exact))
     assert ((fitted - target).abs() / target).max().item() < 0.02
 
 
@@ -96,29 +94,29 @@ def test_point_estimates_by_svi_match_the_closed_form(float64, estimator):
     exact = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator).fit_closed_form(x)
     model = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator)
     pg.fit(model, x, epochs=600, batch_size=300, lr=0.05, progress=False)
-    assert torch.allclose(model.probs, exact.probs, atol=2e-3)
+    assert torch.allclose(model.estimate()["theta"], exact.estimate()["theta"], atol=2e-3)
     expected = (x.sum(0) + 2) / (300 + 3) if estimator == "map" else x.mean(0)
-    assert torch.allclose(exact.probs, expected)
+    assert torch.allclose(exact.estimate()["theta"], expected)
 
 
 def test_gaussian_map_and_mle_match_the_closed_form(float64):
     x = torch.randn(200, 3) * 2 + 1
     mle = IndependentGaussian(3, estimator="mle")
     pg.fit(mle, x, epochs=800, batch_size=200, lr=0.05, progress=False)
-    assert torch.allclose(mle.loc, x.mean(0), atol=1e-3)
-    assert torch.allclose(mle.precision, 1 / x.var(0, unbiased=False), rtol=1e-2)
+    assert torch.allclose(mle.estimate()["mu"], x.mean(0), atol=1e-3)
+    assert torch.allclose(mle.estimate()["tau"], 1 / x.var(0, unbiased=False), rtol=1e-2)
     exact = IndependentGaussian(3, estimator="map").fit_closed_form(x)
     svi = IndependentGaussian(3, estimator="map")
     pg.fit(svi, x, epochs=800, batch_size=200, lr=0.05, progress=False)
-    assert torch.allclose(svi.loc, exact.loc, atol=1e-3)
-    assert torch.allclose(svi.precision, exact.precision, rtol=1e-2)
+    assert torch.allclose(svi.estimate()["mu"], exact.estimate()["mu"], atol=1e-3)
+    assert torch.allclose(svi.estimate()["tau"], exact.estimate()["tau"], rtol=1e-2)
 
 
 def test_samples_follow_the_predictive():
     model = IndependentBernoulli(3).fit_closed_form(_bernoulli_data(200)[:, :3])
     draws = model.sample(20000)
     assert draws.shape == (20000, 3)
-    assert torch.allclose(draws.mean(0), model.q_a / (model.q_a + model.q_b), atol=0.015)
+    assert torch.allclose(draws.mean(0), model.predictive_distribution().mean, atol=0.015)
     cat = IndependentCategorical((2, 2), "discrete(5)").fit_closed_form(torch.randint(0, 5, (30, 2, 2)))
     assert cat.sample(7).shape == (7, 2, 2)
 
