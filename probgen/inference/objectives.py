@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyro.infer
+import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
@@ -78,16 +79,19 @@ def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Obj
         if state.get("fallback"):
             return fallback(model, x, y)
         args = (x,) if y is None else (x, y)
+        first = "fallback" not in state
+        rng = torch.get_rng_state() if first else None
         with _SiteRecorder() as guide:
             model.guide(*args)
-        with _SiteRecorder(guide.sites) as joint:
-            model.model(*args)
-        if "fallback" not in state:
+        if first:
             state["fallback"] = any(
                 not site["is_observed"] and not site["fn"].has_rsample for site in guide.sites.values()
             )
-            if state["fallback"]:
+            if state["fallback"]:  # Pyro draws from the state this call started at
+                torch.set_rng_state(rng)
                 return fallback(model, x, y)
+        with _SiteRecorder(guide.sites) as joint:
+            model.model(*args)
         elbo, analytic = 0.0, set()
         for name, site in joint.sites.items():
             q_site = None if site["is_observed"] else guide.sites.get(name)

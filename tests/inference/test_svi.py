@@ -182,3 +182,29 @@ def test_fit_on_cuda_matches_cpu():
     pg.fit(cpu, data, epochs=3, progress=False)
     pg.fit(gpu, data, epochs=3, device="cuda", progress=False)
     assert torch.allclose(cpu.estimate()["theta"], gpu.estimate()["theta"].cpu(), atol=1e-5)
+
+
+def test_the_one_pass_elbo_falls_back_to_pyros_draws_for_a_discrete_latent(float64):
+    """The first call finds the guide's Bernoulli latent has no rsample and hands over to
+    Trace_ELBO from the random state it started at: the loss equals Pyro's on the same seed."""
+
+    class Switch(IndependentGaussian):
+        def model(self, x, y=None):
+            one = torch.tensor(1.0, dtype=torch.float64)
+            shift = pyro.sample("shift", pyro.distributions.Normal(0.0 * one, one))
+            on = pyro.sample("on", pyro.distributions.Bernoulli(0.3 * one))
+            with self.data_plate(x):
+                pyro.sample("x", pyro.distributions.Normal(on * 2.0 + shift, one).expand([2]).to_event(1), obs=x)
+
+        def guide(self, x, y=None):
+            one = torch.tensor(1.0, dtype=torch.float64)
+            pyro.sample("shift", pyro.distributions.Normal(0.5 * one, one))
+            pyro.sample("on", pyro.distributions.Bernoulli(0.6 * one))
+
+    model, x = Switch(2, estimator="mle").double(), torch.randn(5, 2, dtype=torch.float64)
+    ours, reference = make_objective("elbo"), pyro.infer.Trace_ELBO()
+    for seed in range(4):  # the first call (the check) and the later ones (fallback only)
+        torch.manual_seed(seed)
+        loss = ours(model, x, None)
+        torch.manual_seed(seed)
+        assert loss.item() == pytest.approx(reference.differentiable_loss(model.model, model.guide, x, None).item())
