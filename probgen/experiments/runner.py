@@ -43,6 +43,9 @@ FIT_CHECKPOINT = "checkpoint.safetensors"
 MODEL_FILE = "model.safetensors"
 #: importance samples (K) for lower-bound models when the config names none (as the CLI)
 DEFAULT_K = 1000
+#: samples drawn (with the job's seed) from an implicit model for its likelihood-free metrics, and
+#: the most evaluation (and validation) examples they are compared with: the first ones of the split
+METRIC_SAMPLES = 1000
 
 
 class TimeLimit(Exception):  # noqa: N818 - a signal, not an error
@@ -194,11 +197,27 @@ def _inference_data(model: Any, data: Any, folder: Path) -> str | None:
     return path.name
 
 
+def _sample_metrics(job: Job, model: Any, data: Any, splits: Any) -> dict[str, Any]:
+    """The likelihood-free metrics of :func:`~probgen.inference.sample_metrics.sample_metrics`:
+    ``METRIC_SAMPLES`` draws against the first ``METRIC_SAMPLES`` examples of the evaluation
+    split; the Parzen bandwidth is chosen on the validation split (on the training split when
+    the validation split is the one evaluated, or absent)."""
+    from probgen.experiments.tables import SAMPLE_KEYS
+    from probgen.inference.sample_metrics import sample_metrics
+
+    tune = splits.val if job.eval["split"] == "test" and splits.val is not None else splits.train
+    metrics = sample_metrics(
+        model, data.x[:METRIC_SAMPLES], val=tune.x[:METRIC_SAMPLES], num_samples=METRIC_SAMPLES, seed=job.model_seed
+    )
+    return dict.fromkeys(SAMPLE_KEYS) | metrics | {"metric_samples": METRIC_SAMPLES}
+
+
 def run_job(job: Job, splits: Any, folder: Path, *, samples: int = 64, progress: bool = False, log=print) -> dict:
     """Fit and evaluate one job in ``folder`` (continuing what a killed run left); return its row."""
     import pyro
 
     import probgen as pg
+    from probgen.experiments.tables import SAMPLE_KEYS
     from probgen.plots import loss_curve
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,16 +248,17 @@ def run_job(job: Job, splits: Any, folder: Path, *, samples: int = 64, progress:
     row |= {"model_seed": job.model_seed, "split": job.eval["split"], "num_examples": len(data)}
     row |= {"num_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(info["history"])}
     row |= {"best_epoch": info["best_epoch"], "stopped": info["stopped"], "train_seconds": info["train_seconds"]}
+    started = time.perf_counter()
     if model.density != "implicit":
         pyro.set_rng_seed(job.model_seed)
         k = job.eval.get("num_samples") or (DEFAULT_K if model.density == "lower_bound" else None)
-        started = time.perf_counter()
         score = pg.log_likelihood(model, data, method=job.eval["method"], num_samples=k,
                                   batch_size=job.eval.get("batch_size", 1000))  # fmt: skip
-        row |= score.as_dict() | {"eval_seconds": time.perf_counter() - started}
-    else:
+        row |= score.as_dict() | dict.fromkeys(SAMPLE_KEYS) | {"metric_samples": None}
+    else:  # no density: likelihood-free metrics in their own columns, the nats column left empty
         row |= {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": "implicit", "method": None}
-        row |= {"num_samples": None, "eval_seconds": 0.0}
+        row |= {"num_samples": None} | _sample_metrics(job, model, data, splits)
+    row["eval_seconds"] = time.perf_counter() - started
     row["samples_png"] = _samples(job, model, splits.train, folder, samples)
     row["inference_data"] = _inference_data(model, data, folder)
     write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))

@@ -10,16 +10,39 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["summarize", "write_reports", "JOB_COLUMNS", "SUMMARY_COLUMNS"]
+__all__ = [
+    "summarize",
+    "write_reports",
+    "summary_table",
+    "jobs_table",
+    "summary_markdown",
+    "JOB_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "SAMPLE_KEYS",
+    "SAMPLE_COLUMNS",
+]
 
+#: what :func:`probgen.inference.sample_metrics.sample_metrics` reports for an implicit model (GAN,
+#: autoencoder), kept in each job row (None for the other rows): never in the nats column
+SAMPLE_KEYS = (
+    "mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall",
+    "parzen_nats", "parzen_stderr", "parzen_bandwidth", "parzen_kind",
+)  # fmt: skip
+#: the likelihood-free columns of the tables (Parzen: a weak estimate of log p, higher is better)
+SAMPLE_COLUMNS = ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats")
 JOB_COLUMNS = (
     "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples",
     "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "split", "num_examples",
+    *SAMPLE_COLUMNS,
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "model", "seeds", "nll_nats", "nll_sd", "stderr_nats", "bits_per_dim", "bpd_sd", "kind", "method",
-    "num_samples", "num_params", "train_seconds", "eval_seconds",
+    "num_samples", "num_params", "train_seconds", "eval_seconds", *SAMPLE_COLUMNS,
 )  # fmt: skip
+#: headers of the sample columns in the per-variant table (Markdown and HTML)
+SAMPLE_HEADERS = ("MMD²", "MMD p", "C2ST acc", "C2ST p", "precision", "recall", "Parzen log p (nats, weak)")
+#: number formats other than 4 decimals: values that may be tiny (MMD², p-values)
+FORMATS = {"mmd2": ".4g", "mmd_p_value": ".4g", "c2st_p_value": ".4g"}
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
@@ -42,13 +65,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row |= {"bpd_sd": bpd_sd, "kind": first.get("kind"), "method": first.get("method")}
         row |= {"num_samples": first.get("num_samples"), "num_params": first.get("num_params")}
         row |= {"num_dims": first.get("num_dims"), "conditional": first.get("conditional")}
-        for key in ("train_seconds", "eval_seconds"):
+        for key in ("train_seconds", "eval_seconds", *SAMPLE_COLUMNS):
             row[key] = _mean_sd([r.get(key) for r in group])[0]
         out.append(row)
     return out
 
 
-def _cell(row: dict[str, Any], key: str, digits: int = 4) -> str:
+def _cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None:
         return ""
@@ -56,17 +79,11 @@ def _cell(row: dict[str, Any], key: str, digits: int = 4) -> str:
         if not math.isfinite(value):
             return str(value)
         if key.endswith("seconds"):
-            from probgen.cli import format_seconds
+            from probgen.progress import format_seconds
 
             return format_seconds(value)
-        return f"{value:.{digits}f}"
+        return format(value, FORMATS.get(key, ".4f"))
     return str(value)
-
-
-def _markdown(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(_cell(r, c) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _pm(row: dict[str, Any], key: str, sd: str) -> str:
@@ -76,16 +93,45 @@ def _pm(row: dict[str, Any], key: str, sd: str) -> str:
     return f"{row[key]:.4f}{spread}"
 
 
-def summary_markdown(summary: list[dict[str, Any]]) -> str:
-    """The per-variant table: NLL and bits/dim as mean ± sd over seeds (sd only with several)."""
-    head = "| model | seeds | NLL (nats) | ± stderr | bits/dim | kind | method | K | params | train | eval |"
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+def _has_samples(rows: list[dict[str, Any]]) -> bool:
+    return any(r.get(key) is not None for r in rows for key in SAMPLE_COLUMNS)
+
+
+def summary_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of the per-variant table: NLL and bits/dim as mean ± sd over
+    seeds (sd only with several), the density kind of each row, and the likelihood-free columns
+    when some variant has them. The Markdown and HTML tables are made of these cells."""
+    headers = ["model", "seeds", "NLL (nats)", "± stderr", "bits/dim", "kind", "method", "K", "params", "train"]
+    headers.append("eval")
+    samples = _has_samples(summary)
+    headers += list(SAMPLE_HEADERS) if samples else []
+    cells = []
     for r in summary:
-        cells = [r["model"], str(r["seeds"]), _pm(r, "nll_nats", "nll_sd"), _cell(r, "stderr_nats")]
-        cells += [_pm(r, "bits_per_dim", "bpd_sd"), _cell(r, "kind"), _cell(r, "method"), _cell(r, "num_samples")]
-        cells += [_cell(r, "num_params"), _cell(r, "train_seconds"), _cell(r, "eval_seconds")]
-        lines.append("| " + " | ".join(cells) + " |")
+        row = [r["model"], str(r["seeds"]), _pm(r, "nll_nats", "nll_sd"), _cell(r, "stderr_nats")]
+        row += [_pm(r, "bits_per_dim", "bpd_sd"), _cell(r, "kind"), _cell(r, "method"), _cell(r, "num_samples")]
+        row += [_cell(r, "num_params"), _cell(r, "train_seconds"), _cell(r, "eval_seconds")]
+        row += [_cell(r, key) for key in SAMPLE_COLUMNS] if samples else []
+        cells.append(row)
+    return headers, cells
+
+
+def jobs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headers (the column keys of results.csv; "parzen_nats (weak)") and formatted cells of the
+    per-job table; the likelihood-free columns only when some job has them."""
+    columns = JOB_COLUMNS if _has_samples(rows) else JOB_COLUMNS[: -len(SAMPLE_COLUMNS)]
+    headers = [f"{c} (weak)" if c == "parzen_nats" else c for c in columns]
+    return headers, [[_cell(r, c) for c in columns] for r in rows]
+
+
+def _markdown(headers: list[str], cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def summary_markdown(summary: list[dict[str, Any]]) -> str:
+    """The per-variant table (:func:`summary_table`) in Markdown."""
+    return _markdown(*summary_table(summary))
 
 
 def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
@@ -187,7 +233,7 @@ def write_reports(out: Path, rows: list[dict[str, Any]], *, final: bool) -> tupl
     files = [write_atomic(out / "results.json", json.dumps({"jobs": rows, "summary": summary}, indent=1))]
     files.append(write_atomic(out / "results.csv", _csv(rows, JOB_COLUMNS)))
     text = f"## Summary (mean ± sd over seeds)\n\n{summary_markdown(summary)}\n\n## Jobs\n\n"
-    files.append(write_atomic(out / "results.md", text + _markdown(rows, JOB_COLUMNS) + "\n"))
+    files.append(write_atomic(out / "results.md", text + _markdown(*jobs_table(rows)) + "\n"))
     if final:
         (out / "plots").mkdir(exist_ok=True)
         made = [likelihood_chart(summary, out / "plots" / "likelihood.png", title=out.name)]
