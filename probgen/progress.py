@@ -1,18 +1,24 @@
-"""Progress bars that suit their stream: tqdm on a terminal, a short line per step or per 10% elsewhere.
+"""Progress bars that suit their stream: tqdm on a terminal, a short line per step or per 10% elsewhere,
+and the ``"probgen"`` logger's messages printed so that they do not break the bars.
 
 Logs, CI and pipes get a few readable lines (with elapsed time and an ETA from the first step)
-instead of hundreds of carriage-return updates.
+instead of hundreds of carriage-return updates. On a terminal, nested bars (a run's overall bar,
+then each job's fit bar) stack: a nested bar disappears when it closes, the outermost one stays.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["progress_bar", "LineProgress", "format_seconds"]
+__all__ = ["progress_bar", "LineProgress", "format_seconds", "configure_logging", "LOGGER_NAME"]
+
+#: the logger of every probgen message (its children: ``probgen.experiments``, ...)
+LOGGER_NAME = "probgen"
 
 
 def format_seconds(seconds: float) -> str:
@@ -146,6 +152,7 @@ def progress_bar(
     desc: str = "",
     disable: bool = False,
     file: TextIO | None = None,
+    leave: bool | None = None,
 ) -> Any:
     """A progress bar over ``iterable``: a tqdm bar on a terminal, :class:`LineProgress` otherwise.
 
@@ -155,6 +162,8 @@ def progress_bar(
         desc: a label.
         disable: show nothing.
         file: the stream (default ``sys.stderr``).
+        leave: on a terminal, keep the bar when it closes; None (default): only if it is the
+            outermost bar, so a job's bar inside a run's bar makes room for the next job's.
 
     Example:
         >>> import io
@@ -165,9 +174,61 @@ def progress_bar(
         3
     """
     stream = file if file is not None else sys.stderr
-    isatty = getattr(stream, "isatty", None)
-    if callable(isatty) and isatty():
+    if _is_terminal(stream):
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, disable=disable, file=stream)
+        return tqdm(iterable, total=total, desc=desc, disable=disable, file=stream, leave=leave)
     return LineProgress(iterable, total=total, desc=desc, disable=disable, file=stream)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(callable(isatty) and isatty())
+
+
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes each record on its own line; on a terminal through ``tqdm.write``, which moves the
+    open bars below the message instead of overwriting them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _is_terminal(self.stream):
+            super().emit(record)
+            return
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
+    """Print the ``"probgen"`` logger's messages of ``level`` and above to ``stream`` (default
+    ``sys.stderr``), one plain line each, without breaking progress bars on a terminal.
+
+    Calling it again replaces the handler it installed before (no doubled lines). A quiet
+    command line sets ``logging.WARNING``: job lines go, warnings stay.
+
+    Args:
+        level: a logging level (``logging.INFO``, ``"WARNING"``, ...).
+        stream: where the messages go.
+
+    Returns:
+        The handler installed on the ``"probgen"`` logger.
+
+    Example:
+        >>> import io, logging
+        >>> stream = io.StringIO()
+        >>> _ = configure_logging(logging.INFO, stream)
+        >>> logging.getLogger("probgen.experiments").info("job 1 of 2")
+        >>> stream.getvalue()
+        'job 1 of 2\\n'
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    for old in [h for h in logger.handlers if isinstance(h, _BarSafeHandler)]:
+        logger.removeHandler(old)
+    handler = _BarSafeHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler

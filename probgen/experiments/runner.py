@@ -9,6 +9,7 @@ Layout of ``RUN/``::
                            (the fitted model), fit.json, history.csv, loss.png, samples.png,
                            inference_data.nc (Bayesian models), result.json (written last)
     results.json|csv|md    one row per job and per variant (mean ± sd over seeds)
+    report.html            the tables and every figure on one static page (relative image paths)
     plots/                 likelihood.png (bars with error bars, coloured by kind), loss_curves.png
     az_compare.csv         ``arviz.compare`` of the Bayesian models (elpd, standard errors)
 
@@ -24,6 +25,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import math
 import os
 import signal
@@ -36,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
+from probgen.progress import progress_bar
 
 __all__ = ["run_experiment", "run_job", "TimeLimit", "write_atomic", "FIT_CHECKPOINT", "MODEL_FILE"]
 
 FIT_CHECKPOINT = "checkpoint.safetensors"
 MODEL_FILE = "model.safetensors"
+#: where a run's messages go when no ``log`` is given (see :func:`probgen.progress.configure_logging`)
+logger = logging.getLogger("probgen.experiments")
 #: importance samples (K) for lower-bound models when the config names none (as the CLI)
 DEFAULT_K = 1000
 #: samples drawn (with the job's seed) from an implicit model for its likelihood-free metrics, and
@@ -212,8 +217,18 @@ def _sample_metrics(job: Job, model: Any, data: Any, splits: Any) -> dict[str, A
     return dict.fromkeys(SAMPLE_KEYS) | metrics | {"metric_samples": METRIC_SAMPLES}
 
 
-def run_job(job: Job, splits: Any, folder: Path, *, samples: int = 64, progress: bool = False, log=print) -> dict:
-    """Fit and evaluate one job in ``folder`` (continuing what a killed run left); return its row."""
+def run_job(
+    job: Job,
+    splits: Any,
+    folder: Path,
+    *,
+    samples: int = 64,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Fit and evaluate one job in ``folder`` (continuing what a killed run left); return its row.
+    Messages go to ``log`` (default: the ``probgen.experiments`` logger at INFO level)."""
+    log = log or logger.info
     import pyro
 
     import probgen as pg
@@ -280,17 +295,24 @@ def run_experiment(
     *,
     config_text: str | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every job of a checked config (see :func:`~probgen.experiments.validate_config`) in
-    ``out``, skipping finished jobs and continuing interrupted ones; write the tables and plots.
+    ``out``, skipping finished jobs and continuing interrupted ones; write the tables, plots and
+    ``report.html``.
+
+    With ``progress``, an overall bar counts the jobs (with an ETA) above each job's fit bar (its
+    loss and ETA); without, no bar at all. Messages go to ``log`` (default: the
+    ``probgen.experiments`` logger at INFO level, see :func:`probgen.progress.configure_logging`).
 
     Returns:
         ``{"jobs": rows, "summary": rows per variant, "files": paths written at the top level}``.
     """
     from probgen.cli import _locked
+    from probgen.experiments.report import write_report
     from probgen.experiments.tables import write_reports
 
+    log = log or logger.info
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = expand_jobs(config)
@@ -305,11 +327,14 @@ def run_experiment(
         splits = load_splits(config["data"])
         log(splits.describe())
         rows = []
-        for i, job in enumerate(jobs):
-            log(f"[{i + 1}/{len(jobs)}] {job.id}")
-            rows.append(run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress,
-                                log=log))  # fmt: skip
-            write_reports(out, rows, final=False)
+        with progress_bar(total=len(jobs), desc=f"run {config['name']}", disable=not progress) as overall:
+            for i, job in enumerate(jobs):
+                log(f"[{i + 1}/{len(jobs)}] {job.id}")
+                rows.append(run_job(job, splits, out / "jobs" / job.id, samples=config["samples"],
+                                    progress=progress, log=log))  # fmt: skip
+                write_reports(out, rows, final=False)
+                overall.set_postfix(done=job.id)
+                overall.update(1)
         summary, written = write_reports(out, rows, final=True)
-        files += [out / "jobs", *written]
+        files += [out / "jobs", *written, write_report(out)]
     return {"jobs": rows, "summary": summary, "files": files}
