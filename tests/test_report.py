@@ -93,6 +93,10 @@ def _number(cell: str) -> float:
     return float(cell.split(" ± ")[0])
 
 
+def _job_id(run_dir: Path, i: int) -> str:
+    return json.loads((run_dir / "results.json").read_text())["jobs"][i]["job"]
+
+
 def _check_tables(tables: list[list[list[str]]], results: dict) -> int:
     """Each table's cells against results.json: every number to the printed precision (4 decimals,
     or 4 significant digits for MMD² and p-values), blanks where the value is None, and the
@@ -187,11 +191,7 @@ def test_report_shows_every_figure_from_relative_paths(run_dir):
             image.load()  # decodes the whole file
             assert image.width > 0 and image.height > 0
     assert len(page.captions) == len(files) and all(page.captions)
-    assert f"{results_job(run_dir, 0)}: training (and validation) loss per epoch" in page.captions
-
-
-def results_job(run_dir: Path, i: int) -> str:
-    return json.loads((run_dir / "results.json").read_text())["jobs"][i]["job"]
+    assert f"{_job_id(run_dir, 0)}: training (and validation) loss per epoch" in page.captions
 
 
 def test_report_is_self_contained_and_escaped(run_dir):
