@@ -1,14 +1,21 @@
 """Variational autoencoders as Pyro model/guide pairs: VAE and label-conditioned VAE.
 
-``p(z) = N(0, I)``, ``p(x | z)`` a decoder likelihood (Bernoulli, categorical over k levels,
-Gaussian or discretized logistic), and the amortised guide ``q(z | x) = N(mu(x), sigma(x))``.
-``fit`` maximises the ELBO (or the IWAE bound); ``log_likelihood`` reports importance-weighted
-lower bounds on log p(x), so ``density`` is "lower_bound".
+``p(z) = N(0, I)`` (or a VampPrior, or a flow prior), ``p(x | z)`` a decoder likelihood
+(Bernoulli, categorical over k levels, Gaussian or discretized logistic), and the amortised
+guide ``q(z | x) = N(mu(x), sigma(x))``, optionally pushed through a normalizing flow
+conditioned on the encoder's features (IAF, planar, Sylvester or spline flows; see
+:mod:`probgen.models.vae_flows`). ``fit`` maximises the ELBO (or the IWAE bound);
+``log_likelihood`` reports importance-weighted lower bounds on log p(x), so ``density`` is
+"lower_bound". With a flow posterior or a non-standard prior the KL term has no closed form:
+the "analytic_kl" objective then takes ``log p(z) - log q(z | x)`` at the sampled z.
 
 References:
     Kingma & Welling, "Auto-Encoding Variational Bayes" (2014), arXiv:1312.6114.
     Sohn, Lee & Yan, "Learning Structured Output Representation using Deep Conditional
     Generative Models" (2015) — the conditional VAE.
+    Kingma et al., "Improved Variational Inference with Inverse Autoregressive Flow" (2016),
+    arXiv:1606.04934; Tomczak & Welling, "VAE with a VampPrior" (2018), arXiv:1705.07120 —
+    and the other flow references in :mod:`probgen.models.vae_flows`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
 from probgen.models.registry import register
+from probgen.models.vae_flows import POSTERIOR_FLOWS, PRIORS, FlowPrior, PosteriorFlow, VampPrior, encoder_features
 
 __all__ = ["VAE", "ConditionalVAE"]
 
@@ -50,6 +58,15 @@ class VAE(GenerativeModel):
             gaussian); "discretized_logistic" for discrete levels.
         architecture: "mlp" or "conv" (convolutional networks for ``event_shape=(1, H, W)``).
         beta: weight of the KL term in the ELBO (beta-VAE; 1 is the true ELBO).
+        posterior_flow: None (the Gaussian q(z | x)) or "iaf", "planar", "sylvester", "nsf":
+            the Gaussian pushed through ``flow_length`` layers conditioned on the encoder's
+            features (:mod:`probgen.models.vae_flows` says what each layer is).
+        flow_length: number of layers of the posterior flow and of the flow prior.
+        prior: "standard" (N(0, I)), "vamp" (the VampPrior: a uniform mixture of the encoder's
+            Gaussians at ``num_pseudo_inputs`` learned pseudo-inputs, initialised from training
+            examples; unconditional VAEs only) or "flow" (N(0, I) through ``flow_length`` MAF
+            layers).
+        num_pseudo_inputs: K, the VampPrior's number of pseudo-inputs.
 
     Example:
         >>> import probgen as pg
@@ -58,6 +75,10 @@ class VAE(GenerativeModel):
         >>> _ = pg.fit(vae, train, epochs=2, lr=1e-3, batch_size=100, progress=False)
         >>> pg.log_likelihood(vae, train, method="iwae", num_samples=10).kind
         'lower_bound'
+        >>> iaf = VAE(64, "binary", posterior_flow="iaf", flow_length=2, prior="vamp")
+        >>> _ = pg.fit(iaf, train, epochs=2, progress=False)
+        >>> iaf.sample(3).shape
+        torch.Size([3, 64])
     """
 
     density = "lower_bound"
@@ -72,6 +93,10 @@ class VAE(GenerativeModel):
         likelihood: str | None = None,
         architecture: str = "mlp",
         beta: float = 1.0,
+        posterior_flow: str | None = None,
+        flow_length: int = 4,
+        prior: str = "standard",
+        num_pseudo_inputs: int = 50,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
@@ -82,6 +107,16 @@ class VAE(GenerativeModel):
             raise ValueError(f"architecture='conv' needs event_shape=(1, H, W), got {self.event_shape}")
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
+        if posterior_flow is not None and posterior_flow not in POSTERIOR_FLOWS:
+            raise ValueError(f"unknown posterior_flow {posterior_flow!r}; expected None or one of {POSTERIOR_FLOWS}")
+        if prior not in PRIORS:
+            raise ValueError(f"unknown prior {prior!r}; expected one of {PRIORS}")
+        if prior == "vamp" and self.num_classes:
+            name = type(self).__name__
+            raise ValueError(f"prior='vamp' needs an unconditional encoder; {name} takes prior 'standard' or 'flow'")
+        self.flow_length = check_int("flow_length", flow_length)
+        self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
+        self.posterior_flow, self.prior = posterior_flow, prior
         self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
         self.architecture, self.image_shape, self.beta = architecture, image_shape, float(beta)
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
@@ -96,12 +131,23 @@ class VAE(GenerativeModel):
             self.image_shape,
             lik.params_per_dim,
         )
+        self.flow: PosteriorFlow | None = None
+        if posterior_flow is not None:
+            context_dim = self.encoder.head.in_features  # the features h(x) (and label) of the encoder
+            self.flow = PosteriorFlow(posterior_flow, self.latent_dim, context_dim, self.flow_length)
+        self.prior_net: VampPrior | FlowPrior | None = None
+        if prior == "vamp":
+            self.prior_net = VampPrior(self.num_pseudo_inputs, d)
+        elif prior == "flow":
+            self.prior_net = FlowPrior(self.latent_dim, self.flow_length)
 
     # -------------------------------------------------------------- the Pyro program
     def _decode(self, z: Tensor, y: Tensor | None) -> Tensor:
         return self.net("decoder")(z)
 
     def _prior(self, batch: int, like: Tensor) -> dist.TorchDistribution:
+        if self.prior_net is not None:
+            return self.net("prior_net").distribution(self.net("encoder")).expand((batch,))
         standard = self._standard.get((like.device, like.dtype))
         if standard is None:
             zero = torch.zeros((), device=like.device, dtype=like.dtype)
@@ -120,9 +166,20 @@ class VAE(GenerativeModel):
     def guide(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         x = x.reshape(x.shape[0], -1)
         with self.data_plate(x):
-            loc, scale = self.net("encoder")(self.likelihood.encoder_input(x), *self._label_args(y))
+            q = self._posterior(self.likelihood.encoder_input(x), y)
             with self._beta_scale():
-                return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+                return pyro.sample("z", q)
+
+    def _posterior(self, encoder_input: Tensor, y: Tensor | None) -> dist.TorchDistribution:
+        """q(z | x): the encoder's Gaussian, pushed through the flow (conditioned on the
+        encoder's features) when there is one."""
+        labels = self._label_args(y)
+        if self.flow is None:
+            loc, scale = self.net("encoder")(encoder_input, *labels)
+            return dist.Normal(loc, scale).to_event(1)
+        loc, scale, h = encoder_features(self.net("encoder"), encoder_input, *labels)
+        base = dist.Normal(loc, scale).to_event(1)
+        return dist.TransformedDistribution(base, self.net("flow").transforms(h))
 
     def _beta_scale(self):
         return pyro.poutine.scale(scale=self.beta) if self.beta != 1.0 else contextlib.nullcontext()
@@ -132,7 +189,8 @@ class VAE(GenerativeModel):
 
     # -------------------------------------------------------------- using it
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation of q(z | x), each ``[N, latent_dim]``."""
+        """Mean and standard deviation of q(z | x), each ``[N, latent_dim]`` (with a posterior
+        flow: of its base Gaussian)."""
         x = self.validate(x).reshape(len(x), -1)
         return self.encoder(self.likelihood.encoder_input(x), *self._label_args(y))
 
@@ -142,15 +200,26 @@ class VAE(GenerativeModel):
         return self.likelihood.mean(out).reshape(*z.shape[:-1], *self.event_shape)
 
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Decode the posterior mean of z: the reconstruction of ``x``."""
+        """Decode the posterior mean of z (with a posterior flow: the flow applied to its base
+        Gaussian's mean): the reconstruction of ``x``."""
         with torch.no_grad():
-            return self.decode(self.encode(x, y)[0], y)
+            x = self.validate(x).reshape(len(x), -1)
+            q = self._posterior(self.likelihood.encoder_input(x), y)
+            if self.flow is None:
+                return self.decode(q.mean, y)
+            z = q.base_dist.mean
+            for transform in q.transforms:
+                z = transform(z)
+            return self.decode(z, y)
 
     def sample(self, n: int, y: Tensor | int | None = None, *, mean: bool = False) -> Tensor:
         """``n`` draws of x from the model (``mean=True``: the decoder means, for pictures)."""
         n = self._check_n(n)
         with torch.no_grad():
-            z = torch.randn(n, self.latent_dim, dtype=self.dtype, device=self.device)
+            if self.prior_net is None:
+                z = torch.randn(n, self.latent_dim, dtype=self.dtype, device=self.device)
+            else:
+                z = self._prior(n, self._reference_tensor()).sample()
             y = self._sample_labels(n, y)
             if mean:
                 return self.decode(z, y)
@@ -175,7 +244,16 @@ class VAE(GenerativeModel):
             "likelihood": self.likelihood.name,
             "architecture": self.architecture,
             "beta": self.beta,
+            "posterior_flow": self.posterior_flow,
+            "flow_length": self.flow_length,
+            "prior": self.prior,
+            "num_pseudo_inputs": self.num_pseudo_inputs,
         }
+
+    def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
+        """A VampPrior's pseudo-inputs start at randomly chosen training examples."""
+        if isinstance(self.prior_net, VampPrior):
+            self.prior_net.initialize(self.likelihood.encoder_input(x.reshape(len(x), -1)))
 
 
 @register("conditional-vae", description="label-conditioned VAE p(x | z, y)", fit_defaults=VAE_BUDGET)
