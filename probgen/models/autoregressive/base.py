@@ -71,12 +71,16 @@ class OutputHead:
         self.params_per_dim = {"binary": 1, "discrete": self.levels, "real": 3 * self.components}[self.kind]
         self.params_per_dim = 3 * self.components if ordinal else self.params_per_dim
         self._ordinal = ordinal
-        #: numbers per dimension of a network's input: one-hot levels for k > 2, else the value
-        self.input_width = self.levels if self.kind == "discrete" else 1
+        #: numbers per dimension of a network's input: one-hot levels for k > 2 categorical
+        #: levels, else the value (ordinal levels scaled to [-1, 1])
+        self.input_width = self.levels if self.kind == "discrete" and not ordinal else 1
 
     def inputs(self, x: Tensor) -> Tensor:
-        """A network's input ``[N, D, E]``: k > 2 levels one-hot (as ``relu(1 - |x - level|)``,
-        which is one-hot at the levels and lets autograd see the dependence on x), else x."""
+        """A network's input ``[N, D, E]``: k > 2 categorical levels one-hot (as
+        ``relu(1 - |x - level|)``, which is one-hot at the levels and lets autograd see the
+        dependence on x); ordinal levels as their bin centres in [-1, 1]; else x."""
+        if self._ordinal:
+            return (2.0 * x / (self.levels - 1) - 1.0)[..., None]
         if self.kind != "discrete":
             return x[..., None]
         levels = torch.arange(self.levels, dtype=x.dtype, device=x.device)
