@@ -119,8 +119,16 @@ def _orderings(model):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("support", ["binary", "discrete(3)", "real"])
 def test_conditional_i_does_not_depend_on_x_j_for_j_at_or_after_i(name, support, float64):
-    d = 9
-    model = _build(name, d, support)
+    _check_autoregressive(_build(name, 9, support), 9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ordinal_inputs_keep_the_autoregressive_property(name, float64):
+    model = _build(name, 9, "discrete(5)")
+    _check_autoregressive(type(model).from_config({**model.config, "output": "logistic", "components": 2}), 9)
+
+
+def _check_autoregressive(model, d):
     x = torch.rand(3, d, dtype=torch.float64)
     for _, context in _orderings(model):
         with context:
