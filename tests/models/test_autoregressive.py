@@ -64,6 +64,38 @@ def test_probabilities_sum_to_one_before_and_after_training(name, d, k, float64)
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_discretized_logistic_output_sums_to_one_before_and_after_training(name, float64):
+    d, k = 5, 4
+    torch.manual_seed(1)
+    model = BUILDERS[name]((d,), f"discrete({k})")
+    model = type(model).from_config({**model.config, "output": "logistic", "components": 3})
+    every = _all_configurations(d, k)
+    for _ in ("init", "trained"):
+        total = model.log_prob(_shaped(model, every)).logsumexp(0).exp()
+        assert abs(total.item() - 1) < 1e-5, total
+        _train_a_little(model, k)
+
+
+def test_discretized_logistic_levels_are_the_mixture_cdf_differences(float64):
+    """Level j's probability is sum_c w_c (F_c(c_j + h) - F_c(c_j - h)) with logistic CDFs F_c,
+    the end bins open, computed here without logs."""
+    from probgen.models.autoregressive import OutputHead
+
+    k, components = 6, 3
+    head = OutputHead(f"discrete({k})", components, "logistic")
+    params = torch.randn(7, 3 * components, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    logits, loc, raw = params.chunk(3, -1)
+    weights, scale = logits.softmax(-1), raw.exp()
+    edges = torch.linspace(-1, 1, k, dtype=torch.float64)[:-1] + 1 / (k - 1)  # k - 1 inner edges
+    cdf = torch.sigmoid((edges[:, None] - loc[:, None, :]) / scale[:, None, :])  # [7, k-1, C]
+    cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.ones_like(cdf[:, :1])], 1)
+    expected = ((cdf[:, 1:] - cdf[:, :-1]) * weights[:, None, :]).sum(-1)
+    assert torch.allclose(head.dist(params).probs, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown output 'softmax'"):
+        OutputHead("discrete(3)", 2, "softmax")
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_real_density_integrates_to_one(name, float64):
     model = _build(name, 2, "real")
     grid = torch.linspace(-10, 10, 301, dtype=torch.float64)
@@ -87,8 +119,16 @@ def _orderings(model):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("support", ["binary", "discrete(3)", "real"])
 def test_conditional_i_does_not_depend_on_x_j_for_j_at_or_after_i(name, support, float64):
-    d = 9
-    model = _build(name, d, support)
+    _check_autoregressive(_build(name, 9, support), 9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ordinal_inputs_keep_the_autoregressive_property(name, float64):
+    model = _build(name, 9, "discrete(5)")
+    _check_autoregressive(type(model).from_config({**model.config, "output": "logistic", "components": 2}), 9)
+
+
+def _check_autoregressive(model, d):
     x = torch.rand(3, d, dtype=torch.float64)
     for _, context in _orderings(model):
         with context:

@@ -38,28 +38,49 @@ from probgen._checks import check_int
 from probgen.data.support import parse_support
 from probgen.models.base import GenerativeModel
 
-__all__ = ["Autoregressive", "AutoregressiveDistribution", "MaskedLinear", "OutputHead"]
+__all__ = ["OUTPUTS", "Autoregressive", "AutoregressiveDistribution", "MaskedLinear", "OutputHead"]
+
+
+OUTPUTS = ("categorical", "logistic")
 
 
 class OutputHead:
     """The family of each conditional: P numbers per dimension -> a distribution per dimension.
 
     Args:
-        support: "binary" (Bernoulli, P = 1), "discrete(k)" (Categorical, P = k) or "real"
-            (a mixture of ``components`` Gaussians, P = 3 * components).
-        components: mixture components for real data.
+        support: "binary" (Bernoulli, P = 1), "discrete(k)" or "real" (a mixture of
+            ``components`` Gaussians, P = 3 * components).
+        components: mixture components for real data and for the discretized logistic mixture.
+        output: for "discrete(k)": "categorical" (a free softmax over the k levels, P = k) or
+            "logistic" (a mixture of ``components`` logistics discretized to the k ordered
+            levels, P = 3 * components: nearby levels share probability mass, which suits
+            ordinal data such as pixel intensities and needs far fewer parameters).
+
+    References:
+        Salimans, Karpathy, Chen & Kingma, "PixelCNN++: Improving the PixelCNN with Discretized
+        Logistic Mixture Likelihood and Other Modifications" (2017), ICLR, arXiv:1701.05517.
     """
 
-    def __init__(self, support: str, components: int = 5) -> None:
+    def __init__(self, support: str, components: int = 5, output: str = "categorical") -> None:
         self.kind, self.levels = parse_support(support)
         self.components = check_int("components", components)
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; expected one of {OUTPUTS}")
+        self.output = output
+        ordinal = self.kind == "discrete" and output == "logistic"
         self.params_per_dim = {"binary": 1, "discrete": self.levels, "real": 3 * self.components}[self.kind]
-        #: numbers per dimension of a network's input: one-hot levels for k > 2, else the value
-        self.input_width = self.levels if self.kind == "discrete" else 1
+        self.params_per_dim = 3 * self.components if ordinal else self.params_per_dim
+        self._ordinal = ordinal
+        #: numbers per dimension of a network's input: one-hot levels for k > 2 categorical
+        #: levels, else the value (ordinal levels scaled to [-1, 1])
+        self.input_width = self.levels if self.kind == "discrete" and not ordinal else 1
 
     def inputs(self, x: Tensor) -> Tensor:
-        """A network's input ``[N, D, E]``: k > 2 levels one-hot (as ``relu(1 - |x - level|)``,
-        which is one-hot at the levels and lets autograd see the dependence on x), else x."""
+        """A network's input ``[N, D, E]``: k > 2 categorical levels one-hot (as
+        ``relu(1 - |x - level|)``, which is one-hot at the levels and lets autograd see the
+        dependence on x); ordinal levels as their bin centres in [-1, 1]; else x."""
+        if self._ordinal:
+            return (2.0 * x / (self.levels - 1) - 1.0)[..., None]
         if self.kind != "discrete":
             return x[..., None]
         levels = torch.arange(self.levels, dtype=x.dtype, device=x.device)
@@ -69,12 +90,33 @@ class OutputHead:
         """Independent conditionals of batch shape ``params.shape[:-1]``."""
         if self.kind == "binary":
             return torch.distributions.Bernoulli(logits=params[..., 0], validate_args=False)
+        if self._ordinal:
+            return torch.distributions.Categorical(logits=self._level_log_probs(params), validate_args=False)
         if self.kind == "discrete":
             return torch.distributions.Categorical(logits=params, validate_args=False)
         logits, loc, raw = params.chunk(3, -1)
         normal = torch.distributions.Normal(loc, F.softplus(raw) + 1e-3, validate_args=False)
         mixing = torch.distributions.Categorical(logits=logits, validate_args=False)
         return torch.distributions.MixtureSameFamily(mixing, normal, validate_args=False)
+
+    def _level_log_probs(self, params: Tensor) -> Tensor:
+        """log P(level) ``[..., k]`` of the discretized logistic mixture: each component's mass
+        on the bin ``[c - h, c + h]`` of level centre ``c`` (levels spread over [-1, 1], bin
+        half-width h), the end bins open to infinity, so the k masses sum to 1 exactly."""
+        logits, loc, raw = params.chunk(3, -1)  # [..., C] each
+        k = self.levels
+        centres = torch.linspace(-1.0, 1.0, k, dtype=params.dtype, device=params.device)
+        h = 1.0 / (k - 1)
+        inv_scale = torch.exp(-raw.clamp(min=-7.0))[..., None, :]  # [..., 1, C]
+        upper = (centres[:, None] + h - loc[..., None, :]) * inv_scale  # [..., k, C]
+        lower = (centres[:, None] - h - loc[..., None, :]) * inv_scale
+        log_cdf_upper, log_sf_lower = F.logsigmoid(upper), F.logsigmoid(-lower)
+        # log(sigmoid(u) - sigmoid(l)) = log sigmoid(u) + log sigmoid(-l) + log(1 - exp(l - u))
+        gap = (lower - upper).clamp(max=-1e-12)
+        middle = log_cdf_upper + log_sf_lower + torch.log(-torch.expm1(gap))
+        first, last = log_cdf_upper[..., :1, :], log_sf_lower[..., -1:, :]
+        per_component = torch.cat([first, middle[..., 1:-1, :], last], -2)
+        return torch.logsumexp(per_component + F.log_softmax(logits, -1)[..., None, :], -1)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         """Sum over the last dimension of the conditionals' log-probabilities of ``x``."""
@@ -142,10 +184,10 @@ class Autoregressive(GenerativeModel):
     networks with ``self.net(...)``, and may override ``order`` and ``_conditionals``.
     """
 
-    def __init__(self, event_shape, support: str, *, components: int = 5) -> None:
+    def __init__(self, event_shape, support: str, *, components: int = 5, output: str = "categorical") -> None:
         super().__init__(event_shape, support)
-        self.head = OutputHead(support, components)
-        self.components = components
+        self.head = OutputHead(support, components, output)
+        self.components, self.output = components, output
 
     @property
     def order(self) -> Tensor:
@@ -231,4 +273,4 @@ class Autoregressive(GenerativeModel):
         return sum(p.numel() for p in self.parameters())
 
     def _config_kwargs(self) -> dict:
-        return {"components": self.components}
+        return {"components": self.components, "output": self.output}

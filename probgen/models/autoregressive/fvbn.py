@@ -31,6 +31,8 @@ class FVBN(Autoregressive):
     Args:
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
         components: mixture components per dimension for real data.
+        output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
+            mixture of ``components``; see :class:`OutputHead`).
 
     Example:
         >>> import probgen as pg
@@ -41,8 +43,8 @@ class FVBN(Autoregressive):
         torch.Size([3])
     """
 
-    def __init__(self, event_shape, support: str, *, components: int = 5) -> None:
-        super().__init__(event_shape, support, components=components)
+    def __init__(self, event_shape, support: str, *, components: int = 5, output: str = "categorical") -> None:
+        super().__init__(event_shape, support, components=components, output=output)
         d, p, e = self.num_dims, self.head.params_per_dim, self.head.input_width
         mask = torch.ones(d, d).tril(-1).repeat_interleave(p, 0).repeat_interleave(e, 1)  # row d*P + k sees x_<d
         self.linear = MaskedLinear(d * e, d * p, mask)

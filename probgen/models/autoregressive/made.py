@@ -57,6 +57,8 @@ class MADE(Autoregressive):
         num_masks: K; 1 is a single fixed-order MADE.
         seed: seeds the masks (so a saved model re-creates them).
         components: mixture components per dimension for real data.
+        output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
+            mixture of ``components``; see :class:`OutputHead`).
 
     Example:
         >>> import probgen as pg
@@ -76,8 +78,9 @@ class MADE(Autoregressive):
         num_masks: int = 1,
         seed: int = 0,
         components: int = 5,
+        output: str = "categorical",
     ) -> None:
-        super().__init__(event_shape, support, components=components)
+        super().__init__(event_shape, support, components=components, output=output)
         self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
         self.num_masks, self.seed = check_int("num_masks", num_masks), int(seed)
         widths = [self.num_dims * self.head.input_width, *self.hidden, self.num_dims * self.head.params_per_dim]

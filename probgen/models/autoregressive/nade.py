@@ -59,6 +59,8 @@ class NADE(Autoregressive):
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
         hidden: H, the hidden units shared by all conditionals.
         components: mixture components per dimension for real data.
+        output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
+            mixture of ``components``; see :class:`OutputHead`).
 
     Example:
         >>> import probgen as pg
@@ -69,8 +71,10 @@ class NADE(Autoregressive):
         torch.Size([4, 64])
     """
 
-    def __init__(self, event_shape, support: str, *, hidden: int = 100, components: int = 5) -> None:
-        super().__init__(event_shape, support, components=components)
+    def __init__(
+        self, event_shape, support: str, *, hidden: int = 100, components: int = 5, output: str = "categorical"
+    ) -> None:
+        super().__init__(event_shape, support, components=components, output=output)
         self.hidden = check_int("hidden", hidden)
         self.nade = NADENet(self.num_dims, self.hidden, self.head.params_per_dim, self.head.input_width)
 

@@ -109,6 +109,8 @@ class PixelCNN(Autoregressive):
         blocks: gated blocks (the first is type A).
         kernel: odd kernel width.
         components: mixture components per pixel for real data.
+        output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
+            mixture of ``components``; see :class:`OutputHead`).
 
     Example:
         >>> import probgen as pg
@@ -121,9 +123,17 @@ class PixelCNN(Autoregressive):
     """
 
     def __init__(
-        self, event_shape, support: str, *, channels: int = 32, blocks: int = 4, kernel: int = 3, components: int = 5
+        self,
+        event_shape,
+        support: str,
+        *,
+        channels: int = 32,
+        blocks: int = 4,
+        kernel: int = 3,
+        components: int = 5,
+        output: str = "categorical",
     ) -> None:
-        super().__init__(event_shape, support, components=components)
+        super().__init__(event_shape, support, components=components, output=output)
         shape = self.event_shape
         if len(shape) == 1:
             shape = (1, 1, shape[0])

@@ -92,6 +92,8 @@ class CausalTransformer(Autoregressive):
         heads: attention heads.
         layers: blocks.
         components: mixture components per dimension for real data.
+        output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
+            mixture of ``components``; see :class:`OutputHead`).
 
     Example:
         >>> import probgen as pg
@@ -103,9 +105,17 @@ class CausalTransformer(Autoregressive):
     """
 
     def __init__(
-        self, event_shape, support: str, *, width: int = 64, heads: int = 4, layers: int = 2, components: int = 5
+        self,
+        event_shape,
+        support: str,
+        *,
+        width: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        components: int = 5,
+        output: str = "categorical",
     ) -> None:
-        super().__init__(event_shape, support, components=components)
+        super().__init__(event_shape, support, components=components, output=output)
         self.width, self.heads, self.layers = check_int("width", width), check_int("heads", heads), layers
         check_int("layers", layers)
         if width % heads:
