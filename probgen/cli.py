@@ -19,6 +19,8 @@ import math
 import os
 import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -469,10 +471,10 @@ def _num_samples(model: Any, requested: int | None) -> int | None:
     return requested or (1000 if model.density == "lower_bound" else None)
 
 
-def _score(model: Any, data: Any, split: str, num_samples: int | None) -> dict[str, Any]:
+def _score(model: Any, data: Any, split: str, num_samples: int | None, distributed: bool = False) -> dict[str, Any]:
     import probgen as pg
 
-    result = pg.log_likelihood(model, data, num_samples=_num_samples(model, num_samples))
+    result = pg.log_likelihood(model, data, num_samples=_num_samples(model, num_samples), distributed=distributed)
     print(f"{split}: {result} ({result.num_examples} examples)")
     return {"split": split, **result.as_dict()}
 
@@ -586,19 +588,98 @@ def _cmd_list(args: argparse.Namespace) -> None:
         print(f"  {name:26s} {text}")
 
 
-def _cmd_fit(args: argparse.Namespace) -> None:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``fit --nproc N``: run the same command in N local processes (ranks 0..N-1, as torchrun
+    would start them); return the first non-zero exit status, stopping the other ranks then."""
+    n, port = args.nproc, _free_port()
+    code = "import sys; from probgen.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n)}
+    env |= {
+        "LOCAL_WORLD_SIZE": str(n),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n))),
+    }
+    argv = [sys.executable, "-c", code, *_without_nproc(args.argv)]
+    procs = [subprocess.Popen(argv, env=env | {"RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(n)]
+    status = 0
+    try:
+        while any(p.poll() is None for p in procs) and not status:
+            status = next((p.returncode for p in procs if p.returncode), 0)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                procs[0].wait(0.2)
+        status = status or next((p.returncode for p in procs if p.returncode), 0)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+    return status
+
+
+def _launched_rank() -> tuple[int, int]:
+    """(rank, world size) of a process started by torchrun or ``fit --nproc``; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _cmd_fit(args: argparse.Namespace) -> int | None:
+    rank, world = _launched_rank()
+    if args.nproc > 1 and world == 1:
+        _check_device(args.device)
+        return _launch(args)
+    if world == 1:
+        return _fit_command(args, rank=0, distributed=False)
+    try:  # a rank of a distributed fit: rank 0 alone prints and writes
+        with contextlib.redirect_stdout(open(os.devnull, "w")) if rank else contextlib.nullcontext():
+            return _fit_command(args, rank=rank, distributed=True)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _rank_output(path: str, main: bool) -> Iterator[Path]:
+    """``--out``, created and locked by rank 0; the other ranks only read from it."""
+    if not main:
+        yield Path(path)
+        return
+    with _output_dir(path) as out, _locked(out):
+        yield out
+
+
+def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None:
     import probgen as pg
     from probgen.models import MODELS
 
+    main_rank = rank == 0
     _check_model_name([args.model])
     model_args = parse_model_args(args.model_args, args.model)
     _check_device(args.device)
     spec = _data_spec(args, args.data)
     fit_kwargs = _fit_kwargs(args, MODELS[args.model].fit_defaults)
+    fit_kwargs |= {"dtype": args.dtype, "precision": args.precision, "distributed": distributed}
     splits = make_splits(spec)
     print(splits.describe())
     train, val = splits.train, splits.val
-    with _output_dir(args.out) as out, _locked(out):
+    with _rank_output(args.out, main_rank) as out:
         ckpt = out / pg.checkpoint.CHECKPOINT_NAME
         record = {"model": args.model, "model_args": model_args, "split": _spec_for_record(splits)}
         record["data"] = spec["data"]
@@ -622,8 +703,9 @@ def _cmd_fit(args: argparse.Namespace) -> None:
                 print(f"resuming from {ckpt} (epochs done at its best epoch: {done})")
             else:
                 print(f"nothing to resume in {out}: starting from epoch 0")
-        _write_text(out / RUN_FILE, json.dumps(record, indent=1))
-        _wrote(out / RUN_FILE)
+        if main_rank:
+            _write_text(out / RUN_FILE, json.dumps(record, indent=1))
+            _wrote(out / RUN_FILE)
         pg_seed = fit_kwargs.get("seed", 0)
         import pyro
 
@@ -631,7 +713,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         model = _build(args.model, train, model_args)
         result = pg.fit(model, train, val_data=val, checkpoint=ckpt, resume=resume, **fit_kwargs)
         strategy = model.fit_strategy
-        stored = pg.load_checkpoint(ckpt) if ckpt.exists() else None
+        stored = pg.load_checkpoint(ckpt) if ckpt.exists() and main_rank else None
         extra = dict(stored.extra) if stored is not None else {}
         extra.update(record)
         extra.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
@@ -660,10 +742,12 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         if _scorable(model):
             parts = splits.parts() if model.density == "exact" else [p for p in splits.parts() if p[0] != "train"]
             for name, data in parts:
-                scores.append(_score(model, data, name, args.num_samples))
+                scores.append(_score(model, data, name, args.num_samples, distributed))
         else:
             print(f"{args.model} is an implicit model: no likelihood to report")
         extra["scores"] = scores
+        if not main_rank:
+            return
         pg.save(model, ckpt, optimizer=optimizer, extra=extra)
         _wrote(ckpt)
         _wrote(_write_text(out / "history.json", json.dumps(result.history, indent=1)))
@@ -1000,6 +1084,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound scores (default 1000)")
     _add_fit_options(p)
+    p.add_argument("--dtype", choices=["float32", "float64"], help="the model's and the data's dtype (default float32)")
+    p.add_argument("--precision", choices=["bf16"], help="bf16: the training objective under torch.autocast")
+    p.add_argument(
+        "--nproc", type=_positive_int, default=1,
+        help="processes on this machine, each fitting its part of every batch (gloo on cpu, nccl on cuda); "
+        "across nodes use torchrun (docs/scale.md)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("eval", help="held-out log-likelihood of a checkpoint")
@@ -1065,11 +1156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings
         try:
+            argv = list(sys.argv[1:] if argv is None else argv)
             try:
                 args = _parser().parse_args(argv)
             except SystemExit as exit_:
                 return exit_.code if isinstance(exit_.code, int) else 2
-            args.func(args)
+            args.argv = argv
+            status = args.func(args)
+            if status:
+                return status
         except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): stop quietly
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

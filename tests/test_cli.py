@@ -425,3 +425,40 @@ def test_early_stopping_is_one_line_naming_the_epochs(capsys, tmp_path):
     assert epochs < 200 and f"stopped early at epoch {epochs - 1}" in line and "for 2 epochs" in line
     best = int(line.split("best epoch ")[1].split()[0])
     assert best == epochs - 3  # two epochs without improvement after the best
+
+
+# ----------------------------------------------------------------------------- --dtype, --precision, --nproc
+
+
+def _fit_args(out, *extra):
+    # Gaussian Naive Bayes in closed form: deterministic, its statistics summed over the ranks
+    return ["fit", "gaussian-nb", "--data", "iris", "--out", str(out), "--quiet", *extra]
+
+
+def test_fit_dtype_float64_checkpoint(capsys, tmp_path):
+    code, _, err = run(capsys, *_fit_args(tmp_path / "f64", "--dtype", "float64"))
+    assert code == 0, err
+    model = pg.load(tmp_path / "f64")
+    floating = {v.dtype for v in model.state_dict().values() if v.is_floating_point()}
+    assert floating == {__import__("torch").float64}
+
+
+def test_fit_nproc_2_scores_as_one_process(capsys, tmp_path):
+    """Two local ranks (gloo) of a closed-form fit give the scores of one process."""
+    code, _, err = run(capsys, *_fit_args(tmp_path / "one", "--dtype", "float64"))
+    assert code == 0, err
+    code, _, err = run(capsys, *_fit_args(tmp_path / "two", "--dtype", "float64", "--nproc", "2"))
+    assert code == 0, err
+    one = json.loads((tmp_path / "one" / "scores.json").read_text())
+    two = json.loads((tmp_path / "two" / "scores.json").read_text())
+    assert [s["split"] for s in two] == [s["split"] for s in one] == ["train", "val", "test"]
+    for a, b in zip(one, two, strict=True):
+        assert b["num_examples"] == a["num_examples"]
+        assert b["nll_nats"] == pytest.approx(a["nll_nats"], rel=1e-9)
+
+
+def test_fit_bad_nproc_and_dtype_are_usage_errors(capsys, tmp_path):
+    code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--nproc", "0"))
+    assert code == 2 and "--nproc" in err
+    code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--dtype", "float16"))
+    assert code == 2 and "float16" in err

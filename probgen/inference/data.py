@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,10 +20,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from probgen.data.dataset import Dataset
+from probgen.inference.distributed import SINGLE, Shard
 
-__all__ = ["DataSource", "Batch"]
+__all__ = ["DataSource", "Batch", "Part"]
 
 Batch = tuple[Tensor, "Tensor | None"]
+
+
+class Part(NamedTuple):
+    """One rank's part of a global batch: its rows, labels, and the weight of its loss
+    (``world_size * len(part) / len(global batch)``; 1 for a single process, 0 for padding)."""
+
+    x: Tensor
+    y: Tensor | None
+    weight: float
 
 
 def _bound_heap_growth() -> None:
@@ -121,10 +131,53 @@ class DataSource:
                 else:
                     yield item, None
             return
+        for index in self._order(shuffle, generator).split(batch_size):
+            yield self._take(index)
+
+    def _order(self, shuffle: bool, generator: torch.Generator | None) -> Tensor:
         n = self.num_examples
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for index in order.split(batch_size):
-            yield _rows(self.x, index), None if self.y is None else _rows(self.y, index)
+        return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+
+    def _take(self, index: Tensor) -> Batch:
+        return _rows(self.x, index), None if self.y is None else _rows(self.y, index)
+
+    def parts(
+        self,
+        batch_size: int,
+        shard: Shard = SINGLE,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        pad: bool = False,
+    ) -> Iterator[Part]:
+        """This rank's part of each global batch of ``batch_size`` examples.
+
+        Every rank draws the same order (``generator`` is seeded alike on all of them), cuts it
+        into the batches a single process would use, and keeps the ``shard.rank``-th of
+        ``shard.world_size`` near-equal slices of each: the ranks together see each batch once.
+        A rank whose slice is empty (a last batch smaller than the world) skips it, or with
+        ``pad=True`` gets the batch's first row with weight 0, so that every rank takes part in
+        every gradient all-reduce. A single process gets the batches themselves, weight 1.
+
+        Example:
+            >>> source = DataSource(torch.arange(10.0)[:, None])
+            >>> [p.x.flatten().tolist() for p in source.parts(4, Shard(1, 2))]
+            [[2.0, 3.0], [6.0, 7.0], [9.0]]
+        """
+        if not shard.active:
+            yield from (Part(x, y, 1.0) for x, y in self.batches(batch_size, shuffle=shuffle, generator=generator))
+            return
+        if self.loader is not None:
+            raise ValueError(
+                f"{self.name} is a DataLoader; a distributed fit or evaluation shards stored data itself: "
+                "expected a Dataset, a tensor, an array or an (x, y) pair"
+            )
+        for index in self._order(shuffle, generator).split(batch_size):
+            mine = index.tensor_split(shard.world_size)[shard.rank]
+            if len(mine):
+                yield Part(*self._take(mine), shard.world_size * len(mine) / len(index))
+            elif pad:
+                yield Part(*self._take(index[:1]), 0.0)
 
     def head(self, n: int) -> Batch:
         """Up to ``n`` examples from the start, in one batch (for data-dependent starts)."""

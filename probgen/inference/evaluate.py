@@ -12,6 +12,7 @@ from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
+from probgen.inference.distributed import SINGLE, Shard, all_sum, broadcast_value, current_shard
 from probgen.inference.strategies.base import model_batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
@@ -110,14 +111,16 @@ def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -
     return method
 
 
-def _scores(model: Any, source: DataSource, method: str, num_samples: int, batch_size: int, ais_steps: int) -> Tensor:
+def _scores(
+    model: Any, source: DataSource, method: str, num_samples: int, batch_size: int, ais_steps: int, shard: Shard
+) -> Tensor:
     from probgen.inference.ais import ais_log_likelihood
     from probgen.inference.importance import iwae_bound
 
     per_pass = max(1, VALUES_PER_PASS // (batch_size * model.num_dims))
-    out = []
+    out = [torch.zeros(0, dtype=model.dtype, device=model.device)]  # a rank may get no rows
     with torch.no_grad():
-        for x, y in model_batches(model, source, batch_size, labels=model.conditional):
+        for x, y in model_batches(model, source, batch_size, labels=model.conditional, shard=shard):
             if method in ("exact", "log_normalizer"):
                 out.append((model.log_prob(x, y) if model.conditional else model.log_prob(x)).detach())
             elif method == "ais":
@@ -125,6 +128,24 @@ def _scores(model: Any, source: DataSource, method: str, num_samples: int, batch
             else:
                 out.append(iwae_bound(model, x, y, num_samples, max_particles_per_pass=per_pass, mean=method == "elbo"))
     return torch.cat(out)
+
+
+def _normalized(model: Any, values: Tensor, num_samples: int, shard: Shard) -> tuple[Tensor, str]:
+    """log p~(x) - log Z (rank 0's estimate of log Z on every rank) and the kind of the result."""
+    log_z, z_kind = model.log_normalizer(num_samples)
+    log_z = broadcast_value(torch.as_tensor(log_z, dtype=values.dtype, device=values.device), shard)
+    return values - log_z, "exact" if z_kind == "exact" else "estimate"
+
+
+def _mean_and_stderr(values: Tensor, shard: Shard) -> tuple[int, float, float]:
+    """Count, mean and standard error of the mean of the values of every rank: the counts and
+    sums are all-reduced, then the squared deviations from the global mean (in float64)."""
+    values = values.double()
+    count_sum = all_sum(torch.stack([values.new_tensor(float(len(values))), values.sum()]), shard)
+    n = int(count_sum[0].item())
+    mean = count_sum[1].item() / n
+    squares = all_sum(((values - mean) ** 2).sum().reshape(1), shard).item()
+    return n, mean, math.sqrt(squares / (n - 1) / n) if n > 1 else float("nan")
 
 
 def log_likelihood(
@@ -135,6 +156,7 @@ def log_likelihood(
     num_samples: int | None = None,
     batch_size: int = 1000,
     ais_steps: int = 500,
+    distributed: bool = False,
 ) -> LogLikelihood:
     """Mean per-example log-likelihood of ``data`` under ``model``, with its standard error.
 
@@ -152,6 +174,10 @@ def log_likelihood(
         batch_size: examples scored at once, as given (an DataLoader's own batches are kept);
             importance samples are drawn in passes of about 1M data-sized values each, so
             memory stays bounded for any ``num_samples``.
+        distributed: call it in every process of a ``torch.distributed`` group: each rank
+            scores its part of every batch, and the counts, sums and squared deviations are
+            all-reduced, so every rank returns the value of the whole data (an unnormalized
+            model's log Z is rank 0's estimate, broadcast).
 
     Example:
         >>> import probgen as pg
@@ -162,18 +188,14 @@ def log_likelihood(
     """
     method = _choose(model, method, num_samples, batch_size)
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
-    source = DataSource(data, "data")
-    values = _scores(model, source, method, num_samples, batch_size, ais_steps)
+    shard = current_shard() if distributed else SINGLE
+    values = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
     kind = {"exact": model.density, "iwae": "lower_bound", "elbo": "lower_bound"}.get(method, "estimate")
     if method == "log_normalizer":
-        log_z, z_kind = model.log_normalizer(num_samples)
-        values = values - log_z
-        kind = "exact" if z_kind == "exact" else "estimate"
+        values, kind = _normalized(model, values, num_samples, shard)
     if method == "exact" and kind == "estimate":
         method = "monte_carlo"  # log_prob itself averages over draws
-    n = len(values)
-    mean = values.double().mean().item()
-    stderr = values.double().std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
+    n, mean, stderr = _mean_and_stderr(values, shard)
     return LogLikelihood(
         nats=mean,
         stderr=stderr,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,22 @@ import torch
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
+from probgen.inference.distributed import PRECISIONS, SINGLE, Shard, join_process_group
 from probgen.inference.strategies import STRATEGIES, FitOptions, FitResult
 
-__all__ = ["fit", "check_device"]
+__all__ = ["fit", "check_device", "check_dtype", "DTYPES"]
+
+#: the dtypes a model may be fitted and scored in, by name
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def check_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``dtype`` ("float32", "float64" or the torch dtype) as a torch dtype, or a ValueError."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} (or torch.float32/float64)")
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -52,6 +66,34 @@ def _check(options: FitOptions) -> None:
         check_int("patience", options.patience)
     if options.lr_decay is not None and not 0 < options.lr_decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {options.lr_decay!r}")
+    if options.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {options.precision!r}")
+    if not isinstance(options.distributed, bool):
+        raise ValueError(f"distributed must be True or False, got {options.distributed!r}")
+
+
+def _strategy(name: str, options: FitOptions) -> str:
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown fit strategy {name!r}; expected one of {sorted(STRATEGIES)}")
+    if options.distributed and not STRATEGIES[name].distributed:
+        able = sorted(k for k, v in STRATEGIES.items() if v.distributed)
+        raise ValueError(f"the {name!r} strategy cannot run distributed; expected one of {able}")
+    return name
+
+
+def _place(model: Any, device: str | torch.device | None, dtype: str | torch.dtype | None, distributed: bool) -> Shard:
+    """Move the model to ``device`` and ``dtype``; in a distributed fit join the process group
+    (a CUDA device without an index becomes ``cuda:LOCAL_RANK``, one GPU per process)."""
+    if dtype is not None:
+        model.to(check_dtype(dtype))
+    target = check_device(device) if device is not None else model.device
+    if distributed and target.type == "cuda" and target.index is None:
+        target = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if target.type == "cuda":
+        torch.cuda.set_device(target)
+    if device is not None or target != model.device:
+        model.to(target)
+    return join_process_group(target) if distributed else SINGLE
 
 
 def fit(
@@ -61,6 +103,7 @@ def fit(
     val_data: Any = None,
     strategy: str | None = None,
     device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     checkpoint: str | Path | None = None,
     **options: Any,
 ) -> FitResult:
@@ -75,9 +118,10 @@ def fit(
             ``(x, y)`` pair, or a ``torch.utils.data.DataLoader`` (its batch size and order are
             used; ``batch_size`` is then ignored).
         val_data: held-out data; the best epoch is chosen on it (on the training loss without it).
-        strategy: a name in ``probgen.inference.STRATEGIES`` ("svi", "closed_form", "nuts")
-            instead of the model's own.
-        device: move the model there ("cpu", "cuda", "cuda:1"); batches follow one at a time.
+        strategy: a name in ``probgen.inference.STRATEGIES`` instead of the model's own.
+        device: move the model there ("cpu", "cuda", "cuda:1"; distributed, "cuda" is
+            ``cuda:LOCAL_RANK``); batches follow one at a time.
+        dtype: "float32" or "float64": that of the parameters (lazy ones too) and batches.
         checkpoint: path where the best model (with optimizer state) is saved atomically; a
             non-finite loss leaves the last good checkpoint in place.
         **options: the fields of :class:`~probgen.inference.strategies.FitOptions`:
@@ -86,7 +130,9 @@ def fit(
             "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``,
             ``num_samples``, ``patience``, ``seed``, ``resume``, ``init_from_data``,
             ``validate``, ``progress``, ``strategy_options`` (e.g. NUTS' ``num_samples``,
-            ``warmup_steps``, ``num_chains``).
+            ``warmup_steps``, ``num_chains``), ``distributed`` (run in every process of a
+            ``torch.distributed`` group, each rank on its part of every batch; docs/scale.md)
+            and ``precision`` ("bf16": the objective under ``torch.autocast`` in bfloat16).
 
     Returns:
         A :class:`~probgen.inference.strategies.FitResult`; the model is left at its best epoch.
@@ -101,15 +147,12 @@ def fit(
         >>> result = pg.fit(model, data, epochs=5, lr=0.05, progress=False)
     """
     settings = _settings(options, checkpoint)
-    name = strategy or model.fit_strategy
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown fit strategy {name!r}; expected one of {sorted(STRATEGIES)}")
-    if device is not None:
-        model.to(check_device(device))
+    name = _strategy(strategy or model.fit_strategy, settings)
+    shard = _place(model, device, dtype, settings.distributed)
     train = DataSource(data, "training data")
     val = None if val_data is None else DataSource(val_data, "validation data")
-    if settings.seed is not None:
-        pyro.set_rng_seed(settings.seed)
+    if settings.seed is not None:  # each rank its own stream of draws (its own noise)
+        pyro.set_rng_seed(settings.seed + shard.rank)
     result = STRATEGIES[name].fit(model, train, val, settings)
     model.fitted.fill_(True)
     return result

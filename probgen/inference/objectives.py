@@ -63,7 +63,11 @@ def _kl(q: Any, p: Any) -> Tensor | None:
 
 
 def _scaled_log_prob(site: dict) -> Tensor:
-    return scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+    """A site's log-probability, scaled by its plates and summed, in float32 at least (under
+    bf16 autocast the networks' outputs are bfloat16, their log-densities are summed wider)."""
+    log_prob = site["fn"].log_prob(site["value"])
+    log_prob = log_prob.to(torch.promote_types(log_prob.dtype, torch.float32))
+    return scale_and_mask(log_prob, site["scale"], site["mask"]).sum()
 
 
 def _reparameterized_elbo(fallback: Objective, analytic_kl: bool = False) -> Objective:

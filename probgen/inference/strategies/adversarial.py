@@ -61,7 +61,7 @@ class AdversarialStrategy(FitStrategy):
 
         def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
             d_total, g_total = 0.0, 0.0
-            for step, (x, _) in enumerate(loop.batches(train, generator)):
+            for step, (x, _, _) in enumerate(loop.batches(train, generator)):
                 where = f"epoch {epoch}, step {step}"
                 for _ in range(game["d_steps"]):
                     d_loss = loop.step(model.discriminator_loss(x), DISCRIMINATOR, where, "discriminator")

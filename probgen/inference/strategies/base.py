@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from probgen.inference.data import DataSource
+from probgen.inference.data import DataSource, Part
+from probgen.inference.distributed import SINGLE, Shard
 
 __all__ = [
     "STRATEGIES",
@@ -21,6 +22,7 @@ __all__ = [
     "FitStrategy",
     "NonFiniteLossError",
     "model_batches",
+    "model_parts",
     "register_strategy",
     "strategy_settings",
 ]
@@ -46,6 +48,10 @@ class FitOptions:
     num_samples: int = 1
     patience: int | None = None
     seed: int | None = 0
+    #: run in every process of a torch.distributed group, each on its share of every batch
+    distributed: bool = False
+    #: None/"fp32", or "bf16": the objective under torch.autocast (networks in bfloat16)
+    precision: str | None = None
     checkpoint: Path | None = None
     resume: bool = False
     init_from_data: bool = True
@@ -85,6 +91,9 @@ class FitStrategy(ABC):
     one that fits it in its ``fit_strategy``. Adding a strategy is adding a file.
     """
 
+    #: whether it can run in several processes (``fit(..., distributed=True)``)
+    distributed: bool = False
+
     @abstractmethod
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
         """Fit ``model`` on ``train`` (choosing the best state on ``val`` where it applies)."""
@@ -120,18 +129,38 @@ def model_batches(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     labels: bool = True,
+    shard: Shard = SINGLE,
 ) -> Iterator[tuple[Tensor, Tensor | None]]:
-    """The source's batches, each validated by the model and moved to its device and dtype;
-    labels checked by the model (``labels=False``: not used, so not required).
+    """The source's batches (this rank's parts of them), each validated by the model and moved
+    to its device and dtype; labels checked by the model (``labels=False``: not used)."""
+    parts = model_parts(model, source, batch_size, shuffle=shuffle, generator=generator, labels=labels, shard=shard)
+    for x, y, _ in parts:
+        yield x, y
+
+
+def model_parts(
+    model: Any,
+    source: DataSource,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    labels: bool = True,
+    shard: Shard = SINGLE,
+    pad: bool = False,
+) -> Iterator[Part]:
+    """:meth:`DataSource.parts` validated by the model and moved to its device and dtype, labels
+    checked by the model (``labels=False``: not used, so not required).
 
     Stored data (not a DataLoader) that passed one complete validated pass for a model of the
     same support and event shape are only moved on later passes: the check is per data set,
-    not per epoch.
+    not per epoch (per rank's share in a distributed run).
     """
     key = (model.support, model.event_shape)
     checked = source.loader is None and source.checked_for == key
     device, dtype = model.device, model.dtype
-    for x, y in source.batches(batch_size, shuffle=shuffle, generator=generator):
+    for x, y, weight in source.parts(batch_size, shard, shuffle=shuffle, generator=generator, pad=pad):
         x = x.to(device=device, dtype=dtype) if checked else model.validate(x, name=source.name)
-        yield x, model.check_labels(y, len(x)) if labels else None
-    source.checked_for = key
+        yield Part(x, model.check_labels(y, len(x)) if labels else None, weight)
+    if not shard.active:  # a rank validated its share only
+        source.checked_for = key

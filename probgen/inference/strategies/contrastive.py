@@ -55,7 +55,7 @@ class ContrastiveDivergenceStrategy(FitStrategy):
 
         def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
             total = 0.0
-            for step, (x, _) in enumerate(loop.batches(train, generator)):
+            for step, (x, _, _) in enumerate(loop.batches(train, generator)):
                 start = chains[0] if cd["persistent"] and chains[0] is not None else None
                 if start is not None and len(start) != len(x):  # a short last batch
                     start = start[: len(x)] if len(start) > len(x) else None

@@ -17,21 +17,27 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_batches
+from probgen.inference.data import DataSource, Part
+from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, gather_rng_states
+from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_parts
 from probgen.progress import progress_bar
 
-__all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES"]
+__all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES", "shard_of"]
 
 #: examples given to the model's data-dependent hooks (init_from_data, after_fit)
 HOOK_EXAMPLES = 10_000
+
+
+def shard_of(options: FitOptions) -> Shard:
+    """The process group's rank and size in a distributed fit, else a single process."""
+    return current_shard() if options.distributed else SINGLE
 
 
 def first_bad_parameter(model: Any) -> str | None:
@@ -77,6 +83,12 @@ def _optimizer(options: FitOptions, groups: Sequence[dict[str, Any]]) -> torch.o
     raise ValueError(f"unknown optimizer {options.optimizer!r}; expected 'adam', 'clipped_adam' or 'sgd'")
 
 
+def _rng_state(state: dict[str, Tensor], shard: Shard) -> dict[str, Tensor]:
+    """The generators' states this rank resumes from (its own torch stream where it was saved)."""
+    own = state.get(f"rng.torch.rank{shard.rank}", state.get("rng.torch"))
+    return {"rng.torch": own, "rng.shuffle": state["rng.shuffle"]} if own is not None and "rng.shuffle" in state else {}
+
+
 def _resume_or_start(model: Any, train: DataSource, options: FitOptions) -> Any:
     """The checkpoint when resuming from one (the model then holds its last epoch's weights),
     else None after the model's data-dependent start."""
@@ -106,6 +118,8 @@ class EpochLoop:
     start_epoch: int = 0
     #: the random number generators' states saved with the resumed checkpoint
     rng_state: dict[str, Tensor] = field(default_factory=dict)
+    #: this process's rank in a distributed fit: rank 0 alone shows progress and checkpoints
+    shard: Shard = SINGLE
 
     @classmethod
     def start(
@@ -115,7 +129,7 @@ class EpochLoop:
         optimizer over ``groups()`` (called after the start, so it sees the final parameters)."""
         resumed = _resume_or_start(model, train, options)
         result = FitResult(checkpoint=options.checkpoint, strategy=strategy)
-        loop = cls(model, options, _optimizer(options, groups()), result, cpu_state(model))
+        loop = cls(model, options, _optimizer(options, groups()), result, cpu_state(model), shard=shard_of(options))
         if resumed is not None and resumed.optimizer_state is not None:
             loop.optimizer.load_state_dict(resumed.optimizer_state)
             loop.best_state = {k: v.detach().cpu() for k, v in resumed.model.state_dict().items()}
@@ -123,7 +137,7 @@ class EpochLoop:
             result.best_loss = float(resumed.extra.get("best_loss", math.inf))
             result.best_epoch = int(resumed.extra.get("best_epoch", resumed.extra.get("epoch", -1)))
             loop.start_epoch = int(resumed.extra.get("last_epoch", result.best_epoch)) + 1
-            loop.rng_state = {k: v for k, v in resumed.training_state.items() if k.startswith("rng.")}
+            loop.rng_state = _rng_state(resumed.training_state, loop.shard)
         return loop
 
     def stop(self, message: str, cause: Exception | None = None) -> None:
@@ -135,8 +149,14 @@ class EpochLoop:
 
     def step(self, loss: Tensor, group: int, where: str, part: str, explain: Callable[[], str] | None = None) -> float:
         """Check ``loss`` is finite (else restore the last good state and raise, naming ``part``
-        and what ``explain()`` finds), back-propagate it and step parameter group ``group`` only."""
-        value = loss.item()
+        and what ``explain()`` finds), back-propagate it and step parameter group ``group`` only.
+
+        In a distributed fit ``loss`` is this rank's weighted part and the value returned (and
+        checked, alike on every rank) is the mean over the ranks: the global batch's loss."""
+        if self.shard.active:
+            value = all_sum(loss.detach().reshape(1), self.shard).item() / self.shard.world_size
+        else:
+            value = loss.item()
         if not math.isfinite(value):
             bad = explain() if explain is not None else first_bad_parameter(self.model)
             self.stop(f"the {part} loss is {value} at {where}: {bad or 'every parameter is finite; it overflowed'}")
@@ -152,9 +172,17 @@ class EpochLoop:
         self.optimizer.step()
         return value
 
-    def batches(self, train: DataSource, generator: torch.Generator, labels: bool = False):
-        return model_batches(
-            self.model, train, self.options.batch_size, shuffle=True, generator=generator, labels=labels
+    def batches(self, train: DataSource, generator: torch.Generator, labels: bool = False) -> Iterator[Part]:
+        """This rank's part of each shuffled training batch (padded, so every rank steps alike)."""
+        return model_parts(
+            self.model,
+            train,
+            self.options.batch_size,
+            shuffle=True,
+            generator=generator,
+            labels=labels,
+            shard=self.shard,
+            pad=True,
         )
 
     def run(
@@ -168,7 +196,7 @@ class EpochLoop:
         ``val_fn`` the model ends at its best validation epoch, else at its last."""
         options, model = self.options, self.model
         epochs = range(self.start_epoch, options.epochs)
-        bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress)
+        bar = progress_bar(epochs, desc=f"fit {model.name}", disable=not options.progress or not self.shard.is_main)
         generator = torch.Generator().manual_seed(0 if options.seed is None else options.seed)
         if self.rng_state:
             torch.set_rng_state(self.rng_state["rng.torch"])
@@ -215,7 +243,7 @@ class EpochLoop:
         if improved or options.patience is None or epoch - result.best_epoch < options.patience:
             return True
         result.stopped_early = True
-        if options.progress:
+        if options.progress and self.shard.is_main:
             which = "val" if validated else "train"
             bar.write(
                 f"early stop at epoch {epoch}: no improvement for {options.patience} epochs; "
@@ -225,11 +253,14 @@ class EpochLoop:
 
     def _checkpoint(self, epoch: int, generator: torch.Generator, holds_best: bool) -> None:
         """The best weights, the optimizer, the history and the state to resume from (with the
-        last epoch's weights where they are not the best ones), atomically."""
+        last epoch's weights where they are not the best ones, and every rank's torch random
+        state), atomically, by rank 0 alone."""
         from probgen.checkpoint import save
 
         result = self.result
-        state = {"rng.torch": torch.get_rng_state(), "rng.shuffle": generator.get_state()}
+        state = {**gather_rng_states(self.shard), "rng.shuffle": generator.get_state()}
+        if not self.shard.is_main:
+            return
         if not holds_best:
             state |= {f"last.{k}": v for k, v in self.model.state_dict().items()}
         # "epoch": that of the weights stored; "best_epoch": that of the lowest loss, for patience

@@ -5,6 +5,11 @@ equal to it on the same draws), stepped with a torch optimizer over every parame
 and guide touch — Pyro's documented pattern for custom objectives — which gives the updates of
 ``pyro.infer.SVI`` plus learning-rate schedules, gradient clipping, early stopping and
 exact resume (the epoch loop of :mod:`.loop`, shared with the other minibatch strategies).
+
+Distributed (``fit(..., distributed=True)``): the objective is wrapped in an
+:class:`~probgen.inference.distributed.ObjectiveModule` inside ``DistributedDataParallel``;
+each rank computes the weighted loss of its part of the global batch (scaled to the global data
+size N by the model's data plate), and the averaged gradients are those of the global batch.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import torch
 from torch import Tensor
 
 from probgen.inference.data import DataSource
+from probgen.inference.distributed import SINGLE, ObjectiveModule, Shard, all_sum, wrap_data_parallel
 from probgen.inference.objectives import Objective, make_objective
 from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, model_batches, register_strategy
-from probgen.inference.strategies.loop import EpochLoop
+from probgen.inference.strategies.loop import EpochLoop, shard_of
 
 __all__ = ["SVIStrategy", "diagnose", "mean_loss"]
 
@@ -54,10 +60,11 @@ def diagnose(model: Any, x: Tensor, y: Tensor | None) -> str:
         return _first_bad_site(guide_trace, "guide") or _first_bad_site(model_trace, "model") or ALL_FINITE
 
 
-def _collect_params(model: Any, loss_fn: Objective, x: Tensor, y: Tensor | None) -> list[Tensor]:
-    """Every unconstrained parameter the loss touches (creating lazy ones, e.g. AutoGuides')."""
+def _collect_params(model: Any, loss_fn: Objective, x: Tensor, y: Tensor | None) -> tuple[list[Tensor], Tensor]:
+    """Every unconstrained parameter the loss touches (creating lazy ones, e.g. AutoGuides', on
+    the data's device and dtype), and that loss."""
     with poutine.trace(param_only=True) as param_capture:
-        loss_fn(model, x, y)
+        loss = loss_fn(model, x, y)
     params = {}
     for site in param_capture.trace.nodes.values():
         value = site["value"]
@@ -65,27 +72,44 @@ def _collect_params(model: Any, loss_fn: Objective, x: Tensor, y: Tensor | None)
         params.setdefault(id(value), value)
     for p in model.parameters():  # after the call, so lazily created ones are included
         params.setdefault(id(p), p)
-    return [p for p in params.values() if p.requires_grad]
+    return [p for p in params.values() if p.requires_grad], loss
 
 
-def mean_loss(model: Any, loss_fn: Objective, source: DataSource, batch_size: int) -> float:
+def _data_parallel(module: ObjectiveModule, params: list[Tensor], probe: Tensor) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel, told whether some parameters get no gradient
+    from the loss (found on the probe loss), which DDP must then look for in every step."""
+    owned = {id(p) for p in module.parameters()}
+    outside = [p for p in params if id(p) not in owned]
+    if outside:
+        raise ValueError(
+            f"a distributed fit averages the gradients of the model's own parameters; {len(outside)} parameter(s) "
+            "live only in Pyro's param store: expected them as PyroParams or in PyroModule submodules"
+        )
+    grads = torch.autograd.grad(probe, params, allow_unused=True) if probe.requires_grad else [None] * len(params)
+    return wrap_data_parallel(module, params[0].device, any(g is None for g in grads))
+
+
+def mean_loss(model: Any, loss_fn: Objective, source: DataSource, batch_size: int, shard: Shard = SINGLE) -> float:
     """Loss per example on ``source``: the NLL for exact-density models (the Bayesian ones' posterior
-    predictive), else the objective with each batch standing for the whole of ``source``."""
+    predictive), else the objective with each batch standing for the whole of ``source``
+    (each rank scoring its share, the sums added over the ranks)."""
     total = 0.0
     with torch.no_grad(), model.scaled_to(len(source)):
-        for x, y in model_batches(model, source, batch_size):
+        for x, y in model_batches(model, source, batch_size, shard=shard):
             if model.density == "exact":
                 total -= model.log_prob(x).sum().item()
             else:
                 total += loss_fn(model, x, y).item() * len(x) / len(source)
-    return total / len(source)
+    return all_sum(torch.tensor([total], dtype=torch.float64), shard).item() / len(source)
 
 
-def _loss(loop: EpochLoop, loss_fn: Objective, x: Tensor, y: Tensor | None, where: str) -> Tensor:
-    """The objective on one batch; a distribution refusing non-finite parameters stops the fit
-    with the offending site named."""
+def _loss(
+    loop: EpochLoop, objective: torch.nn.Module, x: Tensor, y: Tensor | None, weight: float, where: str
+) -> Tensor:
+    """The (weighted) objective on one batch; a distribution refusing non-finite parameters
+    stops the fit with the offending site named."""
     try:
-        return loss_fn(loop.model, x, y)
+        return objective(x, y, weight)
     except ValueError as err:
         site = diagnose(loop.model, x, y)
         if site == ALL_FINITE:
@@ -94,26 +118,44 @@ def _loss(loop: EpochLoop, loss_fn: Objective, x: Tensor, y: Tensor | None, wher
         raise  # unreachable: stop raises
 
 
+def _epoch(loop: EpochLoop, step_loss: list[torch.nn.Module], train: DataSource, epoch: int, generator: Any) -> dict:
+    """One pass over the training data; ``train_loss`` per example (of the global batches)."""
+    total, shard, batch_size = 0.0, loop.shard, loop.options.batch_size
+    for step, (x, y, weight) in enumerate(loop.batches(train, generator, labels=True)):
+        where = f"epoch {epoch}, step {step}"
+        loss = _loss(loop, step_loss[0], x, y, weight, where)
+        value = loop.step(loss, 0, where, "training", partial(diagnose, loop.model, x, y))
+        total += value * (_global_size(step, batch_size, len(train)) if shard.active else len(x))
+    return {"train_loss": total / len(train) ** 2}
+
+
+def _global_size(step: int, batch_size: int, num_examples: int) -> int:
+    """The size of global batch ``step`` of stored data (all full but the last)."""
+    return min(batch_size, num_examples - step * batch_size)
+
+
 @register_strategy("svi")
 class SVIStrategy(FitStrategy):
     """Minibatch SVI with early stopping on validation data and atomic per-epoch checkpoints."""
 
+    distributed = True
+
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
         objective = model.default_objective if options.objective is None else options.objective
         loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
+        shard = shard_of(options)
+        step_loss: list[torch.nn.Module] = [ObjectiveModule(model, loss_fn, options.precision)]
 
         def groups() -> list[dict[str, Any]]:
             x, y = next(model_batches(model, train, options.batch_size))
-            return [{"params": _collect_params(model, loss_fn, x, y)}]
+            params, probe = _collect_params(model, loss_fn, x, y)
+            if shard.active:  # after the lazy parameters exist; rank 0's are broadcast
+                step_loss[0] = _data_parallel(step_loss[0], params, probe)
+            return [{"params": params}]
 
-        def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
-            total = 0.0
-            for step, (x, y) in enumerate(loop.batches(train, generator, labels=True)):
-                where = f"epoch {epoch}, step {step}"
-                loss = _loss(loop, loss_fn, x, y, where)
-                total += loop.step(loss, 0, where, "training", partial(diagnose, model, x, y)) * len(x)
-            return {"train_loss": total / len(train) ** 2}
+        def val_fn(source: DataSource) -> float:
+            return mean_loss(model, loss_fn, source, options.batch_size, shard)
 
         with model.scaled_to(len(train)), model.parameters_held(), pyro.validation_enabled(options.validate):
             loop = EpochLoop.start(model, train, options, "svi", groups)
-            return loop.run(train, val, epoch_fn, lambda source: mean_loss(model, loss_fn, source, options.batch_size))
+            return loop.run(train, val, partial(_epoch, loop, step_loss, train), val_fn)

@@ -1,0 +1,86 @@
+"""Fit throughput (examples/s) of a VAE, a MAF and a PixelCNN on the CPU (and a GPU when there is
+one), and the speed-up of a 2-process (gloo) distributed VAE fit on the CPU.
+
+    python benchmarks/scale.py [--epochs 3] [--threads 1]
+
+The 2-process figure is examples/s of two ranks (one thread each) over one process with one
+thread, on the same global batches; on a machine with fewer free cores than ranks it is < 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import tempfile
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import probgen as pg
+from probgen.models import build_model
+
+MODELS = {"vae": {}, "maf": {}, "pixelcnn": {}}
+DATA = {"vae": "digits-binary", "maf": "digits", "pixelcnn": "digits-binary"}
+
+
+def _data(name: str) -> pg.data.Dataset:
+    data = pg.load_dataset(DATA[name])
+    if name == "maf":  # a continuous flow: dequantized pixel values
+        x = (data.x.float() + torch.rand(data.x.shape, generator=torch.Generator().manual_seed(0))) / 17
+        return pg.data.Dataset(x.reshape(len(x), -1), None, "real", name="digits-real")
+    return data
+
+
+def throughput(name: str, device: str, epochs: int, distributed: bool = False) -> float:
+    """Training examples per second of ``epochs`` epochs (after one warm-up epoch)."""
+    data = _data(name)
+    model = build_model(name, data, **MODELS[name])
+    options = dict(batch_size=128, lr=1e-3, progress=False, device=device, distributed=distributed)
+    pg.fit(model, data, epochs=1, **options)
+    start = time.perf_counter()
+    pg.fit(model, data, epochs=epochs, init_from_data=False, **options)
+    return epochs * len(data) / (time.perf_counter() - start)
+
+
+def _rank(rank: int, port: int, epochs: int, folder: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    rate = throughput("vae", "cpu", epochs, distributed=True)
+    if rank == 0:
+        with open(os.path.join(folder, "rate"), "w") as fh:
+            fh.write(str(rate))
+    dist.destroy_process_group()
+
+
+def two_process_rate(epochs: int) -> float:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        mp.start_processes(_rank, args=(port, epochs, folder), nprocs=2, start_method="fork")
+        with open(os.path.join(folder, "rate")) as fh:
+            return float(fh.read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} thread(s); examples/s of fit")
+    for device in devices:
+        for name in MODELS:
+            print(f"{device:5s} {name:9s} {throughput(name, device, args.epochs):10.0f}")
+    one = throughput("vae", "cpu", args.epochs) if args.threads == 1 else None
+    two = two_process_rate(args.epochs)
+    if one is not None:
+        print(f"cpu   vae 2 processes (gloo) {two:10.0f}  speed-up {two / one:.2f}x over 1 process")
+
+
+if __name__ == "__main__":
+    main()

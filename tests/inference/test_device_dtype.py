@@ -1,0 +1,119 @@
+"""``device=`` and ``dtype=`` are honoured by fit, log_likelihood and checkpoints, for every family.
+
+CUDA cases run where torch finds a GPU and are skipped otherwise.
+"""
+
+import pytest
+import torch
+
+import probgen as pg
+from probgen.inference.importance import log_importance_weights
+from probgen.models import MODELS, build_model
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+DATA_FOR = {"binary": "digits-binary", "discrete": "digits", "real": "iris"}
+
+
+def _data(name, n=48):
+    spec = MODELS[name]
+    source = DATA_FOR[next(s for s in ("binary", "discrete", "real") if s in spec.cls.supports)]
+    data = pg.load_dataset(source)
+    return pg.data.Dataset(data.x[:n], data.y[:n], data.support, name=data.name)
+
+
+def _cases():
+    cases = [(name, {}) for name in sorted(MODELS)]
+    # a variational classifier creates its AutoGuide's parameters lazily, during the fit
+    classifiers = [n for n in sorted(MODELS) if issubclass(MODELS[n].cls, pg.models.GenerativeClassifier)]
+    return cases + [(name, {"method": "vi"}) for name in classifiers]
+
+
+#: pyro 1.9's AffineAutoregressive._inverse starts from torch.zeros(..., device=y.device), float32
+#: whatever y's dtype: IAF's log_prob (its training loss) fails in float64 until the model works round it
+KNOWN = {"iaf": "pyro AffineAutoregressive._inverse builds float32 zeros (no dtype=y.dtype)"}
+CASES = [
+    pytest.param(n, kw, marks=pytest.mark.xfail(reason=KNOWN[n], strict=True)) if n in KNOWN and not kw else (n, kw)
+    for n, kw in _cases()
+]
+IDS = [f"{n}-{'-'.join(kw.values()) or 'default'}" for n, kw in _cases()]
+
+
+def _floating(model):
+    return {k: v for k, v in [*model.named_parameters(), *model.named_buffers()] if v.is_floating_point()}
+
+
+def _output(model, data):
+    """A log-density of the model on a few examples (what log_likelihood is made of)."""
+    x = model.validate(data.x[:5])
+    y = model.check_labels(data.y[:5], 5)
+    if model.density == "lower_bound":
+        return log_importance_weights(model, x, y, 2)
+    if model.density == "implicit":
+        return model.sample(2)
+    return model.log_prob(x, y) if model.conditional else model.log_prob(x)
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
+def test_a_float64_fit_stays_float64(name, kwargs):
+    data = _data(name)
+    model = build_model(name, data, **kwargs)
+    options = {"strategy_options": {"num_samples": 20, "warmup_steps": 20, "num_chains": 1}}
+    options = options if model.fit_strategy == "nuts" else {"epochs": 1}
+    pg.fit(model, data, dtype="float64", batch_size=16, progress=False, **options)
+    wrong = {k: v.dtype for k, v in _floating(model).items() if v.dtype != torch.float64}
+    assert wrong == {}
+    with torch.no_grad():
+        out = _output(model, data)
+    assert out.dtype == torch.float64 if out.is_floating_point() else True
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_and_score_on_a_device(device, tmp_path):
+    data = _data("vae")
+    model = build_model("vae", data, latent_dim=2, hidden=(16,))
+    pg.fit(model, data, device=device, dtype="float64", epochs=1, batch_size=16, progress=False)
+    assert {p.device.type for p in model.parameters()} == {device}
+    score = pg.log_likelihood(model, data, num_samples=4)
+    assert score.num_examples == len(data) and score.kind == "lower_bound"
+    path = pg.save(model, tmp_path / "vae.safetensors")
+    for target in ("cpu", device):
+        loaded = pg.load(path, map_location=target)
+        assert {(p.device.type, p.dtype) for p in loaded.parameters()} == {(target, torch.float64)}
+        for k, v in loaded.state_dict().items():
+            torch.testing.assert_close(v.cpu(), model.state_dict()[k].cpu(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_closed_form_on_a_device_matches_cpu(device):
+    data = _data("independent-gaussian")
+    here = build_model("independent-gaussian", data)
+    there = build_model("independent-gaussian", data)
+    pg.fit(here, data, strategy="closed_form", dtype="float64", progress=False)
+    pg.fit(there, data, strategy="closed_form", device=device, dtype="float64", progress=False)
+    for k, v in there.estimate().items():
+        assert v.device.type == device
+        torch.testing.assert_close(v.cpu(), here.estimate()[k], rtol=1e-12, atol=1e-12)
+
+
+def test_bf16_autocast_trains_close_to_full_precision():
+    data = _data("vae", n=200)
+    losses = {}
+    for precision in (None, "bf16"):
+        torch.manual_seed(0)
+        model = build_model("vae", data, latent_dim=2, hidden=(32,))
+        result = pg.fit(model, data, precision=precision, epochs=3, batch_size=50, lr=0.01, progress=False)
+        assert {p.dtype for p in model.parameters()} == {torch.float32}  # master weights stay float32
+        losses[precision] = result.train_loss
+    assert all(torch.isfinite(torch.tensor(losses["bf16"])))
+    assert losses["bf16"][-1] < losses["bf16"][0]  # it trains
+    # bfloat16 keeps 8 bits of mantissa: the per-example loss agrees to about 1%
+    assert losses["bf16"][-1] == pytest.approx(losses[None][-1], rel=0.02)
+
+
+def test_bad_dtype_and_precision_are_refused():
+    data = _data("vae")
+    model = build_model("vae", data)
+    with pytest.raises(ValueError, match="unknown dtype 'float16'"):
+        pg.fit(model, data, dtype="float16", progress=False)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        pg.fit(model, data, precision="fp8", progress=False)
