@@ -981,6 +981,13 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                 _wrote(run_dir, info)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    """``report RUN_DIR``: (re)write RUN_DIR/report.html from its results.json and figures."""
+    from probgen.experiments.report import write_report
+
+    _wrote(write_report(Path(args.run_dir)))
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     """``run CONFIG.toml``: check the whole config, then run (or continue) its jobs into --out."""
     from probgen.experiments import expand_jobs, load_config, run_experiment, validate_config
@@ -1142,6 +1149,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check the config and list the jobs; fit nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars or job lines")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "report",
+        help="write report.html (tables and every figure) into a run directory",
+        description="Write RUN_DIR/report.html: the results tables and every figure of a run directory made by "
+        "`probgen run` or `probgen compare --out`, one static page that loads images by relative paths.",
+    )
+    p.add_argument("run_dir", help="a run directory (it holds results.json)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -14,6 +14,7 @@ Example:
 
 from probgen.experiments.config import ConfigError, load_config, validate_config
 from probgen.experiments.jobs import Job, expand_jobs, load_splits
+from probgen.experiments.report import write_report
 from probgen.experiments.runner import run_experiment, run_job
 from probgen.experiments.tables import summarize, write_reports
 
@@ -27,5 +28,6 @@ __all__ = [
     "run_job",
     "summarize",
     "validate_config",
+    "write_report",
     "write_reports",
 ]

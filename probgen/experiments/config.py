@@ -33,6 +33,8 @@ FIT_OPTIONS: dict[str, tuple[str, Any]] = {
     "num_samples": ("a positive integer (particles of the objective)", lambda v: _is_int(v) and v >= 1),
     "time_limit": ("a positive number of seconds", lambda v: _is_num(v) and v > 0),
     "device": ("a device name such as 'cpu' or 'cuda'", lambda v: isinstance(v, str) and bool(v)),
+    "dtype": ("'float32' or 'float64'", lambda v: v in ("float32", "float64")),
+    "precision": ("'fp32' or 'bf16'", lambda v: v in ("fp32", "bf16")),
 }
 EVAL_OPTIONS: dict[str, tuple[str, Any]] = {
     "method": (f"one of {', '.join(EVAL_METHODS)}", lambda v: v in EVAL_METHODS),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from pyro.distributions.transforms import AffineAutoregressive
+from pyro.distributions.transforms.utils import clamp_preserve_gradients
 from pyro.nn import AutoRegressiveNN
 from torch.distributions import Transform
 
@@ -24,6 +25,20 @@ from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
 __all__ = ["MAF", "IAF"]
+
+
+class _AffineAutoregressive(AffineAutoregressive):
+    """Pyro's affine autoregressive transform with a sequential inverse in the input's dtype
+    (Pyro 1.9 starts it from float32 zeros, which breaks float64 flows)."""
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        x = [y.new_zeros(y.shape[:-1])] * y.size(-1)
+        for idx in self.arn.permutation:  # one network pass per dimension
+            mean, log_scale = self.arn(torch.stack(x, dim=-1))
+            log_scale = clamp_preserve_gradients(log_scale, self.log_scale_min_clip, self.log_scale_max_clip)
+            x[idx] = (y[..., idx] - mean[..., idx]) * torch.exp(-log_scale[..., idx])
+        self._cached_log_scale = log_scale
+        return torch.stack(x, dim=-1)
 
 
 class _AffineAutoregressiveFlow(Flow):
@@ -36,7 +51,7 @@ class _AffineAutoregressiveFlow(Flow):
         d = self.num_dims
 
         def layer() -> Transform:
-            t = AffineAutoregressive(AutoRegressiveNN(d, self.made_hidden, permutation=torch.arange(d)))
+            t = _AffineAutoregressive(AutoRegressiveNN(d, self.made_hidden, permutation=torch.arange(d)))
             return t.inv if self.density_fast else t
 
         return self._stacked(layer)
