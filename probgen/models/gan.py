@@ -1,4 +1,4 @@
-"""Generative adversarial networks: an MLP generator and discriminator, an implicit density.
+"""Generative adversarial networks: MLP or DCGAN networks, an implicit density.
 
 The generator is the Pyro program ``z ~ N(0, I)``, ``x = mu + s * G(z)`` (``mu``, ``s`` the
 training data's mean and scale, set by ``init_from_data``); it defines no density over x
@@ -11,13 +11,23 @@ Losses (``loss=``): "minimax" (the original value function, generator minimises
 ``log(1 - D(G(z)))``), "non_saturating" (the generator maximises ``log D(G(z))`` instead) and
 "wasserstein_gp" (a critic with a gradient penalty of weight 10).
 
+Networks (``architecture=``): "mlp" on flat vectors, or "dcgan" for images ``(C, H, W)`` with H
+and W multiples of 4 (8x8 digits, say): a transposed-convolution generator with batch norm and
+ReLU, and a strided-convolution discriminator with leaky ReLU and batch norm on every layer but
+the first (none for the Wasserstein critic, whose gradient penalty is per example), as Radford
+et al. recommend. A DCGAN standardizes with one mean and scale over all pixels, so the networks see
+the images as images.
+
 References:
     Goodfellow et al., "Generative Adversarial Nets" (2014), arXiv:1406.2661.
+    Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+    Generative Adversarial Networks" (2016), arXiv:1511.06434.
     Gulrajani et al., "Improved Training of Wasserstein GANs" (2017), arXiv:1704.00028.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -34,25 +44,73 @@ from probgen.models.base import GenerativeModel
 from probgen.models.networks import MLP
 from probgen.models.registry import register
 
-__all__ = ["GAN", "GAN_LOSSES"]
+__all__ = ["GAN", "GAN_LOSSES", "GAN_ARCHITECTURES", "DCGANGenerator", "DCGANDiscriminator"]
 
 GAN_LOSSES = ("minimax", "non_saturating", "wasserstein_gp")
+GAN_ARCHITECTURES = ("mlp", "dcgan")
 GRADIENT_PENALTY = 10.0
+
+
+class DCGANGenerator(nn.Module):
+    """``z -> linear -> (2c, H/4, W/4) -> [BN, ReLU, 4x4 transposed conv, stride 2] x 2 -> (C, H, W)``,
+    batch norm and ReLU before the second upsampling too; flat ``[n, C*H*W]`` out."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channels: int) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        self.base = (2 * channels, h // 4, w // 4)
+        self.project = nn.Linear(latent_dim, math.prod(self.base))
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(2 * channels),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.ConvTranspose2d(channels, c, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.project(z).reshape(len(z), *self.base)).flatten(1)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Flat ``[n, C*H*W]`` -> (C, H, W) -> 4x4 conv, stride 2, leaky ReLU -> 4x4 conv, stride 2,
+    batch norm (optional), leaky ReLU -> linear -> one logit (critic value)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: int, batch_norm: bool = True) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        self.image_shape = image_shape
+        self.body = nn.Sequential(
+            nn.Conv2d(c, channels, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1),
+            nn.BatchNorm2d(2 * channels) if batch_norm else nn.Identity(),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(2 * channels * (h // 4) * (w // 4), 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x.reshape(len(x), *self.image_shape))
 
 
 @register(
     "gan",
-    description="GAN, MLP generator and discriminator (adversarial fit; implicit density)",
+    description="GAN, MLP or DCGAN generator and discriminator (adversarial fit; implicit density)",
     fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100},
 )
 class GAN(GenerativeModel):
-    """A generative adversarial network on real vectors.
+    """A generative adversarial network on real vectors or images.
 
     Args:
-        event_shape, support: of the real data.
+        event_shape, support: of the real data; ``(C, H, W)``, H and W multiples of 4, for "dcgan".
         latent_dim: size of z.
-        hidden: hidden widths of both networks.
+        hidden: hidden widths of both networks ("mlp").
         loss: one of :data:`GAN_LOSSES`.
+        architecture: one of :data:`GAN_ARCHITECTURES`.
+        channels: feature maps of the first discriminator layer and the last generator layer
+            ("dcgan"; the others have twice as many).
 
     Example:
         >>> import probgen as pg
@@ -61,6 +119,12 @@ class GAN(GenerativeModel):
         >>> _ = pg.fit(gan, data, epochs=2, progress=False)
         >>> gan.sample(3).shape
         torch.Size([3, 2])
+        >>> digits = pg.load_dataset("digits")
+        >>> images = pg.data.Dataset(digits.x.reshape(-1, 1, 8, 8), None, "real", name="digits")
+        >>> dcgan = GAN((1, 8, 8), "real", architecture="dcgan", channels=16)
+        >>> _ = pg.fit(dcgan, images, epochs=1, progress=False)
+        >>> dcgan.sample(3).shape
+        torch.Size([3, 1, 8, 8])
     """
 
     supports = ("real",)
@@ -75,15 +139,29 @@ class GAN(GenerativeModel):
         latent_dim: int = 8,
         hidden: Sequence[int] = (128, 128),
         loss: str = "non_saturating",
+        architecture: str = "mlp",
+        channels: int = 32,
     ) -> None:
         super().__init__(event_shape, support)
         if loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; expected one of {GAN_LOSSES}")
+        if architecture not in GAN_ARCHITECTURES:
+            raise ValueError(f"unknown GAN architecture {architecture!r}; expected one of {GAN_ARCHITECTURES}")
+        shape = self.event_shape
+        if architecture == "dcgan" and (len(shape) != 3 or shape[1] % 4 or shape[2] % 4):
+            raise ValueError(
+                f"architecture='dcgan' needs an image event_shape (C, H, W) with H and W multiples of 4, got {shape}"
+            )
         self.latent_dim, self.loss = check_int("latent_dim", latent_dim), loss
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden, self.architecture = tuple(int(h) for h in hidden), architecture
+        self.channels = check_int("channels", channels)
         d = self.num_dims
-        self.generator = MLP(self.latent_dim, self.hidden, d, activation=nn.ReLU)
-        self.discriminator = MLP(d, self.hidden, 1, activation=partial(nn.LeakyReLU, 0.2))
+        if architecture == "dcgan":
+            self.generator = DCGANGenerator(self.latent_dim, shape, self.channels)
+            self.discriminator = DCGANDiscriminator(shape, self.channels, batch_norm=loss != "wasserstein_gp")
+        else:
+            self.generator = MLP(self.latent_dim, self.hidden, d, activation=nn.ReLU)
+            self.discriminator = MLP(d, self.hidden, 1, activation=partial(nn.LeakyReLU, 0.2))
         self.register_buffer("data_loc", torch.zeros(d))
         self.register_buffer("data_scale", torch.ones(d))
 
@@ -104,16 +182,29 @@ class GAN(GenerativeModel):
             return pyro.deterministic("x", self.data_loc + self.data_scale * self._generate(z), event_dim=1)
 
     def sample(self, n: int) -> Tensor:
+        """``n`` draws; batch norm uses its running statistics, so each draw is independent of
+        the others in the batch (the training mode is restored)."""
         n = self._check_n(n)
-        with torch.no_grad():
-            x = self.data_loc + self.data_scale * self._generate(self._prior(n).sample())
+        training = self.generator.training
+        self.generator.eval()
+        try:
+            with torch.no_grad():
+                x = self.data_loc + self.data_scale * self._generate(self._prior(n).sample())
+        finally:
+            self.generator.train(training)
         return x.reshape(n, *self.event_shape)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
-        """Generate and discriminate in the data's standardized coordinates."""
+        """Generate and discriminate in the data's standardized coordinates: per dimension for
+        "mlp", one mean and scale over all pixels for "dcgan"."""
         flat = x.reshape(len(x), -1)
-        self.data_loc = flat.mean(0)
-        self.data_scale = flat.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones_like(self.data_scale)
+        if len(x) < 2:
+            self.data_loc, self.data_scale = flat.mean(0), torch.ones_like(self.data_scale)
+        elif self.architecture == "dcgan":
+            self.data_loc = flat.mean().expand(self.num_dims).clone()
+            self.data_scale = flat.std().clamp(min=1e-6).expand(self.num_dims).clone()
+        else:
+            self.data_loc, self.data_scale = flat.mean(0), flat.std(0).clamp(min=1e-6)
 
     # -------------------------------------------------------------- the two players
     def generator_parameters(self) -> Iterator[nn.Parameter]:
@@ -149,4 +240,10 @@ class GAN(GenerativeModel):
         return -out.mean()
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"latent_dim": self.latent_dim, "hidden": list(self.hidden), "loss": self.loss}
+        return {
+            "latent_dim": self.latent_dim,
+            "hidden": list(self.hidden),
+            "loss": self.loss,
+            "architecture": self.architecture,
+            "channels": self.channels,
+        }

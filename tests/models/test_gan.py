@@ -98,3 +98,64 @@ def test_bad_arguments_are_refused():
         GAN(2, "real", loss="hinge")
     with pytest.raises(ValueError, match="does not model 'binary' data"):
         GAN(2, "binary")
+
+
+def _digit_images(n=300):
+    digits = pg.load_dataset("digits")
+    return pg.data.Dataset(digits.x[:n].reshape(-1, 1, 8, 8), None, "real", name="digit images")
+
+
+def test_dcgan_networks_have_the_image_shapes():
+    torch.manual_seed(0)
+    gan = GAN((1, 8, 8), "real", architecture="dcgan", latent_dim=5, channels=4)
+    z = torch.randn(7, 5)
+    assert gan.generator.project(z).shape == (7, 8 * 2 * 2)  # 2c maps of H/4 x W/4
+    assert gan.generator(z).shape == (7, 64)  # flat 1 x 8 x 8 images
+    assert gan.discriminator(torch.randn(7, 64)).shape == (7, 1)
+    assert gan.sample(7).shape == (7, 1, 8, 8)
+    convs = [m for m in gan.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs] == [4, 1]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gan.discriminator.body[:2])  # none on layer 1
+    critic = GAN((1, 8, 8), "real", architecture="dcgan", loss="wasserstein_gp")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.discriminator.modules())
+
+
+def test_dcgan_sampling_uses_running_statistics():
+    """Eval-mode batch norm: a draw does not depend on the rest of its batch; training mode is kept."""
+    gan = GAN((1, 8, 8), "real", architecture="dcgan", channels=4)
+    torch.manual_seed(0)
+    eight = gan.sample(8)
+    torch.manual_seed(0)
+    four = gan.sample(4)
+    assert torch.allclose(eight[:4], four, atol=1e-6) and gan.generator.training
+    with torch.no_grad():  # in training mode the batch statistics would couple the draws
+        z = torch.randn(8, gan.latent_dim)
+        assert not torch.allclose(gan.generator(z)[:4], gan.generator(z[:4]), atol=1e-3)
+
+
+def test_dcgan_trains_on_digit_images():
+    """300 digits as 1 x 8 x 8 real images, 2 epochs of batch 50: every parameter moves, both
+    losses stay finite, and the data are standardized by one mean and scale over all pixels."""
+    images = _digit_images()
+    torch.manual_seed(0)
+    gan = GAN.from_dataset(images, architecture="dcgan", channels=8, latent_dim=8)
+    before = {k: v.detach().clone() for k, v in gan.named_parameters()}
+    result = pg.fit(gan, images, epochs=2, batch_size=50, lr=2e-4, progress=False)
+    for h in result.history:
+        assert math.isfinite(h["discriminator_loss"]) and math.isfinite(h["generator_loss"])
+    for key, value in gan.named_parameters():
+        assert not torch.equal(value, before[key]), f"{key} did not train"
+    assert torch.allclose(gan.data_loc, images.x.mean().expand(64)) and gan.data_scale.unique().numel() == 1
+    draws = gan.sample(10)
+    assert draws.shape == (10, 1, 8, 8) and torch.isfinite(draws).all()
+
+
+def test_dcgan_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="unknown GAN architecture 'resnet'; expected one of"):
+        GAN((1, 8, 8), "real", architecture="resnet")
+    with pytest.raises(ValueError, match=r"needs an image event_shape \(C, H, W\).*got \(64,\)"):
+        GAN(64, "real", architecture="dcgan")
+    with pytest.raises(ValueError, match=r"multiples of 4, got \(1, 6, 8\)"):
+        GAN((1, 6, 8), "real", architecture="dcgan")
+    with pytest.raises(ValueError, match="channels must be a positive integer, got 0"):
+        GAN((1, 8, 8), "real", architecture="dcgan", channels=0)
