@@ -914,8 +914,8 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
 
         pyro.set_rng_seed(model_seed(args.seed, name))
         model = _build(name, train, {})
-        # one table of log p(x): no implicit models, no conditional log p(x | y)
-        if not _scorable(model) or model.conditional:
+        # one table of log p(x) (implicit models: likelihood-free columns), no conditional log p(x | y)
+        if model.conditional:
             skipped.append(name)
         else:
             models.append({"name": name})
@@ -974,7 +974,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                       f"{split} examples\n")  # fmt: skip
             print(text)
             if skipped:
-                print(f"not in the table (no comparable log p(x)): {', '.join(skipped)}", file=info)
+                print(f"not in the table (conditional: log p(x | y)): {', '.join(skipped)}", file=info)
             if args.out:
                 _wrote(_write_text(out / f"compare-{train.name}.json", table.to_json()), info)
                 _wrote(table.plot(out / f"compare-{train.name}.png"), info)

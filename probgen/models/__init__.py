@@ -13,7 +13,7 @@ from probgen.models.discriminant import (
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
 )
-from probgen.models.energy import RBM
+from probgen.models.energy import RBM, GaussianRBM
 from probgen.models.factorized import (
     Factorized,
     IndependentBernoulli,
@@ -68,6 +68,7 @@ __all__ = [
     "PixelCNN",
     "QuadraticDiscriminantAnalysis",
     "RBM",
+    "GaussianRBM",
     "RealNVP",
     "VAE",
     "build_model",
