@@ -286,10 +286,14 @@ def test_compare_is_a_run_preset_and_each_row_carries_its_models_kind(capsys, tm
     # an unnormalized model's number is exact or an estimate as its log Z is
     expected = {"exact": {"exact"}, "lower_bound": {"lower_bound"}, "estimate": {"estimate"}}
     expected["unnormalized"] = {"exact", "estimate"}
+    expected["implicit"] = {"implicit"}
     assert len(rows) >= 4
     for row in rows:
         model = pg.models.build_model(row["model"], train)
         assert row["kind"] in expected[model.density], row["model"]
+        # implicit models: likelihood-free numbers in their own columns, never in the nats column
+        assert (row["nll_nats"] is None) == (model.density == "implicit"), row["model"]
+        assert (row["mmd2"] is not None) == (model.density == "implicit"), row["model"]
     assert {"vae", "independent-bernoulli", "bernoulli-nb"} <= {r["model"] for r in rows}
     stored = json.loads((out / "digits-binary" / "results.json").read_text())["jobs"]
     assert [r["nll_nats"] for r in stored] == [r["nll_nats"] for r in rows]
