@@ -11,7 +11,9 @@
    Adam 1e-3, batch 100, early stopping on the validation ELBO, for three seeds: the Gaussian
    posterior, a 4-layer IAF posterior (Kingma et al. 2016) and the VampPrior (Tomczak &
    Welling 2018). Targets: the IAF's mean IWAE test NLL below the Gaussian's, and the best
-   model's mean at most 17.3 nats.
+   model's mean at most 17.3 nats. Measured (1000 epochs, patience 100, K=5000, seeds 0-2):
+   Gaussian 17.98, IAF-4 18.00 (its test -ELBO 18.74 against the Gaussian's 18.89), VampPrior
+   (K=50) 17.45: neither target met (IAF -0.02 nats, best 0.15 nats above 17.3).
 
 Run: python benchmarks/vae_quality.py [--epochs 1000] [--k 5000] [--flows [--seeds 0 1 2]]
 """
