@@ -87,7 +87,14 @@ def _order(latent_dim: int, layer: int) -> Tensor:
 
 def encoder_features(encoder: GaussianEncoder, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(loc, scale, h)``: the encoder's Gaussian and its features ``h`` (the input of its last
-    linear layer, the one-hot label included), the context of a posterior flow."""
+    linear layer, the one-hot label included), the context of a posterior flow.
+
+    Example:
+        >>> from probgen.models.networks import make_encoder
+        >>> loc, scale, h = encoder_features(make_encoder("mlp", 6, (8,), 2, None), torch.rand(3, 6))
+        >>> loc.shape, h.shape
+        (torch.Size([3, 2]), torch.Size([3, 8]))
+    """
     h = encoder.body(x)
     if encoder.num_classes:
         h = one_hot_concat(h, y, encoder.num_classes)
