@@ -40,6 +40,9 @@ def _variants(name):
         return [{"method": m} for m in ("conjugate", "map", "vi")]
     if issubclass(cls, pg.models.Dequantized):
         return [{"method": m} for m in ("uniform", "importance")]
+    if issubclass(cls, pg.models.VAE):  # the Gaussian posterior, a flow posterior, a richer prior
+        flows = [{}, {"posterior_flow": "sylvester", "flow_length": 2}]
+        return flows + ([{"prior": "flow", "flow_length": 2}] if cls.conditional else [{"prior": "vamp"}])
     return [{}]
 
 
