@@ -208,3 +208,18 @@ def test_the_one_pass_elbo_falls_back_to_pyros_draws_for_a_discrete_latent(float
         loss = ours(model, x, None)
         torch.manual_seed(seed)
         assert loss.item() == pytest.approx(reference.differentiable_loss(model.model, model.guide, x, None).item())
+
+
+def test_a_checkpoint_written_during_a_fit_holds_a_fitted_model(tmp_path):
+    """A fit cut short (a time limit, a kill) leaves its per-epoch checkpoint: the weights in it
+    were trained, so the loaded model scores without the never-fitted warning."""
+    import warnings
+
+    x = pg.load_dataset("digits-binary").x[:200]
+    ckpt = tmp_path / "c.safetensors"
+    pg.fit(IndependentBernoulli(64, estimator="map"), x, epochs=1, checkpoint=ckpt, progress=False)
+    model = pg.load_checkpoint(ckpt).model
+    assert bool(model.fitted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pg.log_likelihood(model, x)

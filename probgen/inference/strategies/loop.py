@@ -205,6 +205,7 @@ class EpochLoop:
         for epoch in bar:
             started = time.perf_counter()
             record = {"epoch": epoch, **epoch_fn(epoch, generator), "lr": self.optimizer.param_groups[0]["lr"]}
+            model.fitted.fill_(True)  # trained an epoch: these weights, and checkpoints of them, are fitted
             if val is not None and val_fn is not None:
                 record["val_loss"] = val_fn(val)
             record["seconds"] = time.perf_counter() - started
