@@ -1039,7 +1039,7 @@ def _fit_examples() -> str:
             cls = spec.cls
             if key not in cls.accepted_parameters() or cls.conditional:
                 continue
-            if getattr(cls, "density", "exact") == "implicit" or not spec.suits(support, True):
+            if cls.density == "implicit" or not spec.suits(support, True):  # implicit: a class attribute
                 continue
             lines.append(f"  # {kind}")
             lines.append(f"  probgen fit {name} --data {data} --out runs/{name} --model-args '{example}'")

@@ -46,13 +46,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-import pyro
 import torch
 from pyro.nn import PyroModule
 from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.data.support import check_data, parse_support
+from probgen.models.plates import DataPlate
 
 if TYPE_CHECKING:
     from probgen.models.conjugate import ConjugateVariational, MaximumLikelihood, PosteriorMode
@@ -215,14 +215,14 @@ class GenerativeModel(PyroModule):
         """The data size a minibatch stands for inside :meth:`scaled_to` (None outside)."""
         return self._num_data
 
-    def data_plate(self, x: Tensor) -> pyro.plate:
+    def data_plate(self, x: Tensor) -> DataPlate:
         """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :meth:`scaled_to`."""
         batch = x.shape[0]
         size = self._num_data if self._num_data is not None else batch
         index = self._indices.get((batch, x.device))
         if index is None:
             index = self._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
-        return pyro.plate("data", size, subsample=index)
+        return DataPlate("data", size, subsample=index)
 
     @contextmanager
     def scaled_to(self, num_data: int) -> Iterator[None]:

@@ -28,13 +28,7 @@ def _cases():
     return cases + [(name, {"method": "vi"}) for name in classifiers]
 
 
-#: pyro 1.9's AffineAutoregressive._inverse starts from torch.zeros(..., device=y.device), float32
-#: whatever y's dtype: IAF's log_prob (its training loss) fails in float64 until the model works round it
-KNOWN: dict[str, str] = {}  # model name -> why it cannot keep float64 (an xfail)
-CASES = [
-    pytest.param(n, kw, marks=pytest.mark.xfail(reason=KNOWN[n], strict=True)) if n in KNOWN and not kw else (n, kw)
-    for n, kw in _cases()
-]
+CASES = _cases()
 IDS = [f"{n}-{'-'.join(kw.values()) or 'default'}" for n, kw in _cases()]
 
 

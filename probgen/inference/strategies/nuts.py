@@ -69,7 +69,7 @@ class NUTSStrategy(FitStrategy):
                 warmup_steps=nuts["warmup_steps"],
                 disable_progbar=not options.progress,
             )
-            with model.scaled_to(len(x)):
+            with model.scaled_to(len(x)), pyro.validation_enabled(options.validate):
                 mcmc.run(x, y)
             chains.append(mcmc.get_samples(group_by_chain=True))
         draws = {k: torch.cat([c[k] for c in chains], 0) for k in chains[0]}  # [chains, draws, ...]
