@@ -183,7 +183,9 @@ class ObjectiveModule(torch.nn.Module):
         context = torch.autocast(x.device.type, dtype=torch.bfloat16) if low else nullcontext()
         with context:
             loss = self.loss_fn(self.model, x, y)
-        return loss.float() * weight if low else loss * weight
+        if low:
+            loss = loss.float()
+        return loss if weight == 1.0 else loss * weight
 
 
 def wrap_data_parallel(module: ObjectiveModule, device: torch.device, find_unused: bool) -> torch.nn.Module:

@@ -222,7 +222,7 @@ class GenerativeModel(PyroModule):
         index = self._indices.get((batch, x.device))
         if index is None:
             index = self._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
-        return DataPlate("data", size, subsample=index)
+        return DataPlate("data", size, subsample=index, device=x.device)
 
     @contextmanager
     def scaled_to(self, num_data: int) -> Iterator[None]:
