@@ -13,7 +13,8 @@ allocations, is reported apart) and the ratio; the target is a ratio of at most 
 
 Measured (one thread, a quiet 2-core machine, --repeats 4, torch 2.13 CPU): MNIST-sized
 3.40 s hand-written against 3.12 s per probgen epoch (ratio 0.92); digits 13 ms against 16 ms
-(ratio 1.22: about 0.3 ms of Pyro bookkeeping per step of 10 ms networks, plates, three sites).
+(ratio 1.22: about 0.3 ms of Pyro bookkeeping, plates and three sample sites, in each of the
+10 steps).
 
 Run: python benchmarks/vae_speed.py [--repeats 3] [--threads 1]
 """
