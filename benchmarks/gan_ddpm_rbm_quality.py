@@ -9,6 +9,14 @@
 - DDPM: the bound against the true log density of a 1-D mixture as training goes on, and the
   bound on 17-level digits (nats, bits/dim).
 
+  Measured on 17-level digits (256-256 denoiser, Adam 1e-3, batch 100, seed 0, the bound on the
+  test split): T = 50 (betas 1e-3..0.2) 166.0 nats (3.74 bits/dim) after 300 epochs and 145.5
+  (3.28) after 3000, almost all of it in the diffusion terms (136.2; prior 0.1, decoder 9.2);
+  T = 1000 (betas 1e-4..0.02) 206.2 after 3000 epochs; the posterior's variance instead of
+  beta_t, 278.6 (T = 50, 300 epochs). The fixed-variance DDPM's bound stays far above the
+  independent categorical model's exact 106.8: learned variances (Nichol & Dhariwal 2021) are
+  the known remedy, not built.
+
 Run: python benchmarks/gan_ddpm_rbm_quality.py [--quick]
 """
 
