@@ -14,8 +14,8 @@
   (3.28) after 3000, almost all of it in the diffusion terms (136.2; prior 0.1, decoder 9.2);
   T = 1000 (betas 1e-4..0.02) 206.2 after 3000 epochs; the posterior's variance instead of
   beta_t, 278.6 (T = 50, 300 epochs). The fixed-variance DDPM's bound stays far above the
-  independent categorical model's exact 106.8: learned variances (Nichol & Dhariwal 2021) are
-  the known remedy, not built.
+  independent categorical model's exact 106.8: learned reverse variances and a cosine
+  schedule (Nichol & Dhariwal 2021) are what improved DDPM likelihoods there; not built.
 
 Run: python benchmarks/gan_ddpm_rbm_quality.py [--quick]
 """
