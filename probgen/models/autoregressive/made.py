@@ -63,7 +63,8 @@ class MADE(Autoregressive):
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
             mixture of ``components``; see :class:`OutputHead`).
         dropout: probability in [0, 1) of dropping each hidden unit in the training Pyro
-            program (``model``); 0 turns it off. Never applied by ``log_prob``/``sample``.
+            program (``model``); 0 turns it off. Never applied by ``log_prob``, ``sample``
+            or ``complete``.
 
     Raises:
         ValueError: ``dropout`` is not a number in [0, 1).
