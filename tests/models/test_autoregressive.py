@@ -296,3 +296,47 @@ def test_the_pyro_program_scores_x_by_log_prob(name, float64):
     else:
         assert torch.allclose(traced, model.log_prob(x), rtol=1e-12)
         assert torch.allclose(site["fn"].log_prob(x.clone()), traced, rtol=1e-12)  # recomputed for another tensor
+
+
+@pytest.mark.parametrize("num_masks", [1, 3])
+def test_made_dropout_only_in_the_training_program(num_masks, float64):
+    """With dropout > 0, log_prob is deterministic and normalised (the whole network, before
+    and after training), sample and complete equal those of the same weights without dropout,
+    and the training program's log p(x) varies from call to call."""
+    import pyro.poutine as poutine
+
+    d = 8
+    torch.manual_seed(1)
+    model = MADE((d,), "binary", hidden=(13, 11), num_masks=num_masks, seed=4, dropout=0.5)
+    every = _all_configurations(d, 2)
+    for _ in ("init", "trained"):
+        first, second = model.log_prob(every), model.log_prob(every)
+        assert torch.equal(first, second)
+        assert abs(first.logsumexp(0).exp().item() - 1) < 1e-5
+        _train_a_little(model, 2)
+    plain = MADE.from_config({**model.config, "dropout": 0.0})
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(plain.log_prob(every), model.log_prob(every))
+    drawn = []
+    for m in (model, plain):
+        torch.manual_seed(3)
+        drawn.append((m.sample(50), m.complete(every[:2], torch.arange(d) < 3, 5)))
+    assert all(torch.equal(a, b) for a, b in zip(*drawn, strict=True))
+    x = every[::17]
+    with model.connectivity(0):  # one member, so only dropout can change the objective
+        traced = [poutine.trace(model.model).get_trace(x).nodes["x"] for _ in range(2)]
+        scores = [site["fn"].log_prob(site["value"]) for site in traced]
+        assert not torch.allclose(scores[0], scores[1])
+    with plain.connectivity(0):
+        site = poutine.trace(plain.model).get_trace(x).nodes["x"]
+        assert torch.allclose(site["fn"].log_prob(site["value"]), plain.log_prob(x), rtol=1e-12)
+
+
+def test_made_dropout_is_checked_and_saved_in_the_config():
+    model = MADE(6, "binary", hidden=(5,), dropout=0.25)
+    assert model.config["dropout"] == 0.25
+    assert MADE.from_config(model.config).dropout == 0.25
+    assert MADE(6, "binary").config["dropout"] == 0.0
+    for bad in (-0.1, 1.0, 1.5, "0.5", None, True):
+        with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+            MADE(6, "binary", dropout=bad)

@@ -5,7 +5,9 @@ a random degree ``m`` in ``[min of the layer below, D - 1]``; a weight is kept w
 above has a degree ``>=`` the unit below (``>`` into the outputs), so output ``d`` sees only
 ``x_<d``. With ``num_masks > 1`` training is order- and connectivity-agnostic (each minibatch
 draws one of the masks, orderings random) and ``log_prob`` is the ensemble
-``log (1/K) sum_k p_k(x)``; ``sample`` draws a member, then from it.
+``log (1/K) sum_k p_k(x)``; ``sample`` draws a member, then from it. With ``dropout > 0``
+the hidden units are dropped (inverted dropout) in the training Pyro program only; ``log_prob``,
+``sample`` and ``complete`` use the whole network, so they stay deterministic and normalised.
 
 References:
     Germain, Gregor, Murray & Larochelle, "MADE: Masked Autoencoder for Distribution
@@ -19,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from probgen._checks import check_int
@@ -59,6 +62,12 @@ class MADE(Autoregressive):
         components: mixture components per dimension for real data.
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
             mixture of ``components``; see :class:`OutputHead`).
+        dropout: probability in [0, 1) of dropping each hidden unit in the training Pyro
+            program (``model``); 0 turns it off. Never applied by ``log_prob``, ``sample``
+            or ``complete``.
+
+    Raises:
+        ValueError: ``dropout`` is not a number in [0, 1).
 
     Example:
         >>> import probgen as pg
@@ -79,10 +88,14 @@ class MADE(Autoregressive):
         seed: int = 0,
         components: int = 5,
         output: str = "categorical",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(event_shape, support, components=components, output=output)
         self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
         self.num_masks, self.seed = check_int("num_masks", num_masks), int(seed)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         widths = [self.num_dims * self.head.input_width, *self.hidden, self.num_dims * self.head.params_per_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
@@ -129,20 +142,30 @@ class MADE(Autoregressive):
     def order(self) -> Tensor:
         return self._current()[0].to(self.device)
 
-    def _params(self, x: Tensor) -> Tensor:
+    def _params(self, x: Tensor, dropout: float = 0.0) -> Tensor:
+        """The conditionals' parameters ``[N, D, P]``; ``dropout`` drops hidden units (training)."""
         net = self.net("made")
         linears = [m for m in net if isinstance(m, MaskedLinear)]
         for layer, mask in zip(linears, self._current()[1], strict=True):
             layer.mask = mask.to(device=x.device, dtype=x.dtype)
-        return net(self.head.inputs(x).flatten(1)).reshape(len(x), self.num_dims, self.head.params_per_dim)
+        h = self.head.inputs(x).flatten(1)
+        for module in net:
+            h = module(h)
+            if dropout and isinstance(module, nn.ReLU):
+                h = F.dropout(h, dropout, training=True)
+        return h.reshape(len(x), self.num_dims, self.head.params_per_dim)
 
     def _log_prob_flat(self, x: Tensor, training: bool = False) -> Tensor:
-        """Training: one random member per minibatch; otherwise the ensemble's log p(x)."""
+        """Training: one random member per minibatch (hidden units dropped with probability
+        ``dropout``); otherwise the ensemble's log p(x)."""
+        if training:
+            rate = self.dropout
+            if self.num_masks == 1 or self._active is not None:
+                return self.head.log_prob(self._params(x, rate), x)
+            with self.connectivity(int(torch.randint(self.num_masks, ()))):
+                return self.head.log_prob(self._params(x, rate), x)
         if self.num_masks == 1 or self._active is not None:
             return super()._log_prob_flat(x)
-        if training:
-            with self.connectivity(int(torch.randint(self.num_masks, ()))):
-                return super()._log_prob_flat(x)
         members = []
         for k in range(self.num_masks):
             with self.connectivity(k):
@@ -179,5 +202,5 @@ class MADE(Autoregressive):
         return sum(int(mask.sum()) + layer.bias.numel() for layer, mask in zip(linears, masks, strict=True))
 
     def _config_kwargs(self) -> dict:
-        extra = {"hidden": list(self.hidden), "num_masks": self.num_masks, "seed": self.seed}
+        extra = {"hidden": list(self.hidden), "num_masks": self.num_masks, "seed": self.seed, "dropout": self.dropout}
         return {**super()._config_kwargs(), **extra}
