@@ -31,6 +31,11 @@ FIT_OPTIONS: dict[str, tuple[str, Any]] = {
     "patience": ("a positive integer", lambda v: _is_int(v) and v >= 1),
     "objective": ("a string such as 'elbo' or 'analytic_kl'", lambda v: isinstance(v, str) and bool(v)),
     "num_samples": ("a positive integer (particles of the objective)", lambda v: _is_int(v) and v >= 1),
+    "val_objective": (
+        "a string such as 'iwae' (what scores validation data)",
+        lambda v: isinstance(v, str) and bool(v),
+    ),
+    "val_num_samples": ("a positive integer (particles of val_objective)", lambda v: _is_int(v) and v >= 1),
     "time_limit": ("a positive number of seconds", lambda v: _is_num(v) and v > 0),
     "device": ("a device name such as 'cpu' or 'cuda'", lambda v: isinstance(v, str) and bool(v)),
     "dtype": ("'float32' or 'float64'", lambda v: v in ("float32", "float64")),

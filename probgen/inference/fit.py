@@ -60,6 +60,8 @@ def _check(options: FitOptions) -> None:
     check_int("epochs", options.epochs)
     check_int("batch_size", options.batch_size)
     check_int("num_samples", options.num_samples)
+    if options.val_num_samples is not None:
+        check_int("val_num_samples", options.val_num_samples)
     if isinstance(options.lr, bool) or not isinstance(options.lr, int | float) or not options.lr > 0:
         raise ValueError(f"lr must be a positive number, got {options.lr!r}")
     if options.patience is not None:
@@ -128,7 +130,10 @@ def fit(
             ``objective`` ("elbo", "analytic_kl", "iwae", a ``pyro.infer.ELBO`` or a callable
             ``loss(model, x, y)``), ``epochs``, ``batch_size``, ``lr``, ``optimizer`` ("adam",
             "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``,
-            ``num_samples``, ``patience``, ``seed``, ``resume``, ``init_from_data``,
+            ``num_samples``, ``val_objective`` and ``val_num_samples`` (what scores the
+            validation data for early stopping, by default the training objective: e.g.
+            ``val_objective="iwae", val_num_samples=50`` stops on a tighter bound than a
+            one-sample ELBO), ``patience``, ``seed``, ``resume``, ``init_from_data``,
             ``validate``, ``progress``, ``strategy_options`` (e.g. NUTS' ``num_samples``,
             ``warmup_steps``, ``num_chains``), ``distributed`` (run in every process of a
             ``torch.distributed`` group, each rank on its part of every batch; docs/scale.md)

@@ -223,3 +223,23 @@ def test_a_checkpoint_written_during_a_fit_holds_a_fitted_model(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pg.log_likelihood(model, x)
+
+
+def test_validation_scored_by_its_own_objective():
+    """``val_objective="iwae"`` scores the validation data by the IWAE-K bound (the number
+    log_likelihood gives), not by the one-sample ELBO the model trains on."""
+    train, val = pg.load_dataset("digits-binary").x[:300], pg.load_dataset("digits-binary", "val").x[:200]
+    torch.manual_seed(0)
+    model = pg.models.VAE(64, "binary", latent_dim=2, hidden=(32,))
+    options = {"epochs": 4, "batch_size": 100, "lr": 1e-2, "progress": False}
+    result = pg.fit(model, train, val_data=val, val_objective="iwae", val_num_samples=50, **options)
+    best = result.history[result.best_epoch]["val_loss"]
+    assert best == result.best_loss
+    iwae = pg.log_likelihood(model, val, method="iwae", num_samples=50)
+    elbo = pg.log_likelihood(model, val, method="elbo", num_samples=50)
+    assert abs(best - iwae.nll) < 0.05  # the same bound, a different draw
+    assert elbo.nll - best > 0.15  # and not the ELBO, looser by about 0.26 nats here
+    with pytest.raises(ValueError, match="val_num_samples"):
+        pg.fit(model, train, val_data=val, val_num_samples=0, **options)
+    with pytest.raises(ValueError, match="unknown objective 'iwea'"):
+        pg.fit(model, train, val_data=val, val_objective="iwea", **options)

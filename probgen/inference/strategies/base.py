@@ -46,6 +46,10 @@ class FitOptions:
     lr_decay: float | None = None
     weight_decay: float = 0.0
     num_samples: int = 1
+    #: what scores validation data for early stopping (None: ``objective``), e.g. "iwae"
+    val_objective: Any = None
+    #: its Monte-Carlo samples (None: ``num_samples``)
+    val_num_samples: int | None = None
     patience: int | None = None
     seed: int | None = 0
     #: run in every process of a torch.distributed group, each on its share of every batch

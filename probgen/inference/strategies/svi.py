@@ -134,6 +134,15 @@ def _global_size(step: int, batch_size: int, num_examples: int) -> int:
     return min(batch_size, num_examples - step * batch_size)
 
 
+def _validation_objective(model: Any, objective: Any, options: FitOptions) -> Objective | None:
+    """The objective scoring validation data when the options name one apart from training's."""
+    if options.val_objective is None and options.val_num_samples is None:
+        return None
+    val_objective = objective if options.val_objective is None else options.val_objective
+    num_samples = options.num_samples if options.val_num_samples is None else options.val_num_samples
+    return make_objective(val_objective, num_samples, model.max_plate_nesting, model.vectorizable)
+
+
 @register_strategy("svi")
 class SVIStrategy(FitStrategy):
     """Minibatch SVI with early stopping on validation data and atomic per-epoch checkpoints."""
@@ -153,8 +162,10 @@ class SVIStrategy(FitStrategy):
                 step_loss[0] = _data_parallel(step_loss[0], params, probe)
             return [{"params": params}]
 
+        val_loss_fn = _validation_objective(model, objective, options) or loss_fn
+
         def val_fn(source: DataSource) -> float:
-            return mean_loss(model, loss_fn, source, options.batch_size, shard)
+            return mean_loss(model, val_loss_fn, source, options.batch_size, shard)
 
         with model.scaled_to(len(train)), model.parameters_held(), pyro.validation_enabled(options.validate):
             loop = EpochLoop.start(model, train, options, "svi", groups)
