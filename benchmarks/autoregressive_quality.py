@@ -14,7 +14,7 @@ seed is the torch and fit seed, the masks' seed is 0): made-ensemble-dropout, MA
 with 16 masks, dropout 0.3 in training only, Adam lr 2e-3 decaying 0.998 an epoch, 1000-epoch
 cap, patience 100 —
 
-    seed 0: val 18.13, test 16.94 nats (best epoch 925 of 1000, 469 s)
+    seed 0: val 18.13, test 16.94 nats (best epoch 925 of 1000, 427-469 s; run twice, same NLL)
     seed 1: val 18.08, test 16.92 nats (best epoch 967 of 1000, 458 s)
     seed 2: val 18.13, test 16.92 nats (best epoch 591 of 691, 273 s)
 
