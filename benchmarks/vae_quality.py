@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -40,45 +42,65 @@ def fit_and_score(name: str, epochs: int, k: int) -> tuple[float, float]:
     return score.nll, score.stderr
 
 
-#: the models of ``--flows``: VAE keyword arguments besides the shared 64-200-8 networks
+@dataclass(frozen=True)
+class Variant:
+    """One model of ``--flows``: VAE keyword arguments besides the shared 64-200-8 networks, and
+    fit options besides the shared budget (Adam 1e-3, batch 100, the epochs and patience)."""
+
+    model: dict[str, Any]
+    fit: dict[str, Any] = field(default_factory=dict)
+
+
+#: the models of ``--flows``
 FLOW_VARIANTS = {
-    "gaussian": {},
-    "iaf-4": {"posterior_flow": "iaf", "flow_length": 4},
-    "vampprior": {"prior": "vamp"},
+    "gaussian": Variant({}),
+    "iaf-4": Variant({"posterior_flow": "iaf", "flow_length": 4}),
+    "vampprior": Variant({"prior": "vamp"}),
 }
+#: target 1 compares these two (the same VAE, Gaussian and IAF posteriors)
+IAF_PAIR = ("gaussian", "iaf-4")
+#: importance samples of the validation IWAE bound that chooses the best model for target 2
+VAL_K = 1000
 
 
 def flow_comparison(epochs: int, k: int, seeds: list[int], patience: int) -> None:
     torch.set_num_threads(1)
     train, val, test = (pg.load_dataset("digits-binary", s) for s in ("train", "val", "test"))
     nll: dict[str, list[float]] = {name: [] for name in FLOW_VARIANTS}
+    val_nll: dict[str, list[float]] = {name: [] for name in FLOW_VARIANTS}
     elbo_nll: dict[str, list[float]] = {name: [] for name in FLOW_VARIANTS}
     for seed in seeds:
-        for name, kwargs in FLOW_VARIANTS.items():
+        for name, variant in FLOW_VARIANTS.items():
             torch.manual_seed(seed)
-            vae = VAE(train.event_shape, train.support, latent_dim=8, hidden=(200,), **kwargs)
+            vae = VAE(train.event_shape, train.support, latent_dim=8, hidden=(200,), **variant.model)
             start = time.perf_counter()
             budget = {"epochs": epochs, "batch_size": 100, "lr": 1e-3, "patience": patience, "seed": seed}
-            result = pg.fit(vae, train, val_data=val, progress=False, **budget)
+            result = pg.fit(vae, train, val_data=val, progress=False, **budget, **variant.fit)
+            torch.manual_seed(seed)
+            val_nll[name].append(pg.log_likelihood(vae, val, method="iwae", num_samples=VAL_K).nll)
             torch.manual_seed(seed)
             score = pg.log_likelihood(vae, test, method="iwae", num_samples=k)
             elbo = pg.log_likelihood(vae, test, method="elbo", num_samples=100).nll
             nll[name].append(score.nll)
             elbo_nll[name].append(elbo)
             seconds = time.perf_counter() - start
-            run = f"seed {seed} {name:10s} best epoch {result.best_epoch:4d}, {seconds:4.0f}s"
-            print(f"{run}; test -ELBO {elbo:.3f}, {score}", flush=True)
+            run = f"seed {seed} {name:14s} best epoch {result.best_epoch:4d}, {seconds:4.0f}s"
+            chosen = f"val loss {result.best_loss:.3f}, val IWAE-{VAL_K} NLL {val_nll[name][-1]:.3f}"
+            print(f"{run}; {chosen}; test -ELBO {elbo:.3f}, {score}", flush=True)
     means = {name: statistics.mean(values) for name, values in nll.items()}
+    val_means = {name: statistics.mean(values) for name, values in val_nll.items()}
     print(f"IWAE-{k} test NLL (nats), mean over seeds {seeds}:")
     for name, values in nll.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         each = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:10s} {means[name]:.2f} (sd {spread:.2f}; {each}); -ELBO {statistics.mean(elbo_nll[name]):.2f}")
-    gain = means["gaussian"] - means["iaf-4"]
-    print(f"  target: IAF better than Gaussian on average -> {'PASS' if gain > 0 else 'FAIL'} ({gain:+.2f} nats)")
-    best = min(means, key=means.get)
+        tail = f"-ELBO {statistics.mean(elbo_nll[name]):.2f}; val IWAE-{VAL_K} {val_means[name]:.2f}"
+        print(f"  {name:14s} {means[name]:.2f} (sd {spread:.2f}; {each}); {tail}")
+    gaussian, iaf = IAF_PAIR
+    gain = means[gaussian] - means[iaf]
+    print(f"  target: {iaf} better than {gaussian} on average -> {'PASS' if gain > 0 else 'FAIL'} ({gain:+.2f} nats)")
+    best = min(val_means, key=val_means.get)  # chosen on validation data, scored on test
     verdict = "PASS" if means[best] <= 17.3 else f"FAIL by {means[best] - 17.3:.2f}"
-    print(f"  target: best VAE-family model <= 17.3 nats -> {verdict} ({best}: {means[best]:.2f})")
+    print(f"  target: best VAE-family model (by validation) <= 17.3 nats -> {verdict} ({best}: {means[best]:.2f})")
 
 
 def main() -> None:
