@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 import probgen as pg
+from probgen.inference import make_objective
 from probgen.models import VAE, IndependentCategorical
 
 
@@ -44,11 +45,32 @@ def fit_and_score(name: str, epochs: int, k: int) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Variant:
-    """One model of ``--flows``: VAE keyword arguments besides the shared 64-200-8 networks, and
-    fit options besides the shared budget (Adam 1e-3, batch 100, the epochs and patience)."""
+    """One model of ``--flows``: VAE keyword arguments besides the shared 64-200-8 networks, fit
+    options besides the shared budget (Adam 1e-3, batch 100, the epochs and patience), and
+    ``stop_k``: early stopping on the validation IWAE bound with that many samples (None: on
+    the training objective, e.g. a one-sample ELBO)."""
 
     model: dict[str, Any]
     fit: dict[str, Any] = field(default_factory=dict)
+    stop_k: int | None = None
+
+    def fit_options(self, model: VAE) -> dict[str, Any]:
+        if self.stop_k is None:
+            return self.fit
+        options = dict(self.fit)
+        train_loss = make_objective(
+            options.pop("objective", "elbo"),
+            options.pop("num_samples", 1),
+            model.max_plate_nesting,
+            model.vectorizable,
+        )
+        val_loss = make_objective("iwae", self.stop_k)
+
+        def objective(vae: VAE, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+            # fit steps on the training loss and scores validation data without autograd
+            return (train_loss if torch.is_grad_enabled() else val_loss)(vae, x, y)
+
+        return {**options, "objective": objective}
 
 
 #: the models of ``--flows``
@@ -80,7 +102,7 @@ def flow_comparison(epochs: int, k: int, seeds: list[int], patience: int) -> Non
             vae = VAE(train.event_shape, train.support, latent_dim=8, hidden=(200,), **variant.model)
             start = time.perf_counter()
             budget = {"epochs": epochs, "batch_size": 100, "lr": 1e-3, "patience": patience, "seed": seed}
-            result = pg.fit(vae, train, val_data=val, progress=False, **budget, **variant.fit)
+            result = pg.fit(vae, train, val_data=val, progress=False, **budget, **variant.fit_options(vae))
             torch.manual_seed(seed)
             val_nll[name].append(pg.log_likelihood(vae, val, method="iwae", num_samples=VAL_K).nll)
             torch.manual_seed(seed)
