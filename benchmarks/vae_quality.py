@@ -81,7 +81,7 @@ FLOW_VARIANTS = {
     "vampprior": Variant({"prior": "vamp"}),
     "gaussian-iwae5": Variant({}, IWAE5),
     "iaf-4-iwae5": Variant({"posterior_flow": "iaf", "flow_length": 4}, IWAE5),
-    "vamp-01-iwae5": Variant({"prior": "vamp", "bounded_pseudo_inputs": True}, IWAE5),
+    "vamp01-iwae5-s50": Variant({"prior": "vamp", "bounded_pseudo_inputs": True}, IWAE5, stop_k=50),
 }
 #: target 1 compares these pairs (the same VAE and budget, Gaussian and IAF posteriors): the
 #: first pair decides, the second (trained on the ELBO) is reported
@@ -111,7 +111,7 @@ def flow_comparison(epochs: int, k: int, seeds: list[int], patience: int) -> Non
             nll[name].append(score.nll)
             elbo_nll[name].append(elbo)
             seconds = time.perf_counter() - start
-            run = f"seed {seed} {name:14s} best epoch {result.best_epoch:4d}, {seconds:4.0f}s"
+            run = f"seed {seed} {name:16s} best epoch {result.best_epoch:4d}, {seconds:4.0f}s"
             chosen = f"val loss {result.best_loss:.3f}, val IWAE-{VAL_K} NLL {val_nll[name][-1]:.3f}"
             print(f"{run}; {chosen}; test -ELBO {elbo:.3f}, {score}", flush=True)
     means = {name: statistics.mean(values) for name, values in nll.items()}
@@ -121,7 +121,7 @@ def flow_comparison(epochs: int, k: int, seeds: list[int], patience: int) -> Non
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         each = ", ".join(f"{v:.2f}" for v in values)
         tail = f"-ELBO {statistics.mean(elbo_nll[name]):.2f}; val IWAE-{VAL_K} {val_means[name]:.2f}"
-        print(f"  {name:14s} {means[name]:.2f} (sd {spread:.2f}; {each}); {tail}")
+        print(f"  {name:16s} {means[name]:.2f} (sd {spread:.2f}; {each}); {tail}")
     for i, (gaussian, iaf) in enumerate(IAF_PAIRS):
         gain = means[gaussian] - means[iaf]
         verdict = "PASS" if gain > 0 else "FAIL"
