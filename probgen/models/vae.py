@@ -67,6 +67,11 @@ class VAE(GenerativeModel):
             examples; unconditional VAEs only) or "flow" (N(0, I) through ``flow_length`` MAF
             layers).
         num_pseudo_inputs: K, the VampPrior's number of pseudo-inputs.
+        bounded_pseudo_inputs: keep the VampPrior's pseudo-inputs in [0, 1], the range of the
+            encoder's inputs (hardtanh of free parameters, as Tomczak & Welling's code);
+            ``prior="vamp"`` and binary or discrete data only.
+        flow_hidden: hidden widths of each posterior-flow layer's conditioner network (the
+            MADE of an IAF); empty: one layer of ``10 * latent_dim`` units.
 
     Example:
         >>> import probgen as pg
@@ -97,6 +102,8 @@ class VAE(GenerativeModel):
         flow_length: int = 4,
         prior: str = "standard",
         num_pseudo_inputs: int = 50,
+        bounded_pseudo_inputs: bool = False,
+        flow_hidden: Sequence[int] = (),
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
@@ -114,7 +121,18 @@ class VAE(GenerativeModel):
         if prior == "vamp" and self.num_classes:
             name = type(self).__name__
             raise ValueError(f"prior='vamp' needs an unconditional encoder; {name} takes prior 'standard' or 'flow'")
+        if not isinstance(bounded_pseudo_inputs, bool):
+            raise ValueError(f"bounded_pseudo_inputs must be True or False, got {bounded_pseudo_inputs!r}")
+        if bounded_pseudo_inputs and prior != "vamp":
+            raise ValueError(f"bounded_pseudo_inputs=True needs prior='vamp', got prior={prior!r}")
+        if bounded_pseudo_inputs and self.support == "real":
+            raise ValueError("bounded_pseudo_inputs=True needs binary or discrete data (inputs in [0, 1]), got 'real'")
+        if isinstance(flow_hidden, (str, int)) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in flow_hidden
+        ):
+            raise ValueError(f"flow_hidden must be a sequence of positive integers, got {flow_hidden!r}")
         self.flow_length = check_int("flow_length", flow_length)
+        self.bounded_pseudo_inputs, self.flow_hidden = bounded_pseudo_inputs, tuple(flow_hidden)
         self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
         self.posterior_flow, self.prior = posterior_flow, prior
         self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
@@ -134,10 +152,10 @@ class VAE(GenerativeModel):
         self.flow: PosteriorFlow | None = None
         if posterior_flow is not None:
             context_dim = self.encoder.head.in_features  # the features h(x) (and label) of the encoder
-            self.flow = PosteriorFlow(posterior_flow, self.latent_dim, context_dim, self.flow_length)
+            self.flow = PosteriorFlow(posterior_flow, self.latent_dim, context_dim, self.flow_length, self.flow_hidden)
         self.prior_net: VampPrior | FlowPrior | None = None
         if prior == "vamp":
-            self.prior_net = VampPrior(self.num_pseudo_inputs, d)
+            self.prior_net = VampPrior(self.num_pseudo_inputs, d, bounded=self.bounded_pseudo_inputs)
         elif prior == "flow":
             self.prior_net = FlowPrior(self.latent_dim, self.flow_length)
 
@@ -248,6 +266,8 @@ class VAE(GenerativeModel):
             "flow_length": self.flow_length,
             "prior": self.prior,
             "num_pseudo_inputs": self.num_pseudo_inputs,
+            "bounded_pseudo_inputs": self.bounded_pseudo_inputs,
+            "flow_hidden": list(self.flow_hidden),
         }
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:

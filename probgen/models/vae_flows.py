@@ -77,6 +77,8 @@ PRIORS = ("standard", "vamp", "flow")
 #: the kinds built on autoregressive networks, which need at least two latent dimensions
 AUTOREGRESSIVE = ("iaf", "nsf")
 SPLINE_BINS = 8
+#: a bounded VampPrior's pseudo-inputs start in [margin, 1 - margin], where hardtanh has a gradient
+BOUND_MARGIN = 0.01
 
 
 def _order(latent_dim: int, layer: int) -> Tensor:
@@ -220,29 +222,44 @@ class VampPrior(nn.Module):
     """``p(z) = (1/K) sum_k q0(z | u_k)``: the encoder's Gaussians at K learned pseudo-inputs
     ``u_k`` (in the encoder's input space; :meth:`initialize` sets them to training examples).
 
+    ``bounded=True`` keeps every ``u_k`` in [0, 1], the range of the encoder's inputs for binary
+    and discrete data, as Tomczak & Welling's code does: ``u_k = hardtanh(a_k, 0, 1)`` of the
+    free parameter ``a_k`` (``pseudo_inputs``), which starts inside (0, 1) so that every entry
+    gets a gradient at first. :meth:`inputs` gives the ``u_k`` either way.
+
     Example:
         >>> from probgen.models.networks import make_encoder
         >>> encoder = make_encoder("mlp", 6, (8,), 2, None)
         >>> prior = VampPrior(3, 6)
         >>> prior.distribution(encoder).log_prob(torch.zeros(5, 2)).shape
         torch.Size([5])
+        >>> bounded = VampPrior(3, 6, bounded=True)
+        >>> bounded.initialize(torch.tensor([[0.0, 1.0, 0.0, 1.0, 1.0, 0.5]]).expand(4, 6))
+        >>> [round(v, 4) for v in bounded.inputs()[0].tolist()]
+        [0.01, 0.99, 0.01, 0.99, 0.99, 0.5]
     """
 
-    def __init__(self, num_pseudo_inputs: int, input_dim: int) -> None:
+    def __init__(self, num_pseudo_inputs: int, input_dim: int, bounded: bool = False) -> None:
         super().__init__()
+        self.bounded = bool(bounded)
         self.pseudo_inputs = nn.Parameter(torch.rand(num_pseudo_inputs, input_dim))
+
+    def inputs(self) -> Tensor:
+        """The pseudo-inputs ``u_k``, ``[K, input_dim]`` (bounded: in [0, 1])."""
+        return F.hardtanh(self.pseudo_inputs, 0.0, 1.0) if self.bounded else self.pseudo_inputs
 
     @torch.no_grad()
     def initialize(self, encoder_inputs: Tensor) -> None:
         """Set the pseudo-inputs to randomly chosen rows of ``encoder_inputs`` (distinct rows
-        when there are enough)."""
+        when there are enough); bounded, clamped to [0.01, 0.99], where hardtanh has a gradient."""
         k, n = len(self.pseudo_inputs), len(encoder_inputs)
         rows = torch.randperm(n)[:k] if n >= k else torch.randint(n, (k,))
-        self.pseudo_inputs.copy_(encoder_inputs[rows.to(encoder_inputs.device)])
+        values = encoder_inputs[rows.to(encoder_inputs.device)]
+        self.pseudo_inputs.copy_(values.clamp(BOUND_MARGIN, 1 - BOUND_MARGIN) if self.bounded else values)
 
     def distribution(self, encoder: Callable[[Tensor], tuple[Tensor, Tensor]]) -> dist.TorchDistribution:
         """The mixture, with event shape ``(latent_dim,)`` and an empty batch shape."""
-        loc, scale = encoder(self.pseudo_inputs)
+        loc, scale = encoder(self.inputs())
         uniform = dist.Categorical(logits=loc.new_zeros(len(loc)))
         return dist.MixtureSameFamily(uniform, dist.Normal(loc, scale).to_event(1))
 

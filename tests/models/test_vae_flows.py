@@ -212,3 +212,42 @@ def test_bad_options_raise_value_errors():
         VAE(64, "binary", latent_dim=1, prior="flow")
     with pytest.raises(ValueError, match="prior='vamp' needs an unconditional encoder; ConditionalVAE"):
         ConditionalVAE(64, "binary", prior="vamp")
+
+
+def test_bounded_vamp_pseudo_inputs_stay_in_the_unit_interval_after_training(float64):
+    x = _data(40)
+    vae = _vae(prior="vamp", bounded_pseudo_inputs=True)
+    vae.init_from_data(x)
+    u = vae.prior_net.inputs().detach()
+    assert u.min() == 0.01 and u.max() == 0.99  # binary rows pulled inside, where hardtanh has a gradient
+    assert all(((row - x.clamp(0.01, 0.99)).abs() < 1e-12).all(-1).any() for row in u)
+    pg.fit(vae, x, epochs=2, batch_size=20, lr=0.5, init_from_data=False, progress=False)
+    raw = vae.prior_net.pseudo_inputs.detach()
+    assert (raw < 0).any() and (raw > 1).any()  # the large steps left [0, 1]: the bound binds
+    u = vae.prior_net.inputs().detach()
+    assert u.min() == 0.0 and u.max() == 1.0 and torch.equal(u, raw.clamp(0, 1))
+    z = torch.randn(len(x), 3)
+    loc, scale = vae.encoder(u)
+    components = torch.distributions.Normal(loc, scale).log_prob(z[:, None, :]).sum(-1)
+    by_hand = torch.logsumexp(components, -1) - math.log(7)
+    assert torch.allclose(_prior_log_prob(vae, x, z), by_hand, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="bounded_pseudo_inputs=True needs prior='vamp', got prior='standard'"):
+        VAE(64, "binary", bounded_pseudo_inputs=True)
+    with pytest.raises(ValueError, match="needs binary or discrete data"):
+        VAE(64, "real", prior="vamp", bounded_pseudo_inputs=True)
+    with pytest.raises(ValueError, match="bounded_pseudo_inputs must be True or False, got 1"):
+        VAE(64, "binary", prior="vamp", bounded_pseudo_inputs=1)
+
+
+def test_flow_hidden_sets_the_conditioner_widths_and_reloads(tmp_path):
+    vae = VAE(64, "binary", latent_dim=3, hidden=(16,), posterior_flow="iaf", flow_length=2, flow_hidden=(24, 12))
+    widths = [m.out_features for m in vae.flow.layers[0].nn.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [24, 12, 6]  # two hidden layers, then loc and scale logits of 3 variables
+    assert vae.config["flow_hidden"] == [24, 12]
+    loaded = pg.load(pg.save(vae, tmp_path / "vae.safetensors"))
+    assert loaded.config == vae.config and loaded.flow.layers[1].nn.layers[1].out_features == 12
+    default = VAE(64, "binary", latent_dim=3, posterior_flow="iaf", flow_length=1)
+    assert [m.out_features for m in default.flow.layers[0].nn.modules() if isinstance(m, torch.nn.Linear)] == [30, 6]
+    for bad in [(0,), (8, -1), 16, (2.5,)]:
+        with pytest.raises(ValueError, match="flow_hidden must be a sequence of positive integers"):
+            VAE(64, "binary", posterior_flow="iaf", flow_hidden=bad)
