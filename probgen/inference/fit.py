@@ -119,7 +119,7 @@ def fit(
         data: a Dataset, a tensor or numpy array (a ``numpy.memmap`` stays on disk), an
             ``(x, y)`` pair, or a ``torch.utils.data.DataLoader`` (its batch size and order are
             used; ``batch_size`` is then ignored).
-        val_data: held-out data; the best epoch is chosen on it (on the training loss without it).
+        val_data: held-out data, scored by ``val_objective``, to choose the best epoch (else: the training loss).
         strategy: a name in ``probgen.inference.STRATEGIES`` instead of the model's own.
         device: move the model there ("cpu", "cuda", "cuda:1"; distributed, "cuda" is
             ``cuda:LOCAL_RANK``); batches follow one at a time.
@@ -129,14 +129,11 @@ def fit(
         **options: the fields of :class:`~probgen.inference.strategies.FitOptions`:
             ``objective`` ("elbo", "analytic_kl", "iwae", a ``pyro.infer.ELBO`` or a callable
             ``loss(model, x, y)``), ``epochs``, ``batch_size``, ``lr``, ``optimizer`` ("adam",
-            "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``,
-            ``num_samples``, ``val_objective`` and ``val_num_samples`` (what scores the
-            validation data for early stopping, by default the training objective: e.g.
-            ``val_objective="iwae", val_num_samples=50`` stops on a tighter bound than a
-            one-sample ELBO), ``patience``, ``seed``, ``resume``, ``init_from_data``,
-            ``validate``, ``progress``, ``strategy_options`` (e.g. NUTS' ``num_samples``,
-            ``warmup_steps``, ``num_chains``), ``distributed`` (run in every process of a
-            ``torch.distributed`` group, each rank on its part of every batch; docs/scale.md)
+            "clipped_adam", "sgd"), ``clip_norm``, ``lr_decay``, ``weight_decay``, ``num_samples``,
+            ``val_objective``, ``val_num_samples``, ``patience``, ``seed``, ``resume``,
+            ``init_from_data``, ``validate``, ``progress``, ``strategy_options`` (NUTS'
+            ``num_samples``, ``warmup_steps``, ``num_chains``), ``distributed`` (run in every process
+            of a ``torch.distributed`` group, each rank on its part of every batch; docs/scale.md)
             and ``precision`` ("bf16": the objective under ``torch.autocast`` in bfloat16).
 
     Returns:
