@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -158,13 +158,12 @@ class MADE(Autoregressive):
     def _log_prob_flat(self, x: Tensor, training: bool = False) -> Tensor:
         """Training: one random member per minibatch (hidden units dropped with probability
         ``dropout``); otherwise the ensemble's log p(x)."""
+        one_member = self.num_masks == 1 or self._active is not None
         if training:
-            rate = self.dropout
-            if self.num_masks == 1 or self._active is not None:
-                return self.head.log_prob(self._params(x, rate), x)
-            with self.connectivity(int(torch.randint(self.num_masks, ()))):
-                return self.head.log_prob(self._params(x, rate), x)
-        if self.num_masks == 1 or self._active is not None:
+            draw = nullcontext() if one_member else self.connectivity(int(torch.randint(self.num_masks, ())))
+            with draw:
+                return self.head.log_prob(self._params(x, self.dropout), x)
+        if one_member:
             return super()._log_prob_flat(x)
         members = []
         for k in range(self.num_masks):
