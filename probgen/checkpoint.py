@@ -209,9 +209,10 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
         raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
     optimizer_state = _join_optimizer(tensors, opt_meta) if opt_meta is not None else None
     training_state = {k[len("train.") :]: v for k, v in tensors.items() if k.startswith("train.")}
-    return Checkpoint(model.to(map_location), optimizer_state, extra, training_state)
+    return Checkpoint(model.to(map_location).eval(), optimizer_state, extra, training_state)
 
 
 def load(path: str | os.PathLike, *, map_location: str = "cpu") -> Any:
-    """Load the model stored at ``path`` (a file or a directory holding ``model.safetensors``)."""
+    """Load the model stored at ``path`` (a file or a directory holding ``model.safetensors``), in
+    eval mode (dropout off), ready to evaluate and sample."""
     return load_checkpoint(path, map_location=map_location).model

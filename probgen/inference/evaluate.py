@@ -171,9 +171,8 @@ def log_likelihood(
             has a normalized density, iwae for lower-bound models, and for unnormalized models
             ``log_prob`` minus the model's estimate of log Z.
         num_samples: importance samples per example (default 100) for "iwae" and "elbo".
-        batch_size: examples scored at once, as given (an DataLoader's own batches are kept);
-            importance samples are drawn in passes of about 1M data-sized values each, so
-            memory stays bounded for any ``num_samples``.
+        batch_size: examples scored at once (a DataLoader's own batches are kept); importance
+            samples go in passes of about 1M values, so memory is bounded for any ``num_samples``.
         distributed: call it in every process of a ``torch.distributed`` group: each rank
             scores its part of every batch, and the counts, sums and squared deviations are
             all-reduced, so every rank returns the value of the whole data (an unnormalized
@@ -189,7 +188,8 @@ def log_likelihood(
     method = _choose(model, method, num_samples, batch_size)
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
     shard = current_shard() if distributed else SINGLE
-    values = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
+    with model.evaluating():
+        values = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
     kind = {"exact": model.density, "iwae": "lower_bound", "elbo": "lower_bound"}.get(method, "estimate")
     if method == "log_normalizer":
         values, kind = _normalized(model, values, num_samples, shard)

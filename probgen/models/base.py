@@ -234,6 +234,18 @@ class GenerativeModel(PyroModule):
             self._num_data = previous
 
     @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Within this context every submodule is in eval mode (dropout off, batch norm on its
+        running statistics), as evaluation wants; each module's own mode comes back after."""
+        modes = [(module, module.training) for module in self.modules()]
+        self.eval()
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
+
+    @contextmanager
     def parameters_held(self) -> Iterator[None]:
         """Within this context the caller optimises ``self.parameters()`` itself (as ``fit``
         does), so :meth:`net` skips announcing each network parameter to Pyro on every call."""

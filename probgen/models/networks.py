@@ -68,19 +68,26 @@ class ConvDecoder(nn.Module):
 class GaussianEncoder(nn.Module):
     """``x (, y) -> (loc, scale)`` of a diagonal Gaussian q(z | x (, y)), scale via softplus.
 
-    With ``num_classes > 0`` a one-hot label joins the body's features before the head.
+    With ``num_classes > 0`` a one-hot label joins the body's features before the head. With
+    ``input_dropout > 0`` each input is dropped (inverted dropout) in train mode.
     """
 
-    def __init__(self, body: nn.Module, body_dim: int, latent_dim: int, num_classes: int = 0) -> None:
+    def __init__(
+        self, body: nn.Module, body_dim: int, latent_dim: int, num_classes: int = 0, input_dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes, self.input_dropout = num_classes, float(input_dropout)
         self.body, self.head = body, nn.Linear(body_dim + num_classes, 2 * latent_dim)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The input of the head: the body's features of ``x`` (and the one-hot label)."""
+        if self.input_dropout:
+            x = F.dropout(x, self.input_dropout, self.training)
         h = self.body(x)
-        if self.num_classes:
-            h = one_hot_concat(h, y, self.num_classes)
-        loc, raw = self.head(h).chunk(2, -1)
+        return one_hot_concat(h, y, self.num_classes) if self.num_classes else h
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        loc, raw = self.head(self.features(x, y)).chunk(2, -1)
         return loc, F.softplus(raw) + 1e-4
 
 
@@ -91,16 +98,17 @@ def make_encoder(
     latent_dim: int,
     image_shape: tuple[int, int] | None,
     num_classes: int = 0,
+    input_dropout: float = 0.0,
 ) -> GaussianEncoder:
     """An MLP (``in -> hidden... ->`` head) or conv encoder of q(z | x)."""
     if architecture == "conv":
         conv = ConvEncoderBody(image_shape)
-        return GaussianEncoder(conv, conv.out_dim, latent_dim, num_classes)
+        return GaussianEncoder(conv, conv.out_dim, latent_dim, num_classes, input_dropout)
     widths = list(hidden)
     if not widths:
-        return GaussianEncoder(nn.Identity(), in_dim, latent_dim, num_classes)
+        return GaussianEncoder(nn.Identity(), in_dim, latent_dim, num_classes, input_dropout)
     body = nn.Sequential(MLP(in_dim, widths[:-1], widths[-1]), nn.Softplus())
-    return GaussianEncoder(body, widths[-1], latent_dim, num_classes)
+    return GaussianEncoder(body, widths[-1], latent_dim, num_classes, input_dropout)
 
 
 def make_decoder(

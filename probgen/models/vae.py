@@ -13,6 +13,8 @@ References:
     Kingma & Welling, "Auto-Encoding Variational Bayes" (2014), arXiv:1312.6114.
     Sohn, Lee & Yan, "Learning Structured Output Representation using Deep Conditional
     Generative Models" (2015) — the conditional VAE.
+    Im, Ahn, Memisevic & Bengio, "Denoising Criterion for Variational Auto-Encoding Framework"
+    (2017), arXiv:1511.06406 — ``encoder_dropout``.
     Kingma et al., "Improved Variational Inference with Inverse Autoregressive Flow" (2016),
     arXiv:1606.04934; Tomczak & Welling, "VAE with a VampPrior" (2018), arXiv:1705.07120 —
     and the other flow references in :mod:`probgen.models.vae_flows`.
@@ -30,7 +32,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import Tensor
 
-from probgen._checks import check_int
+from probgen._checks import check_dropout, check_int
 from probgen.models.base import GenerativeModel
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
@@ -72,6 +74,12 @@ class VAE(GenerativeModel):
             ``prior="vamp"`` and binary or discrete data only.
         flow_hidden: hidden widths of each posterior-flow layer's conditioner network (the
             MADE of an IAF); empty: one layer of ``10 * latent_dim`` units.
+        encoder_dropout: probability of dropping each input of the encoder (inverted dropout)
+            in train mode, i.e. in ``fit``'s training epochs: every step then trains a bound
+            whose encoder sees a corrupted x (the denoising criterion of Im et al. 2017), still
+            a lower bound on log p(x) (with a VampPrior, whose pseudo-inputs go through the
+            same encoder: on that of the prior at the dropped pseudo-inputs); validation and
+            ``log_likelihood`` run in eval mode, on the clean encoder.
 
     Example:
         >>> import probgen as pg
@@ -104,6 +112,7 @@ class VAE(GenerativeModel):
         num_pseudo_inputs: int = 50,
         bounded_pseudo_inputs: bool = False,
         flow_hidden: Sequence[int] = (),
+        encoder_dropout: float = 0.0,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
@@ -131,6 +140,7 @@ class VAE(GenerativeModel):
             isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in flow_hidden
         ):
             raise ValueError(f"flow_hidden must be a sequence of positive integers, got {flow_hidden!r}")
+        self.encoder_dropout = check_dropout("encoder_dropout", encoder_dropout)
         self.flow_length = check_int("flow_length", flow_length)
         self.bounded_pseudo_inputs, self.flow_hidden = bounded_pseudo_inputs, tuple(flow_hidden)
         self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
@@ -140,7 +150,9 @@ class VAE(GenerativeModel):
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
         self._standard: dict = {}  # N(0, 1) per (device, dtype), expanded for each batch
         d, lik, c = self.num_dims, self.likelihood, self.num_classes
-        self.encoder = make_encoder(self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c)
+        self.encoder = make_encoder(
+            self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c, self.encoder_dropout
+        )
         self.decoder = make_decoder(
             self.architecture,
             self.latent_dim + c,
@@ -268,6 +280,7 @@ class VAE(GenerativeModel):
             "num_pseudo_inputs": self.num_pseudo_inputs,
             "bounded_pseudo_inputs": self.bounded_pseudo_inputs,
             "flow_hidden": list(self.flow_hidden),
+            "encoder_dropout": self.encoder_dropout,
         }
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:

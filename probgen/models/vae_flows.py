@@ -57,7 +57,7 @@ from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN, DenseNN
 from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 
-from probgen.models.networks import GaussianEncoder, one_hot_concat
+from probgen.models.networks import GaussianEncoder
 
 __all__ = [
     "POSTERIOR_FLOWS",
@@ -97,9 +97,7 @@ def encoder_features(encoder: GaussianEncoder, x: Tensor, y: Tensor | None = Non
         >>> loc.shape, h.shape
         (torch.Size([3, 2]), torch.Size([3, 8]))
     """
-    h = encoder.body(x)
-    if encoder.num_classes:
-        h = one_hot_concat(h, y, encoder.num_classes)
+    h = encoder.features(x, y)
     loc, raw = encoder.head(h).chunk(2, -1)
     return loc, F.softplus(raw) + 1e-4, h
 

@@ -243,3 +243,24 @@ def test_validation_scored_by_its_own_objective():
         pg.fit(model, train, val_data=val, val_num_samples=0, **options)
     with pytest.raises(ValueError, match="unknown objective 'iwea'"):
         pg.fit(model, train, val_data=val, val_objective="iwea", **options)
+
+
+def test_training_epochs_run_in_train_mode_validation_and_evaluation_in_eval_mode(tmp_path):
+    from probgen.models import VAE
+
+    train, val = pg.load_dataset("digits-binary").x[:200], pg.load_dataset("digits-binary", "val").x[:100]
+    vae = VAE(64, "binary", latent_dim=2, hidden=(8,))
+    seen: list[bool] = []  # the encoder's mode at each call
+    vae.encoder.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    vae.eval()  # fit switches it to train mode for its epochs whatever the mode it was given in
+    pg.fit(vae, train, val_data=val, epochs=2, batch_size=100, progress=False, checkpoint=tmp_path / "vae.safetensors")
+    # the probe pass that collects the parameters, then per epoch: two training steps, one validation batch
+    assert seen == [False, True, True, False, True, True, False]
+    assert not vae.training  # a fitted model is in eval mode
+    assert not pg.load(tmp_path / "vae.safetensors").training  # and so is a loaded one
+
+    vae.train()
+    seen.clear()
+    pg.log_likelihood(vae, val, method="iwae", num_samples=3)
+    assert seen == [False]  # evaluation in eval mode ...
+    assert vae.training and vae.encoder.training  # ... and each module's own mode back after it

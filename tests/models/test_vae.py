@@ -216,3 +216,44 @@ def test_ais_is_tighter_than_iwae_and_near_the_exact_marginal():
     assert ais.kind == "estimate" and ais.method == "ais" and ais.num_samples == 8
     assert exact - ais.nats < exact - iwae.nats  # same number of chains: AIS is tighter
     assert abs(exact - ais.nats) < 0.03  # stated tolerance: 0.03 nats per example
+
+
+def test_encoder_dropout_drops_inputs_in_train_mode_only_and_keeps_a_lower_bound(float64, tmp_path):
+    from probgen.inference.importance import log_importance_weights
+
+    torch.manual_seed(3)
+    x = torch.bernoulli(torch.full((6, 5), 0.4))
+    vae = VAE(5, "binary", latent_dim=1, hidden=(8,), encoder_dropout=0.5)
+    plain = VAE(5, "binary", latent_dim=1, hidden=(8,))
+    plain.load_state_dict(vae.state_dict())
+    vae.train()
+    torch.manual_seed(7)
+    loc, scale = vae.encode(x)
+    torch.manual_seed(7)
+    dropped = F.dropout(x, 0.5, training=True)  # inverted dropout: kept inputs scaled by 2
+    assert torch.equal(dropped.unique(), torch.tensor([0.0, 2.0]))
+    by_hand = plain.encoder(plain.likelihood.encoder_input(dropped))
+    assert torch.allclose(loc, by_hand[0]) and torch.allclose(scale, by_hand[1])
+    vae.eval()
+    assert torch.allclose(vae.encode(x)[0], plain.encode(x)[0])  # eval mode: the clean encoder
+
+    # log p(x) by quadrature over the 1-d latent; the train-mode bound (a corrupted encoder)
+    # stays below it: dropout touches the proposal, never the model or the observed x
+    z = torch.linspace(-12, 12, 24001)[:, None]
+    log_joint = torch.distributions.Normal(0.0, 1.0).log_prob(z[:, 0]) + vae.likelihood(vae.decoder(z)).log_prob(
+        x[:, None]
+    )
+    log_p = torch.logsumexp(log_joint, -1) + math.log(24 / 24000)
+    with torch.no_grad():
+        vae.eval()
+        clean = log_importance_weights(vae, x, None, 4000)
+        vae.train()
+        corrupted = log_importance_weights(vae, x, None, 4000)
+    assert ((log_p - (torch.logsumexp(clean, 0) - math.log(4000))).abs() < 0.02).all()  # the quadrature is right
+    assert (clean.mean(0) < log_p).all() and (corrupted.mean(0) < log_p).all()  # ELBOs, each below log p(x)
+
+    loaded = pg.load(pg.save(vae, tmp_path / "vae.safetensors"))
+    assert loaded.encoder_dropout == 0.5 and loaded.config["encoder_dropout"] == 0.5
+    for bad in (1.0, -0.1, "0.1", True):
+        with pytest.raises(ValueError, match=r"encoder_dropout must be a number in \[0, 1\), got"):
+            VAE(5, "binary", encoder_dropout=bad)

@@ -204,8 +204,10 @@ class EpochLoop:
         t0 = time.perf_counter()
         for epoch in bar:
             started = time.perf_counter()
+            model.train()  # dropout on, batch norm on batch statistics: in training epochs only
             record = {"epoch": epoch, **epoch_fn(epoch, generator), "lr": self.optimizer.param_groups[0]["lr"]}
             model.fitted.fill_(True)  # trained an epoch: these weights, and checkpoints of them, are fitted
+            model.eval()
             if val is not None and val_fn is not None:
                 record["val_loss"] = val_fn(val)
             record["seconds"] = time.perf_counter() - started
@@ -218,6 +220,7 @@ class EpochLoop:
                 break
         bar.close()
         self.result.seconds = time.perf_counter() - t0
+        model.eval()  # a fitted model is for evaluating and sampling
         model.load_state_dict(self.best_state)
         model.after_fit(*hook_batch(model, train))
         return self.result

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from probgen._checks import check_int
+from probgen._checks import check_dropout, check_int
 from probgen.models.autoregressive.base import Autoregressive, MaskedLinear
 from probgen.models.registry import register
 
@@ -93,9 +93,7 @@ class MADE(Autoregressive):
         super().__init__(event_shape, support, components=components, output=output)
         self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
         self.num_masks, self.seed = check_int("num_masks", num_masks), int(seed)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
+        self.dropout = check_dropout("dropout", dropout)
         widths = [self.num_dims * self.head.input_width, *self.hidden, self.num_dims * self.head.params_per_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
