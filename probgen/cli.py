@@ -679,6 +679,10 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
     splits = make_splits(spec)
     print(splits.describe())
     train, val = splits.train, splits.val
+    import pyro
+
+    pyro.set_rng_seed(fit_kwargs.get("seed", 0))
+    model = _build(args.model, train, model_args)  # before the output folder: bad model args leave none
     with _rank_output(args.out, main_rank) as out:
         ckpt = out / pg.checkpoint.CHECKPOINT_NAME
         record = {"model": args.model, "model_args": model_args, "split": _spec_for_record(splits)}
@@ -706,11 +710,6 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
         if main_rank:
             _write_text(out / RUN_FILE, json.dumps(record, indent=1))
             _wrote(out / RUN_FILE)
-        pg_seed = fit_kwargs.get("seed", 0)
-        import pyro
-
-        pyro.set_rng_seed(pg_seed)
-        model = _build(args.model, train, model_args)
         result = pg.fit(model, train, val_data=val, checkpoint=ckpt, resume=resume, **fit_kwargs)
         strategy = model.fit_strategy
         stored = pg.load_checkpoint(ckpt) if ckpt.exists() and main_rank else None

@@ -132,6 +132,10 @@ CASES = [
     (fit("{d}/good.npy", "--model-args", '{"prior_a": NaN}'), ["prior_a", "finite"]),
     (["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"latent_dim": 0}'], ["positive"]),
     (["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"hidden": [0]}'], ["hidden"]),
+    (
+        ["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"encoder_dropout": 1.5}'],
+        ["encoder_dropout", "[0, 1)", "1.5"],
+    ),
     (["fit", "gaussian-nb", "--data", "iris", "--out", "{d}/out", "--model-args", '{"x": 1}'], ["method", "'x'"]),
     # numeric flags and options
     (fit("{d}/good.npy", "--epochs", "0"), ["--epochs", "positive integer", "'0'"]),
