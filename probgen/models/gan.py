@@ -183,15 +183,10 @@ class GAN(GenerativeModel):
 
     def sample(self, n: int) -> Tensor:
         """``n`` draws; batch norm uses its running statistics, so each draw is independent of
-        the others in the batch (the training mode is restored)."""
+        the others in the batch (each module's mode is restored)."""
         n = self._check_n(n)
-        training = self.generator.training
-        self.generator.eval()
-        try:
-            with torch.no_grad():
-                x = self.data_loc + self.data_scale * self._generate(self._prior(n).sample())
-        finally:
-            self.generator.train(training)
+        with self.evaluating(), torch.no_grad():
+            x = self.data_loc + self.data_scale * self._generate(self._prior(n).sample())
         return x.reshape(n, *self.event_shape)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
