@@ -86,9 +86,13 @@ class GaussianEncoder(nn.Module):
         h = self.body(x)
         return one_hot_concat(h, y, self.num_classes) if self.num_classes else h
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        loc, raw = self.head(self.features(x, y)).chunk(2, -1)
+    def gaussian(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loc, scale)`` from the features ``h`` (the head, scale via softplus)."""
+        loc, raw = self.head(h).chunk(2, -1)
         return loc, F.softplus(raw) + 1e-4
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.gaussian(self.features(x, y))
 
 
 def make_encoder(

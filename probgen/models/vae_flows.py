@@ -98,8 +98,7 @@ def encoder_features(encoder: GaussianEncoder, x: Tensor, y: Tensor | None = Non
         (torch.Size([3, 2]), torch.Size([3, 8]))
     """
     h = encoder.features(x, y)
-    loc, raw = encoder.head(h).chunk(2, -1)
-    return loc, F.softplus(raw) + 1e-4, h
+    return (*encoder.gaussian(h), h)
 
 
 class ConditionedSylvester(Transform):
