@@ -1,5 +1,6 @@
 """Fit throughput (examples/s) of a VAE, a MAF and a PixelCNN on the CPU (and a GPU when there is
-one), and the speed-up of a 2-process (gloo) distributed VAE fit on the CPU.
+one), in full precision and under bf16 autocast, and the speed-up of a 2-process (gloo)
+distributed VAE fit on the CPU.
 
     python benchmarks/scale.py [--epochs 3] [--threads 1]
 
@@ -34,11 +35,12 @@ def _data(name: str) -> pg.data.Dataset:
     return data
 
 
-def throughput(name: str, device: str, epochs: int, distributed: bool = False) -> float:
+def throughput(name: str, device: str, epochs: int, distributed: bool = False, precision: str | None = None) -> float:
     """Training examples per second of ``epochs`` epochs (after one warm-up epoch)."""
     data = _data(name)
     model = build_model(name, data, **MODELS[name])
     options = dict(batch_size=128, lr=1e-3, progress=False, device=device, distributed=distributed)
+    options |= dict(precision=precision)
     pg.fit(model, data, epochs=1, **options)
     start = time.perf_counter()
     pg.fit(model, data, epochs=epochs, init_from_data=False, **options)
@@ -73,9 +75,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} thread(s); examples/s of fit")
+    print(f"{'':15s} {'fp32':>10s} {'bf16':>10s}  bf16/fp32")
     for device in devices:
         for name in MODELS:
-            print(f"{device:5s} {name:9s} {throughput(name, device, args.epochs):10.0f}")
+            full, low = (throughput(name, device, args.epochs, precision=p) for p in (None, "bf16"))
+            print(f"{device:5s} {name:9s} {full:10.0f} {low:10.0f}  {low / full:.2f}x")
     one = throughput("vae", "cpu", args.epochs) if args.threads == 1 else None
     two = two_process_rate(args.epochs)
     if one is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +31,16 @@ __all__ = [
     "Shard",
     "SINGLE",
     "PRECISIONS",
+    "CUDA_BACKENDS",
     "ObjectiveModule",
     "all_sum",
     "broadcast_value",
+    "collective_device",
     "current_shard",
     "gather_rng_states",
     "join_process_group",
+    "precision_context",
+    "widened",
     "reduce_statistics",
     "wrap_data_parallel",
 ]
@@ -44,6 +48,9 @@ __all__ = [
 #: ``fit(precision=...)``: None or "fp32" is full precision, "bf16" runs the networks under
 #: ``torch.autocast`` in bfloat16 (log-densities are still summed in float32 or wider)
 PRECISIONS = (None, "fp32", "bf16")
+
+#: the process group of CUDA ranks: nccl for tensors on the GPUs, gloo for those on the CPU
+CUDA_BACKENDS = "cpu:gloo,cuda:nccl"
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,8 @@ def current_shard() -> Shard:
 def join_process_group(device: torch.device) -> Shard:
     """The default process group, initialised from ``torchrun``'s environment (``RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) if the caller has not done it: nccl for a
-    CUDA model, gloo otherwise. Raises ValueError when there is neither."""
+    CUDA model's tensors with gloo beside it for the CPU-side reductions (losses, statistics,
+    RNG states), gloo alone otherwise. Raises ValueError when there is neither."""
     if not dist.is_available():
         raise ValueError("distributed=True needs torch.distributed, which this torch build lacks")
     if not dist.is_initialized():
@@ -93,26 +101,48 @@ def join_process_group(device: torch.device) -> Shard:
                 "expected a launch by `torchrun --nproc-per-node N ...` or `probgen fit --nproc N`, "
                 "or torch.distributed.init_process_group() called first"
             )
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(CUDA_BACKENDS if device.type == "cuda" else "gloo")
     return current_shard()
+
+
+def collective_device(value: Tensor) -> torch.device:
+    """Where ``value`` can take part in a collective: its own device, except a CPU tensor in a
+    group whose only backend is nccl (initialised by a caller with ``"nccl"``), which goes to
+    this rank's current GPU."""
+    if value.device.type == "cpu" and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return value.device
 
 
 def all_sum(values: Tensor, shard: Shard) -> Tensor:
     """``values`` summed over the ranks (returned as is by a single process)."""
     if not shard.active:
         return values
-    values = values.clone()
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
+    summed = values.detach().to(collective_device(values), copy=True)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return summed.to(values.device)
 
 
 def broadcast_value(value: Tensor, shard: Shard) -> Tensor:
     """Rank 0's ``value`` on every rank (e.g. one estimate of log Z for every shard)."""
     if not shard.active:
         return value
-    value = value.detach().clone().contiguous()
-    dist.broadcast(value, src=0)
-    return value
+    shared = value.detach().to(collective_device(value), copy=True).contiguous()
+    dist.broadcast(shared, src=0)
+    return shared.to(value.device)
+
+
+def precision_context(precision: str | None, device_type: str) -> AbstractContextManager:
+    """``torch.autocast`` in bfloat16 for ``precision="bf16"`` (networks' matmuls and
+    convolutions run in bfloat16, parameters stay in their dtype), else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def widened(loss: Tensor) -> Tensor:
+    """A loss computed under bfloat16 autocast, in float32 (float32 and float64 pass unchanged)."""
+    return loss if loss.dtype in (torch.float32, torch.float64) else loss.float()
 
 
 def _moved(value: Any, device: torch.device | str) -> Any:
@@ -179,12 +209,8 @@ class ObjectiveModule(torch.nn.Module):
         self.precision = precision
 
     def forward(self, x: Tensor, y: Tensor | None, weight: float) -> Tensor:
-        low = self.precision == "bf16"
-        context = torch.autocast(x.device.type, dtype=torch.bfloat16) if low else nullcontext()
-        with context:
-            loss = self.loss_fn(self.model, x, y)
-        if low:
-            loss = loss.float()
+        with precision_context(self.precision, x.device.type):
+            loss = widened(self.loss_fn(self.model, x, y))
         return loss if weight == 1.0 else loss * weight
 
 

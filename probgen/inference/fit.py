@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def _strategy(name: str, options: FitOptions) -> str:
     if options.distributed and not STRATEGIES[name].distributed:
         able = sorted(k for k, v in STRATEGIES.items() if v.distributed)
         raise ValueError(f"the {name!r} strategy cannot run distributed; expected one of {able}")
+    if options.precision == "bf16" and not STRATEGIES[name].mixed_precision:
+        able = sorted(k for k, v in STRATEGIES.items() if v.mixed_precision)
+        warnings.warn(
+            f"precision='bf16' applies to the {able} strategies; {name!r} runs in full precision", stacklevel=3
+        )
     return name
 
 

@@ -49,7 +49,9 @@ __all__ = [
 
 
 def _points(x: Any, name: str) -> Tensor:
-    x = torch.as_tensor(x, dtype=torch.float64)
+    """``x`` as float64 points ``[N, features]`` on the CPU (where scikit-learn and the
+    permutation generator work, whichever device the samples came from)."""
+    x = torch.as_tensor(x).detach().to("cpu", torch.float64)
     if x.dim() < 2 or len(x) < 2:
         raise ValueError(f"{name} must be at least 2 points of shape (N, ...), got shape {tuple(x.shape)}")
     x = x.reshape(len(x), -1)

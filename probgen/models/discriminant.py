@@ -122,7 +122,7 @@ class DiscriminantAnalysis(GenerativeClassifier):
         return gaussian_log_prob_precision_tril(x[None, :, None, :], params["loc"][:, None], trils[:, None])
 
     def replicate(self, params, y):
-        rows = torch.arange(len(y))
+        rows = torch.arange(len(y), device=y.device)
         tril, loc = self._trils(params)[rows, y], params["loc"][rows, y]
         z = torch.randn_like(loc).unsqueeze(-1)
         return loc + torch.linalg.solve_triangular(tril.transpose(-1, -2), z, upper=True).squeeze(-1)

@@ -77,7 +77,7 @@ class Factorized(GenerativeModel):
         return self.posterior.predictive(bool(self.closed_form))
 
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
-        self.closed_form = torch.tensor(False)
+        self.closed_form.fill_(False)
 
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
@@ -121,7 +121,7 @@ class Factorized(GenerativeModel):
     def set_closed_form(self, statistics: dict[str, Any]) -> None:
         """Set the exact posterior (bayes), posterior mode (map) or MLE (mle) from the statistics."""
         self.posterior.set_closed_form(self, statistics)
-        self.closed_form = torch.tensor(True)
+        self.closed_form.fill_(True)
 
     def _full(self, value: float, shape: tuple[int, ...] | None = None) -> Tensor:
         return torch.full(shape or (self.num_dims,), float(value), dtype=self.dtype, device=self.device)

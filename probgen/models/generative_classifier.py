@@ -117,7 +117,7 @@ class GenerativeClassifier(GenerativeModel):
         self._set_prior(statistics)
         self.class_counts = statistics["class_counts"].to(self.dtype)
         self._set_conjugate(statistics)
-        self.posterior.fitted = torch.tensor(True)
+        self.posterior.fitted.fill_(True)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
         """Set the empirical-Bayes prior from these data; start an optimised posterior at their

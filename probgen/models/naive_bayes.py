@@ -107,7 +107,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
         return dist.Normal(loc, tau.rsqrt()).log_prob(x[None, :, None, :]).sum(-1)
 
     def replicate(self, params, y):
-        rows = torch.arange(len(y))
+        rows = torch.arange(len(y), device=y.device)
         loc, tau = params["loc"][rows, y], params["precision"][rows, y]
         return dist.Normal(loc, tau.rsqrt()).sample()
 
@@ -184,7 +184,7 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         return dist.Bernoulli(probs=probs).log_prob(x[None, :, None, :].expand(-1, -1, probs.shape[2], -1)).sum(-1)
 
     def replicate(self, params, y):
-        return torch.bernoulli(params["probs"][torch.arange(len(y)), y])
+        return torch.bernoulli(params["probs"][torch.arange(len(y), device=y.device), y])
 
     def _set_conjugate(self, statistics):
         ones = statistics["ones"]
@@ -243,7 +243,7 @@ class CategoricalNaiveBayes(GenerativeClassifier):
         return logp.gather(-1, index).sum(2).transpose(1, 2)  # [S, N, C]
 
     def replicate(self, params, y):
-        return dist.Categorical(probs=params["probs"][torch.arange(len(y)), y]).sample().to(self.dtype)
+        return dist.Categorical(probs=params["probs"][torch.arange(len(y), device=y.device), y]).sample().to(self.dtype)
 
     def _set_conjugate(self, statistics):
         self.post_alpha = self.prior_alpha + statistics["levels"]

@@ -160,8 +160,8 @@ class DrawsPosterior(Posterior):
         for name, value in draws.items():
             self.register_buffer(f"draw_{name}", value.detach().clone())
         self.site_names = list(draws)
-        self.chains = torch.tensor(int(num_chains))
-        self.fitted = torch.tensor(True)
+        self.chains.fill_(int(num_chains))
+        self.fitted.fill_(True)
 
     def draws(self, model: BayesianModel, num_samples: int | None = None) -> dict[str, Tensor]:
         self.check_fitted()
@@ -198,7 +198,7 @@ class GuidePosterior(Posterior):
     def guide(self, model: BayesianModel, x: Tensor, y: Tensor | None) -> Any:
         if self.autoguide is None:
             self.autoguide = self.guide_class(model.model, init_loc_fn=init_to_median, **self.guide_options)
-        self.fitted = torch.tensor(True)
+        self.fitted.fill_(True)
         return self.autoguide(x, y)
 
     def draws(self, model: BayesianModel, num_samples: int | None = None) -> dict[str, Tensor]:

@@ -3,6 +3,8 @@
 CUDA cases run where torch finds a GPU and are skipped otherwise.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -61,6 +63,24 @@ def test_a_float64_fit_stays_float64(name, kwargs):
     assert out.dtype == torch.float64 if out.is_floating_point() else True
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
+def test_every_family_fits_scores_and_samples_on_cuda(name, kwargs):
+    data = _data(name)
+    model = build_model(name, data, **kwargs)
+    options = {"strategy_options": {"num_samples": 20, "warmup_steps": 20, "num_chains": 1}}
+    options = options if model.fit_strategy == "nuts" else {"epochs": 1}
+    pg.fit(model, data, device="cuda", batch_size=16, progress=False, **options)
+    assert {v.device.type for v in _floating(model).values()} == {"cuda"}
+    with torch.no_grad():
+        assert _output(model, data).device.type == "cuda"
+        draws = model.sample(3, data.y[:3]) if model.conditional else model.sample(3)
+    assert draws.device.type == "cuda"
+    if model.density != "implicit":
+        score = pg.log_likelihood(model, data, num_samples=2, ais_steps=5)
+        assert math.isfinite(score.nats)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_fit_and_score_on_a_device(device, tmp_path):
     data = _data("vae")
@@ -111,3 +131,26 @@ def test_bad_dtype_and_precision_are_refused():
         pg.fit(model, data, dtype="float16", progress=False)
     with pytest.raises(ValueError, match="precision must be one of"):
         pg.fit(model, data, precision="fp8", progress=False)
+
+
+def test_bf16_autocast_reaches_the_gan_players():
+    data = _data("gan", n=64)
+    model = build_model("gan", data, hidden=(16,))
+    seen = set()
+    hooks = [m.register_forward_hook(lambda m, i, out: seen.add(out.dtype)) for m in model.modules()
+             if isinstance(m, torch.nn.Linear)]  # fmt: skip
+    result = pg.fit(model, data, precision="bf16", epochs=2, batch_size=32, progress=False)
+    for hook in hooks:
+        hook.remove()
+    assert seen == {torch.bfloat16}  # both players' layers ran in bfloat16
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert all(math.isfinite(v) for v in result.train_loss)
+
+
+@pytest.mark.parametrize("name,strategy", [("independent-gaussian", "closed_form"), ("rbm", None)])
+def test_bf16_on_a_strategy_without_networks_is_named(name, strategy):
+    data = _data(name)
+    model = build_model(name, data)
+    with pytest.warns(UserWarning, match=r"precision='bf16' applies to the \['adversarial', 'svi'\] strategies"):
+        pg.fit(model, data, strategy=strategy, precision="bf16", epochs=1, progress=False)
+    assert model.fitted

@@ -185,3 +185,30 @@ def test_distributed_without_a_process_group_is_refused(monkeypatch):
         pg.fit(_vae(), x, distributed=True, **FIT)
     with pytest.raises(ValueError, match="cannot run distributed"):
         pg.fit(_vae(), x, strategy="nuts", distributed=True, progress=False)
+
+
+@pytest.mark.parametrize("device,backend", [("cpu", "gloo"), ("cuda", "cpu:gloo,cuda:nccl")])
+def test_the_process_group_has_a_backend_for_cpu_tensors(monkeypatch, device, backend):
+    """CUDA ranks still reduce CPU tensors (the epoch loss, closed-form statistics, RNG states):
+    nccl alone would refuse them, so gloo serves the CPU beside it."""
+    from probgen.inference.distributed import join_process_group
+
+    chosen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", chosen.append)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    join_process_group(torch.device(device))
+    assert chosen == [backend]
+
+
+@pytest.mark.parametrize("backend,expected", [("gloo", "cpu"), ("cpu:gloo,cuda:nccl", "cpu"), ("nccl", "cuda:0")])
+def test_cpu_tensors_reduce_on_a_device_the_group_serves(monkeypatch, backend, expected):
+    """A caller's group of nccl alone serves only GPUs: CPU tensors go to the rank's GPU for it."""
+    from probgen.inference.distributed import collective_device
+
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: backend)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert collective_device(torch.zeros(1)) == torch.device(expected)

@@ -24,6 +24,7 @@ import torch
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
+from probgen.inference.distributed import precision_context, widened
 from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
 from probgen.inference.strategies.loop import EpochLoop
 
@@ -47,6 +48,8 @@ def _options(given: dict[str, Any], lr: float) -> dict[str, Any]:
 class AdversarialStrategy(FitStrategy):
     """Alternating discriminator and generator steps by minibatches."""
 
+    mixed_precision = True
+
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
         game = _options(options.strategy_options, options.lr)
         betas = tuple(game["betas"])
@@ -62,10 +65,14 @@ class AdversarialStrategy(FitStrategy):
         def epoch_fn(epoch: int, generator: torch.Generator) -> dict[str, float]:
             d_total, g_total = 0.0, 0.0
             for step, (x, _, _) in enumerate(loop.batches(train, generator)):
-                where = f"epoch {epoch}, step {step}"
+                where, autocast = f"epoch {epoch}, step {step}", precision_context(options.precision, x.device.type)
                 for _ in range(game["d_steps"]):
-                    d_loss = loop.step(model.discriminator_loss(x), DISCRIMINATOR, where, "discriminator")
-                g_loss = loop.step(model.generator_loss(len(x)), GENERATOR, where, "generator")
+                    with autocast:
+                        d_value = widened(model.discriminator_loss(x))
+                    d_loss = loop.step(d_value, DISCRIMINATOR, where, "discriminator")
+                with autocast:
+                    g_value = widened(model.generator_loss(len(x)))
+                g_loss = loop.step(g_value, GENERATOR, where, "generator")
                 d_total, g_total = d_total + d_loss * len(x), g_total + g_loss * len(x)
             return {"train_loss": d_total / len(train), "discriminator_loss": d_total / len(train),
                     "generator_loss": g_total / len(train)}  # fmt: skip

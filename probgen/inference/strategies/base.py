@@ -97,6 +97,8 @@ class FitStrategy(ABC):
 
     #: whether it can run in several processes (``fit(..., distributed=True)``)
     distributed: bool = False
+    #: whether it honours ``precision="bf16"`` (networks trained by gradient under autocast)
+    mixed_precision: bool = False
 
     @abstractmethod
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:

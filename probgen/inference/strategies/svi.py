@@ -148,6 +148,7 @@ class SVIStrategy(FitStrategy):
     """Minibatch SVI with early stopping on validation data and atomic per-epoch checkpoints."""
 
     distributed = True
+    mixed_precision = True
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
         objective = model.default_objective if options.objective is None else options.objective

@@ -174,7 +174,7 @@ class MADE(Autoregressive):
         n = self._check_n(n)
         if self.num_masks == 1:
             return super().sample(n)
-        which = torch.randint(self.num_masks, (n,))
+        which = torch.randint(self.num_masks, (n,), device=self.device)
         out = torch.empty(n, *self.event_shape, dtype=self.dtype, device=self.device)
         for k in which.unique().tolist():
             with self.connectivity(k):
