@@ -43,8 +43,8 @@ class GaussianNaiveBayes(GenerativeClassifier):
         >>> import probgen as pg
         >>> iris = pg.load_dataset("iris")
         >>> nb = GaussianNaiveBayes(4, "real", 3).fit_closed_form(iris.x, iris.y)
-        >>> nb.predict_log_proba(iris.x[:2]).exp().sum(-1)
-        tensor([1.0000, 1.0000])
+        >>> torch.allclose(nb.predict_log_proba(iris.x[:2]).exp().sum(-1), torch.ones(2))
+        True
     """
 
     sites = ("precision", "loc")

@@ -29,7 +29,8 @@ def test_bound_terms_equal_closed_forms_with_two_steps(float64):
     """T = 2: prior KL in closed form, L_1 by Ho et al.'s eq. (12) in the noise, and the
     decoder's probability by the normal CDF over each pixel's bin."""
     torch.manual_seed(0)
-    ddpm = DDPM(3, "discrete(5)", steps=2, hidden=(8,), beta_range=(0.1, 0.3), reverse_variance="posterior").double()
+    ddpm = DDPM(3, "discrete(5)", steps=2, hidden=(8,), beta_range=(0.1, 0.3), reverse_variance="posterior",
+                parameterization="noise").double()  # fmt: skip
     x = torch.tensor([[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]])
     torch.manual_seed(1)
     terms = ddpm.variational_bound(x)
@@ -111,17 +112,23 @@ def _log_marginal_by_quadrature(ddpm, x, grid):
     with torch.no_grad():
         density = torch.distributions.Normal(0.0, 1.0).log_prob(grid).exp()
         for t in range(ddpm.steps, 1, -1):
-            mean, scale = ddpm.reverse_mean(grid[:, None], t).squeeze(-1), ddpm._reverse_scale(t)
+            mean, scale = (v.squeeze(-1) for v in ddpm.reverse(grid[:, None], t))  # scale: per x_t if learned
             kernel = torch.exp(-0.5 * ((grid[:, None] - mean) / scale) ** 2) / (scale * math.sqrt(2 * math.pi))
             density = kernel @ density * step  # kernel[i, j] = p(x_{t-1} = grid_i | x_t = grid_j)
         decoder = ddpm._decoder(grid[:, None]).log_prob(x[:, None, :])  # [x_0, x_1]
         return torch.logsumexp(decoder + density.log() + step.log(), -1), density.sum() * step
 
 
-def test_bound_is_below_the_quadrature_log_likelihood_and_tightens_with_training(float64):
+@pytest.mark.parametrize(
+    "options",
+    [{"reverse_variance": "beta"}, {"reverse_variance": "learned"}],
+    ids=["fixed", "learned"],
+)
+def test_bound_is_below_the_quadrature_log_likelihood_and_tightens_with_training(options, float64):
     """A 1-D two-Gaussian mixture: the reported bound stays below the model's own log p(x) (by
-    quadrature over the reverse chain, which integrates to 1) before and after training, and
-    training raises it towards the data's true log-likelihood, with a smaller gap."""
+    quadrature over the reverse chain, which integrates to 1) before and after training (by
+    L_simple, or the hybrid loss for learned variances), and training raises it towards the
+    data's true log-likelihood, with a smaller gap."""
     torch.manual_seed(0)
     mixture = torch.distributions.MixtureSameFamily(
         torch.distributions.Categorical(torch.tensor([0.5, 0.5])),
@@ -129,7 +136,7 @@ def test_bound_is_below_the_quadrature_log_likelihood_and_tightens_with_training
     )
     train, test = mixture.sample((1000, 1)), mixture.sample((300, 1))
     true = mixture.log_prob(test).squeeze(-1).mean().item()
-    ddpm = DDPM(1, "real", steps=10, hidden=(32, 32), beta_range=(0.01, 0.3)).double()
+    ddpm = DDPM(1, "real", steps=10, hidden=(32, 32), beta_range=(0.01, 0.3), **options).double()
     ddpm.init_from_data(train)
     grid, gaps, bounds = torch.linspace(-16, 16, 1601), [], []
     for epochs in (0, 40):
@@ -172,3 +179,139 @@ def test_bad_arguments_are_refused():
         DDPM(2, "real", steps=0)
     with pytest.raises(ValueError, match="betas outside"):
         DDPM(2, "real", steps=10, beta_range=(1e-4, 1.2))
+
+
+def test_cosine_schedule_follows_its_alpha_bar():
+    """Nichol & Dhariwal's eq. 17: alpha_bar_t = f(t) / f(0) with f(t) = cos^2(...), betas clipped at 0.999."""
+    ddpm = DDPM(2, "real", steps=40, schedule="cosine").double()
+    t = torch.arange(41, dtype=torch.float64)
+    f = torch.cos((t / 40 + 0.008) / 1.008 * math.pi / 2) ** 2
+    unclipped = (f / f[0])[:-1]  # the last beta is clipped, so compare the steps before it
+    assert torch.allclose(ddpm.alpha_bars[:-1], unclipped, rtol=1e-6)
+    assert ddpm.betas[-1].item() == pytest.approx(0.999)
+
+
+def _learned(steps=3, v=None, parameterization="noise"):
+    """Betas large enough that every term, the decoder's too, weighs in the bound."""
+    ddpm = DDPM(3, "discrete(5)", steps=steps, hidden=(8,), beta_range=(0.2, 0.4), reverse_variance="learned",
+                parameterization=parameterization).double()  # fmt: skip
+    if v is not None:  # the v half of the output fixed at v, the noise half left as it is
+        last = ddpm.denoiser[-1]
+        with torch.no_grad():
+            last.weight[3:] = 0
+            last.bias[3:] = v
+    return ddpm
+
+
+@pytest.mark.parametrize("v", [30.0, -30.0, 0.0])
+def test_learned_variance_interpolates_between_beta_and_the_posterior_variance(v, float64):
+    ddpm = _learned(v=v)
+    b, ab = ddpm.betas, ddpm.alpha_bars
+    tilde = [None, b[2] * b[1] / (1 - ab[2]), b[2] * (1 - ab[1]) / (1 - ab[2]), b[3] * (1 - ab[2]) / (1 - ab[3])]
+    x = torch.randn(4, 3)
+    for t in (1, 2, 3):  # beta~_1 = 0 is clipped to beta~_2
+        low = tilde[t] if t > 1 else tilde[2]
+        expected = {30.0: b[t], -30.0: low, 0.0: (b[t] * low).sqrt()}[v]  # tanh(30) = 1 in float64
+        torch.testing.assert_close(ddpm.reverse(x, t)[1] ** 2, expected.expand(4, 3), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("parameterization", ["noise", "levels"])
+def test_the_hybrid_loss_bound_term_is_an_unbiased_estimate_of_the_bound(parameterization, float64):
+    """Over uniform t and x_t ~ q(x_t | x_0), T times the hybrid loss's bound term plus the prior KL
+    averages to the variational bound (Ho et al.'s L = L_T + sum_t L_{t-1} + L_0)."""
+    torch.manual_seed(0)
+    ddpm = _learned(steps=4, parameterization=parameterization)
+    x = torch.tensor([[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]]).repeat(4000, 1)
+    x0, flat = ddpm._to_diffusion(x), ddpm._observed(x)
+    with torch.no_grad():
+        t = torch.randint(1, 5, (len(x),))
+        ab = ddpm.alpha_bars[t][:, None]
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn_like(x0)
+        eps, v, logits = ddpm._denoise(x_t, t)
+        estimate = 4 * ddpm._bound_term(flat, x0, x_t, t, ddpm._mean(x_t, t, eps), logits, v)
+        exact = ddpm.variational_bound(x)
+    assert estimate[t == 1].mean() > 1  # the decoder's term is no rounding error here
+    estimate = estimate + exact["prior"]
+    for row in range(2):
+        a, b = estimate[row::2], exact["total"][row::2]
+        se = (a.var() / len(a) + b.var() / len(b)).sqrt()
+        assert abs(a.mean() - b.mean()) < 4 * se, (a.mean(), b.mean(), se)
+
+
+def test_the_hybrid_loss_trains_the_variances_and_only_they_feel_the_bound(float64):
+    """The bound term's gradient reaches the v outputs, not the noise prediction (stop-gradient)."""
+    torch.manual_seed(0)
+    ddpm = _learned()
+    x = torch.tensor([[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]]).repeat(50, 1)
+    grads = {}
+    for weight in (0.0, 1.0):
+        ddpm.zero_grad()
+        torch.manual_seed(1)
+        ddpm.simple_loss(x, vlb_weight=weight).backward()
+        grads[weight] = ddpm.denoiser[-1].bias.grad.clone()
+    torch.testing.assert_close(grads[1.0][:3], grads[0.0][:3])  # the noise half: L_simple's only
+    assert (grads[0.0][3:] == 0).all() and (grads[1.0][3:] != 0).all()
+
+
+def test_options_round_trip_and_bad_ones_are_refused(tmp_path):
+    options = {"schedule": "cosine", "reverse_variance": "learned", "vlb_weight": 0.01, "parameterization": "levels"}
+    ddpm = DDPM(4, "binary", steps=5, hidden=(8,), **options)
+    loaded = pg.load(pg.save(ddpm, tmp_path / "ddpm.safetensors"))
+    assert {k: getattr(loaded, k) for k in options} == options
+    torch.testing.assert_close(loaded.betas, ddpm.betas)
+    old = {"name": "ddpm", "event_shape": [4], "support": "binary", "steps": 5, "hidden": [8]}  # before the options
+    old |= {"beta_range": [0.001, 0.2], "reverse_variance": "beta"}
+    assert DDPM.from_config(old).parameterization == "noise"
+    assert DDPM(4, "binary").config["parameterization"] == "levels"  # the default for discrete data
+    assert DDPM(4, "real").config["parameterization"] == "noise"
+    assert DDPM(4, "discrete(256)").config["parameterization"] == "noise"  # a 4 x 256-unit output otherwise
+    with pytest.raises(ValueError, match="unknown schedule 'cos'"):
+        DDPM(2, "real", schedule="cos")
+    with pytest.raises(ValueError, match="vlb_weight must be a non-negative number, got -1"):
+        DDPM(2, "real", vlb_weight=-1)
+    with pytest.raises(ValueError, match="parameterization 'levels' needs discrete data .* got 'real'"):
+        DDPM(2, "real", parameterization="levels")
+    with pytest.raises(ValueError, match="unknown parameterization 'x0'"):
+        DDPM(2, "binary", parameterization="x0")
+
+
+def _levels_ddpm(**options):
+    return DDPM(1, "discrete(5)", steps=10, hidden=(32, 32), parameterization="levels", **options).double()
+
+
+def test_levels_posterior_is_bayes_rule_over_the_levels(float64):
+    """With the network's output at zero the prediction of x_0 is the posterior mean of the levels
+    under a uniform prior, Gaussian likelihood q(x_t | x_0 = c_k); at low noise, the level itself."""
+    ddpm = _levels_ddpm(beta_range=(1e-4, 0.3))
+    with torch.no_grad():
+        ddpm.denoiser[-1].weight.zero_()
+        ddpm.denoiser[-1].bias.zero_()
+    levels = torch.linspace(-1, 1, 5)
+    for t in (1, 4, 10):
+        ab = ddpm.alpha_bars[t]
+        x_t = torch.tensor([[-0.9], [0.1], [0.7]])
+        weights = torch.distributions.Normal(ab.sqrt() * levels, (1 - ab).sqrt()).log_prob(x_t).softmax(-1)
+        eps = (x_t - ab.sqrt() * (weights * levels).sum(-1, keepdim=True)) / (1 - ab).sqrt()
+        torch.testing.assert_close(ddpm.epsilon(x_t, t), eps, rtol=1e-10, atol=1e-12)
+    ab = ddpm.alpha_bars[1]  # noise 0.01 against levels 0.5 apart: x_0 is certain
+    x_t = ab.sqrt() * levels[:, None] + 0.02
+    x0 = (x_t - (1 - ab).sqrt() * ddpm.epsilon(x_t, 1)) / ab.sqrt()
+    torch.testing.assert_close(x0, levels[:, None], rtol=0, atol=1e-9)
+
+
+def test_levels_ddpm_is_normalised_and_its_bound_is_below_it(float64):
+    """1-D data on 5 levels: P(x_0 = k) by quadrature over the reverse chain sums to 1 over the
+    levels (the categorical decoder is a distribution), the bound is below log P(k) at every level,
+    and training by the hybrid loss brings P close to the data's frequencies."""
+    torch.manual_seed(0)
+    freqs = torch.tensor([0.1, 0.4, 0.05, 0.3, 0.15])
+    train = torch.distributions.Categorical(freqs).sample((2000, 1)).double()
+    ddpm = _levels_ddpm(beta_range=(0.03, 0.3), reverse_variance="learned")
+    pg.fit(ddpm, train, epochs=30, lr=3e-3, batch_size=100, progress=False)
+    levels = torch.arange(5.0)[:, None]
+    exact, mass = _log_marginal_by_quadrature(ddpm, levels, torch.linspace(-12, 12, 2401))
+    assert abs(mass.item() - 1) < 1e-5 and abs(exact.exp().sum().item() - 1) < 1e-4, (mass, exact.exp())
+    bound = -ddpm.variational_bound(levels.repeat(400, 1))["total"].reshape(400, 5)
+    assert (bound.mean(0) < exact + 3 * bound.std(0) / 20).all(), (bound.mean(0), exact)
+    kl = (freqs * (freqs.log() - exact)).sum()
+    assert kl < 0.05, (exact.exp(), kl)  # 0.21 for the uniform start
