@@ -158,6 +158,13 @@ class GenerativeModel(PyroModule):
         return "elbo"
 
     @property
+    def default_val_objective(self) -> Any:
+        """What scores validation data (to choose the best epoch) unless ``fit`` is given a
+        ``val_objective``: None for the training objective, or one as ``default_objective``
+        (for a model trained on a surrogate loss, the bound itself)."""
+        return None
+
+    @property
     def fit_strategy(self) -> str:
         """Name of the registered fit strategy ``probgen.fit`` uses by default."""
         return "svi"

@@ -114,7 +114,9 @@ class DiscretizedGaussian(dist.TorchDistribution):
 
 def ddpm_simple_loss(model: DDPM, x: Tensor, y: Tensor | None = None) -> Tensor:
     """Ho et al.'s ``L_simple``: ``|eps - eps(x_t, t)|^2`` at one uniform t per example (summed
-    over dimensions), scaled like an ELBO (N / B times the batch sum) for ``probgen.fit``."""
+    over dimensions), scaled like an ELBO (N / B times the batch sum) for ``probgen.fit``. With
+    the "levels" parameterization it adds the categorical decoder's ``-log p(x_0 | x_1)`` at a
+    fresh x_1 (the decoder is trained by its likelihood, as the bound weighs it)."""
     return model.simple_loss(x)
 
 
@@ -176,6 +178,12 @@ class DDPM(GenerativeModel):
         """The simple noise-prediction loss of Ho et al. (eq. 14); the hybrid loss of Nichol &
         Dhariwal when the variances are learned (L_simple does not train them)."""
         return ddpm_hybrid_loss if self.reverse_variance == "learned" else ddpm_simple_loss
+
+    @property
+    def default_val_objective(self) -> Any:
+        """The bound (its KLs analytic): the training losses are surrogates that stop tracking
+        it, and choosing the best epoch by them stops early."""
+        return "analytic_kl"
 
     def __init__(
         self,

@@ -315,3 +315,16 @@ def test_levels_ddpm_is_normalised_and_its_bound_is_below_it(float64):
     assert (bound.mean(0) < exact + 3 * bound.std(0) / 20).all(), (bound.mean(0), exact)
     kl = (freqs * (freqs.log() - exact)).sum()
     assert kl < 0.05, (exact.exp(), kl)  # 0.21 for the uniform start
+
+
+def test_validation_scores_the_bound_not_the_training_loss():
+    """The best epoch is chosen by the bound (analytic KLs): its validation loss per example is the
+    mean negative bound of the validation data, which the hybrid training loss is not."""
+    torch.manual_seed(0)
+    train, val = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "val")
+    ddpm = DDPM.from_dataset(train, steps=10, hidden=(32,))
+    result = pg.fit(ddpm, train, val_data=val, epochs=2, lr=2e-3, batch_size=100, progress=False)
+    bound = ddpm.variational_bound(val.x)["total"]  # of the best epoch's weights, where fit leaves the model
+    best = min(range(2), key=lambda e: result.history[e]["val_loss"])
+    assert result.history[best]["val_loss"] == pytest.approx(bound.mean().item(), abs=4 * bound.std().item() / 18)
+    assert abs(result.history[best]["train_loss"] - bound.mean().item()) > 5  # a different quantity

@@ -136,9 +136,10 @@ def _global_size(step: int, batch_size: int, num_examples: int) -> int:
 
 def _validation_objective(model: Any, objective: Any, options: FitOptions) -> Objective | None:
     """The objective scoring validation data when the options name one apart from training's."""
-    if options.val_objective is None and options.val_num_samples is None:
+    named = options.val_objective if options.val_objective is not None else model.default_val_objective
+    if named is None and options.val_num_samples is None:
         return None
-    val_objective = objective if options.val_objective is None else options.val_objective
+    val_objective = objective if named is None else named
     num_samples = options.num_samples if options.val_num_samples is None else options.val_num_samples
     return make_objective(val_objective, num_samples, model.max_plate_nesting, model.vectorizable)
 
