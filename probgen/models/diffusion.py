@@ -281,17 +281,19 @@ class DDPM(GenerativeModel):
             return Denoised(out[..., : self.num_dims], v)
         _, ab, _ = self._coefficients(t, x_t)
         logits = self._level_logits(x_t, ab, out[..., : self.num_dims * self.num_levels])
-        levels = torch.linspace(-1, 1, self.num_levels, dtype=x_t.dtype, device=x_t.device)
-        x0 = (logits.softmax(-1) * levels).sum(-1)  # E[x_0 | x_t]
+        x0 = (logits.softmax(-1) * self._levels(x_t)).sum(-1)  # E[x_0 | x_t]
         return Denoised((x_t - ab.sqrt() * x0) / (1 - ab).sqrt(), v, logits)
+
+    def _levels(self, like: Tensor) -> Tensor:
+        """The data's levels on the diffusion scale, ``c_k = 2k / (levels - 1) - 1``."""
+        return torch.linspace(-1, 1, self.num_levels, dtype=like.dtype, device=like.device)
 
     def _level_logits(self, x_t: Tensor, ab: Tensor, out: Tensor) -> Tensor:
         """``log p(x_0 = c_k | x_t)`` per dimension up to a constant, by Bayes' rule: the Gaussian
         likelihood ``q(x_t | x_0 = c_k)`` of each level ``c_k`` plus the network's output (its
         learned log prior ratios). At low noise the likelihood decides alone, and exactly."""
-        levels = torch.linspace(-1, 1, self.num_levels, dtype=x_t.dtype, device=x_t.device)
         ab = ab[..., None] if ab.dim() else ab
-        log_lik = -((x_t[..., None] - ab.sqrt() * levels) ** 2) / (2 * (1 - ab))
+        log_lik = -((x_t[..., None] - ab.sqrt() * self._levels(x_t)) ** 2) / (2 * (1 - ab))
         return log_lik + out.unflatten(-1, (self.num_dims, self.num_levels))
 
     def epsilon(self, x_t: Tensor, t: Tensor | int) -> Tensor:

@@ -49,13 +49,19 @@ def _output(model, data):
     return model.log_prob(x, y) if model.conditional else model.log_prob(x)
 
 
-@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
-def test_a_float64_fit_stays_float64(name, kwargs):
-    data = _data(name)
+def _briefly_fitted(name, data, kwargs, **placement):
+    """The model fitted for one epoch (NUTS: 20 draws after 20 warm-up steps) on ``placement``."""
     model = build_model(name, data, **kwargs)
     options = {"strategy_options": {"num_samples": 20, "warmup_steps": 20, "num_chains": 1}}
     options = options if model.fit_strategy == "nuts" else {"epochs": 1}
-    pg.fit(model, data, dtype="float64", batch_size=16, progress=False, **options)
+    pg.fit(model, data, batch_size=16, progress=False, **placement, **options)
+    return model
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
+def test_a_float64_fit_stays_float64(name, kwargs):
+    data = _data(name)
+    model = _briefly_fitted(name, data, kwargs, dtype="float64")
     wrong = {k: v.dtype for k, v in _floating(model).items() if v.dtype != torch.float64}
     assert wrong == {}
     with torch.no_grad():
@@ -67,10 +73,7 @@ def test_a_float64_fit_stays_float64(name, kwargs):
 @pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
 def test_every_family_fits_scores_and_samples_on_cuda(name, kwargs):
     data = _data(name)
-    model = build_model(name, data, **kwargs)
-    options = {"strategy_options": {"num_samples": 20, "warmup_steps": 20, "num_chains": 1}}
-    options = options if model.fit_strategy == "nuts" else {"epochs": 1}
-    pg.fit(model, data, device="cuda", batch_size=16, progress=False, **options)
+    model = _briefly_fitted(name, data, kwargs, device="cuda")
     assert {v.device.type for v in _floating(model).values()} == {"cuda"}
     with torch.no_grad():
         assert _output(model, data).device.type == "cuda"
