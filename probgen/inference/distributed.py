@@ -39,6 +39,7 @@ __all__ = [
     "current_shard",
     "gather_rng_states",
     "join_process_group",
+    "keeps_running_statistics",
     "precision_context",
     "widened",
     "reduce_statistics",
@@ -214,10 +215,28 @@ class ObjectiveModule(torch.nn.Module):
         return loss if weight == 1.0 else loss * weight
 
 
+def keeps_running_statistics(module: torch.nn.Module) -> bool:
+    """Whether some submodule updates buffers as it trains: batch or instance norms that track
+    running statistics, or Pyro's ``BatchNorm`` transform (moving mean and variance)."""
+    from pyro.distributions.transforms import BatchNorm
+
+    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+    instance_norms = (torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)
+    for m in module.modules():
+        if isinstance(m, norms + instance_norms) and m.track_running_stats or isinstance(m, BatchNorm):
+            return True
+    return False
+
+
 def wrap_data_parallel(module: ObjectiveModule, device: torch.device, find_unused: bool) -> torch.nn.Module:
-    """``module`` in ``DistributedDataParallel`` (rank 0's parameters and buffers are broadcast
-    to the others now; gradients are averaged over the ranks in each backward pass)."""
+    """``module`` in ``DistributedDataParallel``: rank 0's parameters and buffers are broadcast
+    to the others now; gradients are averaged over the ranks in each backward pass; and rank 0's
+    buffers are broadcast again before each forward pass only where training changes them
+    (:func:`keeps_running_statistics`): the others (masks, data scales, flags) are constant or
+    set alike on every rank, and broadcasting them costs a collective per step."""
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
+    wrapped = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
+    wrapped.broadcast_buffers = keeps_running_statistics(module)
+    return wrapped

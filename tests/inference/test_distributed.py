@@ -212,3 +212,40 @@ def test_cpu_tensors_reduce_on_a_device_the_group_serves(monkeypatch, backend, e
     monkeypatch.setattr(dist, "get_backend", lambda group=None: backend)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert collective_device(torch.zeros(1)) == torch.device(expected)
+
+
+def _with_batch_norm(model):
+    body = model.encoder.body
+    model.encoder.body = torch.nn.Sequential(body[0], torch.nn.BatchNorm1d(16, dtype=torch.float64), body[1])
+    return model
+
+
+@pytest.mark.parametrize(
+    "make,syncs",
+    [
+        (_vae, False),  # buffers: the fitted flag, set alike on every rank
+        (lambda: _with_batch_norm(_vae()), True),  # running statistics change with each rank's data
+    ],
+)
+def test_buffers_are_broadcast_each_step_only_where_training_changes_them(make, syncs):
+    from probgen.inference.distributed import ObjectiveModule, keeps_running_statistics, wrap_data_parallel
+    from probgen.inference.objectives import make_objective
+
+    module = ObjectiveModule(make(), make_objective("elbo"))
+    assert keeps_running_statistics(module) is syncs
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        assert wrap_data_parallel(module, torch.device("cpu"), find_unused=False).broadcast_buffers is syncs
+    finally:
+        dist.destroy_process_group()
+
+
+def test_norms_without_running_statistics_and_pyro_batch_norm():
+    from pyro.distributions.transforms import BatchNorm
+
+    from probgen.inference.distributed import keeps_running_statistics
+
+    assert not keeps_running_statistics(torch.nn.BatchNorm1d(3, track_running_stats=False))
+    assert not keeps_running_statistics(torch.nn.InstanceNorm1d(3))  # no running statistics by default
+    assert keeps_running_statistics(torch.nn.InstanceNorm2d(3, track_running_stats=True))
+    assert keeps_running_statistics(torch.nn.ModuleList([torch.nn.Linear(2, 2), BatchNorm(2)]))
