@@ -608,7 +608,11 @@ def _without_nproc(argv: Sequence[str]) -> list[str]:
 
 def _launch(args: argparse.Namespace) -> int:
     """``fit --nproc N``: run the same command in N local processes (ranks 0..N-1, as torchrun
-    would start them); return the first non-zero exit status, stopping the other ranks then."""
+    would start them); return the first non-zero exit status, stopping the other ranks then.
+
+    Rank 0 writes to this terminal; the others' error output is kept aside and shown only when
+    one of them failed and rank 0 did not say why, so that an error every rank meets (a bad
+    file, Ctrl-C) reads as one line."""
     n, port = args.nproc, _free_port()
     code = "import sys; from probgen.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n)}
@@ -617,20 +621,91 @@ def _launch(args: argparse.Namespace) -> int:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n))),
     }
     argv = [sys.executable, "-c", code, *_without_nproc(args.argv)]
-    procs = [subprocess.Popen(argv, env=env | {"RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(n)]
+    with contextlib.ExitStack() as stack:
+        logs = [None] + [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(1, n)]
+        procs = [
+            subprocess.Popen(argv, env=env | {"RANK": str(r), "LOCAL_RANK": str(r)}, stderr=logs[r]) for r in range(n)
+        ]
+        try:
+            status = _wait_for_ranks(procs)
+        except KeyboardInterrupt:
+            _stop_ranks(procs, interrupt=True)
+            if procs[0].returncode == 130:  # rank 0 was interrupted too and has said so
+                return 130
+            raise
+        finally:
+            _stop_ranks(procs)
+        _show_other_failure(procs, logs)
+    return status
+
+
+def _show_other_failure(procs: list[subprocess.Popen], logs: list[Any]) -> None:
+    """The error output of the first rank after 0 that failed, unless rank 0 has told the same:
+    a usage error (exit 2) or an interruption (130) meets every rank alike, so it is shown only
+    when rank 0 ended well or was stopped (SIGTERM) before it could say anything."""
+    failed = [r for r, p in enumerate(procs) if r and p.returncode not in (0, -15)]
+    if not failed:
+        return
+    rank, rank0_spoke = failed[0], procs[0].returncode not in (0, -15)
+    if rank0_spoke and procs[rank].returncode in (2, 130):
+        return
+    logs[rank].seek(0)
+    print(logs[rank].read().rstrip("\n"), file=sys.stderr)
+
+
+def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
+    """Wait until every rank has ended, or one has failed; the first non-zero exit status."""
     status = 0
-    try:
-        while any(p.poll() is None for p in procs) and not status:
-            status = next((p.returncode for p in procs if p.returncode), 0)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                procs[0].wait(0.2)
-        status = status or next((p.returncode for p in procs if p.returncode), 0)
-    finally:
+    while any(p.poll() is None for p in procs) and not status:
+        status = next((p.returncode for p in procs if p.returncode), 0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            procs[0].wait(0.2)
+    return status or next((p.returncode for p in procs if p.returncode), 0)
+
+
+def _stop_ranks(procs: list[subprocess.Popen], interrupt: bool = False) -> None:
+    """End the ranks still running: with ``interrupt``, as Ctrl-C would (each keeps its last
+    complete checkpoint) and up to 30 s to do so; then by SIGTERM."""
+    import signal
+
+    if interrupt:
         for p in procs:
             if p.poll() is None:
-                p.terminate()
-                p.wait()
-    return status
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(30)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            p.wait()
+
+
+def _usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _check_nproc(n: int, device: str | None) -> None:
+    """Refuse an ``--nproc`` this machine cannot serve: more ranks than CPU cores on the CPU, or
+    than GPUs on CUDA (nccl needs one GPU per rank), or several ranks pinned to one GPU."""
+    import torch
+
+    where = torch.device(device) if device is not None else torch.device("cpu")
+    if where.type == "cuda" and where.index is not None:
+        raise UsageError(
+            f"--nproc {n} --device {device}: every rank would use {device}, and nccl needs one GPU per rank; "
+            "expected --device cuda (rank r runs on cuda:r)"
+        )
+    if where.type == "cuda":
+        count = torch.cuda.device_count()
+        if n > count:
+            raise UsageError(f"--nproc {n}: this machine has {count} CUDA device(s); expected at most {count}")
+    elif n > _usable_cpus():
+        raise UsageError(
+            f"--nproc {n}: this machine has {_usable_cpus()} usable CPU core(s); expected at most {_usable_cpus()} "
+            "(one rank per core; torchrun starts more if you must)"
+        )
 
 
 def _launched_rank() -> tuple[int, int]:
@@ -642,6 +717,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     rank, world = _launched_rank()
     if args.nproc > 1 and world == 1:
         _check_device(args.device)
+        _check_nproc(args.nproc, args.device)
         return _launch(args)
     if world == 1:
         return _fit_command(args, rank=0, distributed=False)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import probgen as pg
+from probgen import cli
 from probgen.cli import main
 
 
@@ -443,8 +444,9 @@ def test_fit_dtype_float64_checkpoint(capsys, tmp_path):
     assert floating == {__import__("torch").float64}
 
 
-def test_fit_nproc_2_scores_as_one_process(capsys, tmp_path):
+def test_fit_nproc_2_scores_as_one_process(capsys, tmp_path, monkeypatch):
     """Two local ranks (gloo) of a closed-form fit give the scores of one process."""
+    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)  # runs on a 1-core machine too
     code, _, err = run(capsys, *_fit_args(tmp_path / "one", "--dtype", "float64"))
     assert code == 0, err
     code, _, err = run(capsys, *_fit_args(tmp_path / "two", "--dtype", "float64", "--nproc", "2"))
@@ -462,3 +464,54 @@ def test_fit_bad_nproc_and_dtype_are_usage_errors(capsys, tmp_path):
     assert code == 2 and "--nproc" in err
     code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--dtype", "float16"))
     assert code == 2 and "float16" in err
+
+
+def test_fit_nproc_beyond_the_machine_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    """More ranks than cores (CPU) or GPUs (CUDA), or ranks sharing one GPU: one line, exit 2,
+    before any process starts."""
+    import torch
+
+    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(cli, "_launch", lambda args: pytest.fail("launched"))
+    code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--nproc", "3"))
+    assert code == 2 and "--nproc 3: this machine has 2 usable CPU core(s); expected at most 2" in err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--nproc", "2", "--device", "cuda"))
+    assert code == 2 and "1 CUDA device(s); expected at most 1" in err
+    code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--nproc", "2", "--device", "cuda:0"))
+    assert code == 2 and "nccl needs one GPU per rank" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_fit_nproc_an_error_every_rank_meets_is_one_line(capfd, tmp_path, monkeypatch):
+    """A bad file fails every rank alike: rank 0 says so, the other ranks' copies are dropped."""
+    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)
+    code = main(["fit", "vae", "--data", str(tmp_path / "no.npy"), "--out", str(tmp_path / "x"), "--nproc", "2"])
+    err = capfd.readouterr().err
+    assert code == 2 and err.count("does not exist") == 1 and err.count("\n") == 1, err
+
+
+class _Ended:
+    def __init__(self, returncode):
+        self.returncode = returncode
+
+
+@pytest.mark.parametrize(
+    "codes,shown",
+    [
+        ((0, 1), "rank 1 broke"),  # rank 0 ended well: rank 1's failure is news
+        ((-15, 2), "rank 1 broke"),  # rank 0 was stopped before it could say anything
+        ((1, 1), "rank 1 broke"),  # an internal error of rank 1 may be the cause of rank 0's
+        ((2, 2), ""),  # a usage error: rank 0 has said it
+        ((130, 130), ""),  # Ctrl-C: rank 0 has said it
+        ((0, 0, -15), ""),  # stopped by the launcher: nothing to tell
+    ],
+)
+def test_fit_nproc_shows_another_rank_failure_once(capsys, codes, shown):
+    import io
+
+    logs = [None] + [io.StringIO(f"rank {r} broke\n") for r in range(1, len(codes))]
+    cli._show_other_failure([_Ended(c) for c in codes], logs)
+    assert capsys.readouterr().err.strip() == shown
