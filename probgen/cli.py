@@ -634,7 +634,7 @@ def _launch(args: argparse.Namespace) -> int:
                 return 130
             raise
         finally:
-            _stop_ranks(procs)
+            _stop_ranks(procs, grace=_GRACE_SECONDS)  # the others meet the failure too, or a closed peer
         _show_other_failure(procs, logs)
     return status
 
@@ -663,18 +663,26 @@ def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
     return status or next((p.returncode for p in procs if p.returncode), 0)
 
 
-def _stop_ranks(procs: list[subprocess.Popen], interrupt: bool = False) -> None:
-    """End the ranks still running: with ``interrupt``, as Ctrl-C would (each keeps its last
-    complete checkpoint) and up to 30 s to do so; then by SIGTERM."""
+#: how long the other ranks may take to end by themselves once one has failed or been interrupted
+_GRACE_SECONDS = 30.0
+
+
+def _stop_ranks(procs: list[subprocess.Popen], interrupt: bool = False, grace: float = _GRACE_SECONDS) -> None:
+    """End the ranks still running: with ``interrupt``, by SIGINT as Ctrl-C would (each keeps
+    its last complete checkpoint). Each has up to ``grace`` seconds in all to end by itself
+    (to report an error every rank meets, or the closed connection of a failed peer, and
+    tidy up its files); then SIGTERM."""
     import signal
+    import time
 
     if interrupt:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        for p in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(30)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.0, deadline - time.monotonic()))
     for p in procs:
         if p.poll() is None:
             p.terminate()

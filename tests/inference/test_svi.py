@@ -83,6 +83,21 @@ def test_nan_loss_names_the_site_and_keeps_the_last_good_checkpoint(tmp_path):
     assert torch.isfinite(bad.estimate()["mu"]).all() and torch.equal(bad.estimate()["mu"], kept.model.estimate()["mu"])
 
 
+def test_nan_loss_before_any_checkpoint_says_there_is_none(tmp_path):
+    """A loss that fails in the first epoch leaves no checkpoint: the message must not name one."""
+    x = torch.randn(64, 2)
+    ckpt = tmp_path / "model.safetensors"
+
+    class Poison(IndependentGaussian):
+        def likelihood(self, params):
+            return super().likelihood({**params, "mu": params["mu"] * float("nan")})
+
+    with pytest.raises(NonFiniteLossError) as caught:
+        pg.fit(Poison(2, estimator="mle"), x, epochs=2, batch_size=32, checkpoint=ckpt, progress=False)
+    assert "no checkpoint was written yet" in str(caught.value) and "last good checkpoint" not in str(caught.value)
+    assert not ckpt.exists()
+
+
 def test_non_finite_parameter_is_named():
     model = IndependentGaussian(2, estimator="mle")
     with torch.no_grad():

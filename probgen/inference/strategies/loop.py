@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -143,8 +144,11 @@ class EpochLoop:
     def stop(self, message: str, cause: Exception | None = None) -> None:
         """Restore the last good state and raise, naming the offending site and the checkpoint."""
         self.model.load_state_dict(self.best_state)
-        if self.options.checkpoint is not None:
-            message += f"; last good checkpoint: {self.options.checkpoint}"
+        checkpoint = self.options.checkpoint
+        if checkpoint is not None and Path(checkpoint).exists():
+            message += f"; last good checkpoint: {checkpoint}"
+        elif checkpoint is not None:
+            message += "; no checkpoint was written yet (it is written at the end of each epoch)"
         raise NonFiniteLossError(message) from cause
 
     def step(self, loss: Tensor, group: int, where: str, part: str, explain: Callable[[], str] | None = None) -> float:
