@@ -172,10 +172,13 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Checkpoint:
-    """Read a checkpoint written by :func:`save`; refuse truncated, tampered or pickle files."""
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :func:`save` onto ``map_location`` (a device this machine
+    has, else a ValueError); refuse truncated, tampered or pickle files."""
+    from probgen.inference.fit import check_device
     from probgen.models import model_class
 
+    device = check_device(map_location)
     path = _resolve(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
@@ -209,10 +212,10 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> Ch
         raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
     optimizer_state = _join_optimizer(tensors, opt_meta) if opt_meta is not None else None
     training_state = {k[len("train.") :]: v for k, v in tensors.items() if k.startswith("train.")}
-    return Checkpoint(model.to(map_location).eval(), optimizer_state, extra, training_state)
+    return Checkpoint(model.to(device).eval(), optimizer_state, extra, training_state)
 
 
-def load(path: str | os.PathLike, *, map_location: str = "cpu") -> Any:
+def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Any:
     """Load the model stored at ``path`` (a file or a directory holding ``model.safetensors``), in
     eval mode (dropout off), ready to evaluate and sample."""
     return load_checkpoint(path, map_location=map_location).model

@@ -210,6 +210,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_dtype_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--dtype", choices=["float32", "float64"], help=help)
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="labels of --data, a file (IDX *-idx1-ubyte or a 1-D .npy)")
     p.add_argument("--val", help="a separate validation file (default: a random part of --data)")
@@ -536,8 +540,9 @@ def _locked(out: Path) -> Iterator[None]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _load_checkpoint(path: str) -> tuple[Any, dict[str, Any], Path]:
-    """A checkpoint and what its run recorded (``extra``, completed by the run's sidecar file)."""
+def _load_checkpoint(path: str, device: str | None = None) -> tuple[Any, dict[str, Any], Path]:
+    """A checkpoint, its model on ``device`` (default cpu), and what its run recorded (``extra``,
+    completed by the run's sidecar file)."""
     import probgen as pg
     from probgen.checkpoint import CHECKPOINT_NAME
 
@@ -551,7 +556,7 @@ def _load_checkpoint(path: str) -> tuple[Any, dict[str, Any], Path]:
         target = target / CHECKPOINT_NAME
     elif not target.exists():
         raise UsageError(f"checkpoint {path!r} does not exist; expected a `probgen fit` --out directory or its file")
-    checkpoint = pg.load_checkpoint(target)
+    checkpoint = pg.load_checkpoint(target, map_location=device or "cpu")
     info: dict[str, Any] = {}
     sidecar = target.parent / RUN_FILE
     if sidecar.is_file():
@@ -887,8 +892,12 @@ def _eval_data(args: argparse.Namespace, info: dict[str, Any]) -> tuple[Any, str
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    checkpoint, info, path = _load_checkpoint(args.checkpoint)
+    checkpoint, info, path = _load_checkpoint(args.checkpoint, _check_device(args.device))
     model = checkpoint.model
+    if args.dtype is not None:
+        import torch
+
+        model.to(getattr(torch, args.dtype))
     if not info.get("history"):
         print(
             f"probgen: warning: {path} records no fit (no training history): scoring an untrained model",
@@ -912,7 +921,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         import torch
 
         with torch.no_grad():
-            predicted = model.predict(data.x.to(model.dtype))
+            predicted = model.predict(data.x.to(model.device, model.dtype))
         accuracy = (predicted.cpu() == data.y).double().mean().item()
         print(f"{split} accuracy {accuracy:.4f} ({int(round(accuracy * len(data)))}/{len(data)})")
     if args.json:
@@ -935,7 +944,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         raise UsageError(f"--out {args.out!r} is a directory; expected a file name ending in .png or .npy")
     if out.suffix == ".png" and args.n > MAX_PNG_SAMPLES:
         raise UsageError(f"-n {args.n} is too many for one PNG grid (at most {MAX_PNG_SAMPLES}); use a .npy file")
-    checkpoint, info, _ = _load_checkpoint(args.checkpoint)
+    checkpoint, info, _ = _load_checkpoint(args.checkpoint, _check_device(args.device))
     model = checkpoint.model
     needed = args.n * math.prod(model.event_shape) * 4
     limit = available_memory() // 2
@@ -951,7 +960,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     import pyro
 
     pyro.set_rng_seed(args.seed)
-    x = model.sample(args.n)
+    x = model.sample(args.n).cpu()
     if not out.parent.exists():
         out.parent.mkdir(parents=True)
     if out.suffix == ".npy":
@@ -1005,8 +1014,7 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
     if not models:
         raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
     fit = {k: getattr(args, k) for k in FIT_KEYS if k not in ("seed", "device") and getattr(args, k) is not None}
-    if args.device is not None:
-        fit["device"] = args.device
+    fit |= {k: getattr(args, k) for k in ("device", "dtype") if getattr(args, k) is not None}
     fit["time_limit"] = float(args.budget)
     raw = {"name": f"compare-{train.name}", "seeds": [args.seed], "data": data, "fit": fit, "models": models}
     raw |= {"eval": {"num_samples": args.num_samples}, "samples": 64 if args.out else 0}
@@ -1174,7 +1182,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound scores (default 1000)")
     _add_fit_options(p)
-    p.add_argument("--dtype", choices=["float32", "float64"], help="the model's and the data's dtype (default float32)")
+    _add_dtype_option(p, "the model's and the data's dtype (default float32)")
     p.add_argument("--precision", choices=["bf16"], help="bf16: the training objective under torch.autocast")
     p.add_argument(
         "--nproc", type=_positive_int, default=1,
@@ -1192,6 +1200,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound models (default 1000)")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    p.add_argument("--device", default=None, help="score on cpu, cuda or cuda:N (default cpu)")
+    _add_dtype_option(p, "score in this dtype (default: the checkpoint's)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
@@ -1199,6 +1209,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="a .png (image grid or 2-D scatter) or .npy file")
     p.add_argument("--seed", type=_seed_int, default=0)
+    p.add_argument("--device", default=None, help="sample on cpu, cuda or cuda:N (default cpu)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("compare", help="fit every suitable model and print one table")
@@ -1215,6 +1226,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"training seconds per model at most (default {COMPARE_BUDGET:g}); raise it for longer runs",
     )  # fmt: skip
     _add_fit_options(p)
+    _add_dtype_option(p, "fit and score in this dtype (default float32)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser(

@@ -101,3 +101,13 @@ def test_atomic_writes_keep_the_users_umask(fitted, tmp_path, umask, mode):
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+@pytest.mark.parametrize("where,needle", [("gpu", "unknown device 'gpu'"), ("cuda:99", "cuda")])
+def test_loading_onto_a_device_this_machine_lacks_is_a_value_error(fitted, tmp_path, where, needle):
+    if where.startswith("cuda") and torch.cuda.device_count() > 99:
+        pytest.skip("this machine has a cuda:99")
+    path = pg.save(fitted[0], tmp_path)
+    with pytest.raises(ValueError, match=needle):
+        pg.load(path, map_location=where)
+    assert pg.load(path, map_location=torch.device("cpu")).device == torch.device("cpu")

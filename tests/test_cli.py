@@ -515,3 +515,29 @@ def test_fit_nproc_shows_another_rank_failure_once(capsys, codes, shown):
     logs = [None] + [io.StringIO(f"rank {r} broke\n") for r in range(1, len(codes))]
     cli._show_other_failure([_Ended(c) for c in codes], logs)
     assert capsys.readouterr().err.strip() == shown
+
+
+def test_eval_sample_and_compare_take_device_and_dtype(capsys, tmp_path):
+    """eval scores in the dtype asked for (float64 equals float32 to float32 round-off), sample
+    and eval load onto --device, compare fits in --dtype; a device this machine lacks is a
+    one-line usage error."""
+    import torch
+
+    fitted = tmp_path / "nb"
+    assert (
+        run(capsys, "fit", "independent-bernoulli", "--data", "digits-binary", "--out", str(fitted), "--quiet")[0] == 0
+    )
+    code, out32, _ = run(capsys, "eval", str(fitted), "--json")
+    code64, out64, _ = run(capsys, "eval", str(fitted), "--json", "--dtype", "float64", "--device", "cpu")
+    single, double = (json.loads(o.strip().splitlines()[-1])["nll_nats"] for o in (out32, out64))
+    assert code == code64 == 0 and single != double and double == pytest.approx(single, rel=1e-5)
+    assert run(capsys, "sample", str(fitted), "--device", "cpu", "-n", "5", "--out", str(tmp_path / "s.npy"))[0] == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 64)
+    for command in (["eval", str(fitted)], ["sample", str(fitted), "--out", str(tmp_path / "t.npy")]):
+        code, _, err = run(capsys, *command, "--device", "cuda:7")
+        assert code == 2 and err.count("\n") == 1 and "cuda:7" in err
+    compared = tmp_path / "cmp"
+    argv = ["compare", "--models", "independent-bernoulli", "--data", "digits-binary", "--dtype", "float64"]
+    assert run(capsys, *argv, "--budget", "3", "--quiet", "--out", str(compared))[0] == 0
+    model = pg.load(next(compared.glob("digits-binary/jobs/*/model.safetensors")))
+    assert {v.dtype for v in model.state_dict().values() if v.is_floating_point()} == {torch.float64}
