@@ -13,6 +13,7 @@ from torch import Tensor
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import SINGLE, Shard, all_sum, broadcast_value, current_shard
+from probgen.inference.placement import place_model
 from probgen.inference.strategies.base import model_batches
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
@@ -157,6 +158,8 @@ def log_likelihood(
     batch_size: int = 1000,
     ais_steps: int = 500,
     distributed: bool = False,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> LogLikelihood:
     """Mean per-example log-likelihood of ``data`` under ``model``, with its standard error.
 
@@ -177,6 +180,10 @@ def log_likelihood(
             scores its part of every batch, and the counts, sums and squared deviations are
             all-reduced, so every rank returns the value of the whole data (an unnormalized
             model's log Z is rank 0's estimate, broadcast).
+        device: score there, the model moved there first as ``fit`` moves it (in a distributed
+            run "cuda" is this rank's ``cuda:LOCAL_RANK``); default: where the model is. The
+            data follow a batch at a time.
+        dtype: "float32" or "float64": the model converted to it first; default: its own.
 
     Example:
         >>> import probgen as pg
@@ -187,6 +194,7 @@ def log_likelihood(
     """
     method = _choose(model, method, num_samples, batch_size)
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
+    place_model(model, device, dtype, distributed)
     shard = current_shard() if distributed else SINGLE
     with model.evaluating():
         values = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)

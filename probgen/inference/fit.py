@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,39 +11,11 @@ import torch
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.distributed import PRECISIONS, SINGLE, Shard, join_process_group
+from probgen.inference.distributed import PRECISIONS, SINGLE, join_process_group
+from probgen.inference.placement import DTYPES, check_device, check_dtype, place_model
 from probgen.inference.strategies import STRATEGIES, FitOptions, FitResult
 
 __all__ = ["fit", "check_device", "check_dtype", "DTYPES"]
-
-#: the dtypes a model may be fitted and scored in, by name
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def check_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``dtype`` ("float32", "float64" or the torch dtype) as a torch dtype, or a ValueError."""
-    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-        return dtype
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} (or torch.float32/float64)")
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device that exists here, or a ValueError saying what is missing."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {str(device)!r}; expected e.g. 'cpu' or 'cuda'") from err
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"device {str(device)!r} was requested but torch finds no CUDA device")
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device {str(device)!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
-    elif device.type != "cpu" and device.type != "mps":
-        raise ValueError(f"device {str(device)!r} is not supported; expected 'cpu' or 'cuda[:N]'")
-    return device
 
 
 def _settings(options: dict[str, Any], checkpoint: str | Path | None) -> FitOptions:
@@ -87,21 +58,6 @@ def _strategy(name: str, options: FitOptions) -> str:
             f"precision='bf16' applies to the {able} strategies; {name!r} runs in full precision", stacklevel=3
         )
     return name
-
-
-def _place(model: Any, device: str | torch.device | None, dtype: str | torch.dtype | None, distributed: bool) -> Shard:
-    """Move the model to ``device`` and ``dtype``; in a distributed fit join the process group
-    (a CUDA device without an index becomes ``cuda:LOCAL_RANK``, one GPU per process)."""
-    if dtype is not None:
-        model.to(check_dtype(dtype))
-    target = check_device(device) if device is not None else model.device
-    if distributed and target.type == "cuda" and target.index is None:
-        target = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if target.type == "cuda":
-        torch.cuda.set_device(target)
-    if device is not None or target != model.device:
-        model.to(target)
-    return join_process_group(target) if distributed else SINGLE
 
 
 def fit(
@@ -156,7 +112,8 @@ def fit(
     """
     settings = _settings(options, checkpoint)
     name = _strategy(strategy or model.fit_strategy, settings)
-    shard = _place(model, device, dtype, settings.distributed)
+    target = place_model(model, device, dtype, settings.distributed)
+    shard = join_process_group(target) if settings.distributed else SINGLE
     train = DataSource(data, "training data")
     val = None if val_data is None else DataSource(val_data, "validation data")
     if settings.seed is not None:  # each rank its own stream of draws (its own noise)

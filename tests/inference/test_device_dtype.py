@@ -101,6 +101,23 @@ def test_fit_and_score_on_a_device(device, tmp_path):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_log_likelihood_moves_the_model_to_its_device_and_dtype(device):
+    """log_likelihood(device=, dtype=) scores there: float64 agrees with float32 to float32
+    round-off and is not identical to it; the model stays where it was moved."""
+    data = _data("independent-bernoulli")
+    model = build_model("independent-bernoulli", data)
+    pg.fit(model, data, strategy="closed_form", progress=False)
+    single = pg.log_likelihood(model, data)
+    double = pg.log_likelihood(model, data, device=device, dtype="float64")
+    assert {(p.device.type, p.dtype) for p in _floating(model).values()} == {(device, torch.float64)}
+    assert double.nats == pytest.approx(single.nats, rel=1e-6) and double.nats != single.nats
+    with pytest.raises(ValueError, match="unknown dtype 'bfloat16'"):
+        pg.log_likelihood(model, data, dtype="bfloat16")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        pg.log_likelihood(model, data, device="gpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_closed_form_on_a_device_matches_cpu(device):
     data = _data("independent-gaussian")
     here = build_model("independent-gaussian", data)
