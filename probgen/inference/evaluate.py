@@ -180,9 +180,8 @@ def log_likelihood(
             scores its part of every batch, and the counts, sums and squared deviations are
             all-reduced, so every rank returns the value of the whole data (an unnormalized
             model's log Z is rank 0's estimate, broadcast).
-        device: score there, the model moved there first as ``fit`` moves it (in a distributed
-            run "cuda" is this rank's ``cuda:LOCAL_RANK``); default: where the model is. The
-            data follow a batch at a time.
+        device: score there, the model moved there first as ``fit`` moves it (distributed:
+            "cuda" is ``cuda:LOCAL_RANK``); default where the model is. Data follow by batches.
         dtype: "float32" or "float64": the model converted to it first; default: its own.
 
     Example:
