@@ -202,6 +202,11 @@ def log_likelihood(
         values, kind = _normalized(model, values, num_samples, shard)
     if method == "exact" and kind == "estimate":
         method = "monte_carlo"  # log_prob itself averages over draws
+    return _summary(model, values, kind, method, num_samples, shard)
+
+
+def _summary(model: Any, values: Tensor, kind: str, method: str, num_samples: int, shard: Shard) -> LogLikelihood:
+    """The mean of the per-example ``values`` (over every rank), its standard error and labels."""
     n, mean, stderr = _mean_and_stderr(values, shard)
     return LogLikelihood(
         nats=mean,

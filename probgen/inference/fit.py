@@ -78,9 +78,8 @@ def fit(
 
     Args:
         model: a :class:`~probgen.models.GenerativeModel`.
-        data: a Dataset, a tensor or numpy array (a ``numpy.memmap`` stays on disk), an
-            ``(x, y)`` pair, or a ``torch.utils.data.DataLoader`` (its batch size and order are
-            used; ``batch_size`` is then ignored).
+        data: a Dataset, a tensor or numpy array (a ``numpy.memmap`` stays on disk), an ``(x, y)``
+            pair, or a ``torch.utils.data.DataLoader`` (its batches kept; ``batch_size`` ignored).
         val_data: held-out data, scored by ``val_objective``, to choose the best epoch (else: the training loss).
         strategy: a name in ``probgen.inference.STRATEGIES`` instead of the model's own.
         device: move the model there ("cpu", "cuda", "cuda:1"; distributed, "cuda" is
