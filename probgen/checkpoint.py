@@ -175,7 +175,7 @@ def _refuse_pickle(path: Path) -> None:
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save` onto ``map_location`` (a device this machine
     has, else a ValueError); refuse truncated, tampered or pickle files."""
-    from probgen.inference.fit import check_device
+    from probgen.inference.placement import check_device
     from probgen.models import model_class
 
     device = check_device(map_location)

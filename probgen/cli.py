@@ -639,7 +639,7 @@ def _launch(args: argparse.Namespace) -> int:
                 return 130
             raise
         finally:
-            _stop_ranks(procs, grace=_GRACE_SECONDS)  # the others meet the failure too, or a closed peer
+            _stop_ranks(procs)  # the others meet the failure too, or a closed peer
         _show_other_failure(procs, logs)
     return status
 
@@ -648,10 +648,11 @@ def _show_other_failure(procs: list[subprocess.Popen], logs: list[Any]) -> None:
     """The error output of the first rank after 0 that failed, unless rank 0 has told the same:
     a usage error (exit 2) or an interruption (130) meets every rank alike, so it is shown only
     when rank 0 ended well or was stopped (SIGTERM) before it could say anything."""
-    failed = [r for r, p in enumerate(procs) if r and p.returncode not in (0, -15)]
+    silent = (0, _STOPPED)
+    failed = [r for r, p in enumerate(procs) if r and p.returncode not in silent]
     if not failed:
         return
-    rank, rank0_spoke = failed[0], procs[0].returncode not in (0, -15)
+    rank, rank0_spoke = failed[0], procs[0].returncode not in silent
     if rank0_spoke and procs[rank].returncode in (2, 130):
         return
     logs[rank].seek(0)
@@ -670,6 +671,8 @@ def _wait_for_ranks(procs: list[subprocess.Popen]) -> int:
 
 #: how long the other ranks may take to end by themselves once one has failed or been interrupted
 _GRACE_SECONDS = 30.0
+#: the exit status of a rank the launcher stopped (by SIGTERM)
+_STOPPED = -15
 
 
 def _stop_ranks(procs: list[subprocess.Popen], interrupt: bool = False, grace: float = _GRACE_SECONDS) -> None:
@@ -714,9 +717,9 @@ def _check_nproc(n: int, device: str | None) -> None:
         count = torch.cuda.device_count()
         if n > count:
             raise UsageError(f"--nproc {n}: this machine has {count} CUDA device(s); expected at most {count}")
-    elif n > _usable_cpus():
+    elif n > (cores := _usable_cpus()):
         raise UsageError(
-            f"--nproc {n}: this machine has {_usable_cpus()} usable CPU core(s); expected at most {_usable_cpus()} "
+            f"--nproc {n}: this machine has {cores} usable CPU core(s); expected at most {cores} "
             "(one rank per core; torchrun starts more if you must)"
         )
 
@@ -894,10 +897,6 @@ def _eval_data(args: argparse.Namespace, info: dict[str, Any]) -> tuple[Any, str
 def _cmd_eval(args: argparse.Namespace) -> None:
     checkpoint, info, path = _load_checkpoint(args.checkpoint, _check_device(args.device))
     model = checkpoint.model
-    if args.dtype is not None:
-        import torch
-
-        model.to(getattr(torch, args.dtype))
     if not info.get("history"):
         print(
             f"probgen: warning: {path} records no fit (no training history): scoring an untrained model",
@@ -910,7 +909,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     import probgen as pg
     from probgen.models import GenerativeClassifier
 
-    score = pg.log_likelihood(model, data, num_samples=_num_samples(model, args.num_samples))
+    score = pg.log_likelihood(model, data, num_samples=_num_samples(model, args.num_samples), dtype=args.dtype)
     print(f"{data.name} [{split}], {score.num_examples} examples")
     print(f"{split} NLL {score.nll:.4f} nats/example (± {score.stderr:.4f})")
     print(
