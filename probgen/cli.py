@@ -623,7 +623,7 @@ def _launch(args: argparse.Namespace) -> int:
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n)}
     env |= {
         "LOCAL_WORLD_SIZE": str(n),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n))),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, _usable_cpus() // n))),
     }
     argv = [sys.executable, "-c", code, *_without_nproc(args.argv)]
     with contextlib.ExitStack() as stack:
