@@ -25,7 +25,7 @@ import sys
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,10 @@ MAX_PNG_SAMPLES = 10_000
 #: Memory assumed available when /proc/meminfo cannot be read.
 FALLBACK_AVAILABLE_BYTES = 2 * 1024**3
 ISSUES_URL = "https://github.com/probgen/probgen/issues"
-#: ``compare --budget``: training seconds per model at most
-COMPARE_BUDGET = 12.0
+#: ``run --dry-run`` lists this many jobs, then says how many more there are
+DRY_RUN_SHOWN = 50
+#: ``compare --budget``: the registered budget presets
+BUDGET_PRESETS = ("compare", "full")
 
 
 class UsageError(ValueError):
@@ -157,6 +159,21 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
+
+
+def _budget_preset(text: str) -> str:
+    if text in BUDGET_PRESETS:
+        return text
+    hint = "; for a wall-clock cap use --time-limit SECONDS" if _is_number(text) else ""
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(BUDGET_PRESETS)}, got {text!r}{hint}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fraction(text: str) -> float:
@@ -487,8 +504,9 @@ def _score(model: Any, data: Any, split: str, num_samples: int | None, distribut
 
 
 @contextlib.contextmanager
-def _output_dir(path: str, flag: str = "--out") -> Iterator[Path]:
-    """Create the directory ``path`` if needed; if the command fails, remove what this command created."""
+def _output_dir(path: str, flag: str = "--out", keep: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Create the directory ``path`` if needed; if the command fails, remove what this command
+    created, unless it holds a checkpoint worth keeping or ``keep(path)`` says it holds results."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{flag} {path!r} is an existing file; expected a directory (it is created if missing)")
@@ -509,7 +527,7 @@ def _output_dir(path: str, flag: str = "--out") -> Iterator[Path]:
 
         # remove what this command created, unless it holds a checkpoint worth keeping (an
         # interrupted or diverged fit leaves its last good checkpoint for --resume)
-        if created is not None and not (out / CHECKPOINT_NAME).exists():
+        if created is not None and not (out / CHECKPOINT_NAME).exists() and not (keep and keep(out)):
             shutil.rmtree(created, ignore_errors=True)
         raise
 
@@ -986,7 +1004,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Sequence[str]) -> tuple[dict, list]:
     """The experiment ``compare`` runs on one dataset: every named model that suits it and has a
-    comparable log p(x), one seed, the models' own budgets capped by ``--budget`` seconds each."""
+    comparable log p(x), one seed, each model's registered budget preset (``--budget``: its compare
+    budget or its full defaults, in epochs), optionally capped by ``--time-limit`` seconds."""
     from probgen.experiments import validate_config
     from probgen.models import MODELS
 
@@ -1009,21 +1028,29 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
         if model.conditional:
             skipped.append(name)
         else:
-            models.append({"name": name})
+            # the preset's epochs, counted (never seconds), unless the command line sets them for all
+            budget = {k: v for k, v in MODELS[name].budget(args.budget).items() if getattr(args, k, None) is None}
+            models.append({"name": name, "fit": budget})
     if not models:
         raise UsageError(f"no registered model suits {train.name!r} ({train.support})")
     fit = {k: getattr(args, k) for k in FIT_KEYS if k not in ("seed", "device") and getattr(args, k) is not None}
     fit |= {k: getattr(args, k) for k in ("device", "dtype") if getattr(args, k) is not None}
-    fit["time_limit"] = float(args.budget)
+    if args.time_limit is not None:  # an optional cap: a row it cut says so
+        fit["time_limit"] = float(args.time_limit)
     raw = {"name": f"compare-{train.name}", "seeds": [args.seed], "data": data, "fit": fit, "models": models}
     raw |= {"eval": {"num_samples": args.num_samples}, "samples": 64 if args.out else 0}
     return validate_config(raw, base=Path.cwd(), source="compare"), skipped
 
 
-def _cmd_compare(args: argparse.Namespace) -> None:
+def _has_results(out: Path) -> bool:
+    return any(out.glob("*/jobs/*/result.json"))
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
     """``compare``: a preset of ``run`` (the same jobs, run directory and tables) printing one table per dataset."""
     import probgen as pg
     from probgen.experiments import run_experiment
+    from probgen.experiments.tables import job_note
     from probgen.models import MODELS
 
     names = args.models or sorted(MODELS)
@@ -1033,7 +1060,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr-decay must be in (0, 1], got {args.lr_decay!r}")
     sources = args.data or ["digits", "digits-binary"]
     specs = [_data_spec(args, source) for source in sources]
-    out_cm = _output_dir(args.out) if args.out else tempfile.TemporaryDirectory(prefix="probgen-compare-")
+    # a failed or interrupted compare keeps the jobs it finished (the same command continues them)
+    out_cm = _output_dir(args.out, keep=_has_results) if args.out else tempfile.TemporaryDirectory(prefix="probgen-")
+    failed: list[str] = []
     # CSV and JSON tables stay machine-readable on stdout; what happened goes to stderr
     info = sys.stdout if args.format == "markdown" else sys.stderr
     with out_cm as out_path:
@@ -1049,14 +1078,13 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                 done = run_experiment(config, run_dir, progress=not args.quiet, log=log)
             except ValueError as err:
                 raise UsageError(f"{train.name}: {_first_line(err)}") from err
-            rows = [
-                {**r, "seconds": (r["train_seconds"] if math.isfinite(r["train_seconds"]) else 0.0) + r["eval_seconds"]}
-                for r in done["jobs"]
-            ]
+            rows = [{**r, "seconds": _job_seconds(r), "note": job_note(r)} for r in done["jobs"]]
+            failed += [f"{train.name}: {r['job']}: {r['error']}" for r in rows if r.get("error")]
             split = rows[0]["split"]
             table = pg.inference.ComparisonTable(rows=rows, dataset=train.name)
             shown = pg.inference.ComparisonTable(
-                rows=[{**r, "seconds": format_seconds(r["seconds"])} for r in rows], dataset=train.name
+                rows=[{**r, "seconds": None if r["seconds"] is None else format_seconds(r["seconds"])} for r in rows],
+                dataset=train.name,
             )
             text = {"markdown": shown.to_markdown, "csv": shown.to_csv, "json": table.to_json}[args.format]()
             if args.format == "markdown":
@@ -1067,8 +1095,22 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                 print(f"not in the table (conditional: log p(x | y)): {', '.join(skipped)}", file=info)
             if args.out:
                 _wrote(_write_text(out / f"compare-{train.name}.json", table.to_json()), info)
-                _wrote(table.plot(out / f"compare-{train.name}.png"), info)
+                if any(r.get("bits_per_dim") is not None for r in rows):
+                    _wrote(table.plot(out / f"compare-{train.name}.png"), info)
                 _wrote(run_dir, info)
+    if failed:  # every table is printed and saved; the same command retries what failed
+        for line in failed:
+            print(f"probgen: error: {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _job_seconds(row: dict[str, Any]) -> float | None:
+    """A row's training plus evaluation seconds (None when nothing ran; a cut fit counts as 0)."""
+    if row.get("eval_seconds") is None:
+        return None
+    train = row.get("train_seconds")
+    return (train if train is not None and math.isfinite(train) else 0.0) + row["eval_seconds"]
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -1078,9 +1120,10 @@ def _cmd_report(args: argparse.Namespace) -> None:
     _wrote(write_report(Path(args.run_dir)))
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
+def _cmd_run(args: argparse.Namespace) -> int:
     """``run CONFIG.toml``: check the whole config, then run (or continue) its jobs into --out."""
     from probgen.experiments import expand_jobs, load_config, run_experiment, validate_config
+    from probgen.experiments.jobs import count_jobs
 
     path = Path(args.config)
     config = validate_config(load_config(path), base=path.resolve().parent, source=str(path))
@@ -1092,13 +1135,15 @@ def _cmd_run(args: argparse.Namespace) -> None:
                 entry[table].pop(key, None)
     if args.seeds is not None:
         config["seeds"] = list(dict.fromkeys(args.seeds))
-    jobs = expand_jobs(config)
     out = Path(args.out or Path("runs") / config["name"])
-    print(f"{path}: {len(jobs)} job(s) -> {out}")
+    print(f"{path}: {count_jobs(config)} job(s) -> {out}", flush=True)
+    jobs = expand_jobs(config)
     if args.dry_run:
-        for job in jobs:
+        for job in jobs[:DRY_RUN_SHOWN]:
             print(f"  {job.id}: {job.name} {json.dumps(job.args)} seed {job.seed} (model seed {job.model_seed})")
-        return
+        if len(jobs) > DRY_RUN_SHOWN:
+            print(f"  ... and {len(jobs) - DRY_RUN_SHOWN} more")
+        return 0
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is an existing file; expected a directory (it is created if missing)")
     log = (lambda line: None) if args.quiet else print
@@ -1108,6 +1153,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
     print(summary_markdown(done["summary"]))
     for file in done["files"]:
         _wrote(file)
+    failed = [r for r in done["jobs"] if r.get("error")]
+    for row in failed:  # the tables hold every other job; the same command retries these
+        print(f"probgen: error: {row['job']}: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -1221,8 +1270,13 @@ def _parser() -> argparse.ArgumentParser:
         "--num-samples", type=_positive_int, default=100, help="importance samples for lower bounds (default 100)"
     )
     p.add_argument(
-        "--budget", type=_positive_float, default=COMPARE_BUDGET,
-        help=f"training seconds per model at most (default {COMPARE_BUDGET:g}); raise it for longer runs",
+        "--budget", default="compare", type=_budget_preset, metavar="{compare,full}",
+        help="each model's registered epochs: its short compare budget (default; minutes for the whole job) or "
+        "its full defaults; counted in epochs, so the numbers do not depend on the machine's speed or load",
+    )  # fmt: skip
+    p.add_argument(
+        "--time-limit", type=_positive_float,
+        help="optional cap on each model's training seconds; a row it cut says so (such numbers depend on the machine)",
     )  # fmt: skip
     _add_fit_options(p)
     _add_dtype_option(p, "fit and score in this dtype (default float32)")

@@ -538,6 +538,6 @@ def test_eval_sample_and_compare_take_device_and_dtype(capsys, tmp_path):
         assert code == 2 and err.count("\n") == 1 and "cuda:7" in err
     compared = tmp_path / "cmp"
     argv = ["compare", "--models", "independent-bernoulli", "--data", "digits-binary", "--dtype", "float64"]
-    assert run(capsys, *argv, "--budget", "3", "--quiet", "--out", str(compared))[0] == 0
+    assert run(capsys, *argv, "--epochs", "3", "--quiet", "--out", str(compared))[0] == 0
     model = pg.load(next(compared.glob("digits-binary/jobs/*/model.safetensors")))
     assert {v.dtype for v in model.state_dict().values() if v.is_floating_point()} == {torch.float64}

@@ -3,13 +3,24 @@ variant (a point of its parameter grid) and seed, and each job's model built on 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Job", "expand_jobs", "load_splits", "build_job_model", "check_jobs", "variant_label"]
+__all__ = [
+    "Job",
+    "expand_jobs",
+    "count_jobs",
+    "load_splits",
+    "build_job_model",
+    "check_jobs",
+    "variant_label",
+    "MAX_JOBS",
+]
 
 
 @dataclass(frozen=True)
@@ -52,47 +63,66 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.=," else "-" for c in text).strip("-")
 
 
+#: the most jobs a config may expand to: more is a grid written by mistake (each job is a fit)
+MAX_JOBS = 100_000
+
+
+def count_jobs(config: dict[str, Any]) -> int:
+    """How many jobs a checked config expands to, without expanding it: per model entry the
+    product of its grid's lengths, times the number of seeds."""
+    return len(config["seeds"]) * sum(math.prod(len(v) for v in entry["grid"].values()) for entry in config["models"])
+
+
+def _job(config: dict[str, Any], entry: dict[str, Any], point: dict[str, Any], seed: int) -> Job:
+    """The job of one model entry at one grid point and seed."""
+    from probgen.cli import model_seed
+    from probgen.models import MODELS
+
+    args = {**entry["args"], **point}
+    dequantize = bool(args.pop("dequantize", config["data"].get("preprocess") == "dequantize"))
+    variant = variant_label(entry["label"], point)
+    fit = {**MODELS[entry["name"]].fit_defaults, **config["fit"], **entry["fit"]}
+    evaluation = {"method": "auto", "split": "test", **config["eval"], **entry["eval"]}
+    job_id = _safe(f"{entry['label']}-{'-'.join(f'{k}={v}' for k, v in point.items())}-seed={seed}")
+    job_id = job_id.replace("--", "-")
+    return Job(job_id, variant, entry["label"], entry["name"], args, dequantize, seed, model_seed(seed, variant),
+               fit, evaluation, point)  # fmt: skip
+
+
+def _points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    keys = sorted(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, values, strict=True))
+
+
 def expand_jobs(config: dict[str, Any]) -> list[Job]:
     """One job per model entry, grid point (the Cartesian product of its ``grid`` lists, keys in
     sorted order) and seed; fit and eval options are the model's defaults, then the config's
     ``[fit]``/``[eval]``, then the entry's own."""
-    from probgen.cli import model_seed
-    from probgen.models import MODELS
-
-    jobs = []
-    dequantize_all = config["data"].get("preprocess") == "dequantize"
-    for entry in config["models"]:
-        keys = sorted(entry["grid"])
-        for values in itertools.product(*(entry["grid"][k] for k in keys)):
-            point = dict(zip(keys, values, strict=True))
-            args = {**entry["args"], **point}
-            dequantize = bool(args.pop("dequantize", dequantize_all))
-            variant = variant_label(entry["label"], point)
-            fit = {**MODELS[entry["name"]].fit_defaults, **config["fit"], **entry["fit"]}
-            evaluation = {"method": "auto", "split": "test", **config["eval"], **entry["eval"]}
-            for seed in config["seeds"]:
-                job_id = _safe(f"{entry['label']}-{'-'.join(f'{k}={v}' for k, v in point.items())}-seed={seed}")
-                job_id = job_id.replace("--", "-")
-                jobs.append(
-                    Job(
-                        job_id,
-                        variant,
-                        entry["label"],
-                        entry["name"],
-                        args,
-                        dequantize,
-                        seed,
-                        model_seed(seed, variant),
-                        fit,
-                        evaluation,
-                        point,
-                    )  # fmt: skip
-                )
-    ids = [j.id for j in jobs]
-    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    total = count_jobs(config)
+    if total > MAX_JOBS:
+        raise ValueError(f"the config expands to {total:,} jobs; expected at most {MAX_JOBS:,} (narrow the grid)")
+    jobs = [
+        _job(config, entry, point, seed)
+        for entry in config["models"]
+        for point in _points(entry["grid"])
+        for seed in config["seeds"]
+    ]
+    clashes = sorted(i for i, n in collections.Counter(j.id for j in jobs).items() if n > 1)
     if clashes:
         raise ValueError(f"jobs {clashes} would share a folder; give the model entries distinct labels")
     return jobs
+
+
+def _probe_points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """The grid points that validation builds: the first value of every key, then each other
+    value of one key with the rest at their first (as many builds as grid values, not points)."""
+    keys = sorted(grid)
+    first = {k: grid[k][0] for k in keys}
+    yield first
+    for k in keys:
+        for value in grid[k][1:]:
+            yield first | {k: value}
 
 
 def load_splits(data: dict[str, Any]) -> Any:
@@ -151,7 +181,11 @@ def _density_allows(density: str, method: str) -> bool:
 
 def check_jobs(config: dict[str, Any]) -> list[str]:
     """One line per job that cannot run: a model unsuited to the data, arguments it refuses, an
-    evaluation method its density kind does not allow, a held-out split the data lack."""
+    evaluation method its density kind does not allow, a held-out split the data lack.
+
+    Models are built for each grid value (:func:`_probe_points`), not for each point of the
+    grid's product, so checking costs as many builds as the grids have values; a combination
+    that only fails together fails its own job when it runs (its row says why)."""
     from probgen.cli import _first_line
     from probgen.models import MODELS
 
@@ -159,13 +193,14 @@ def check_jobs(config: dict[str, Any]) -> list[str]:
         splits = load_splits(config["data"])
     except (ValueError, TypeError, OSError) as err:
         return [f"data = {json.dumps(config['data'])}: {_first_line(err)}"]
-    train, errors, seen = splits.train, [], set()
+    total = count_jobs(config)
+    if total > MAX_JOBS:
+        return [f"models: the grids and seeds expand to {total:,} jobs; expected at most {MAX_JOBS:,}"]
+    train, errors = splits.train, []
     labelled = train.y is not None
-    for job in expand_jobs(config):
-        if job.variant in seen:
-            continue
-        seen.add(job.variant)
-        entry = next(m for m in config["models"] if m["label"] == job.label)
+    probes = [(entry, point) for entry in config["models"] for point in _probe_points(entry["grid"])]
+    for entry, point in probes:
+        job = _job(config, entry, point, config["seeds"][0])
         key = f"models[{entry['index']}]"
         spec = MODELS[job.name]
         if job.dequantize and ("real" not in spec.cls.supports or spec.cls.needs_labels):

@@ -40,7 +40,16 @@ from typing import Any
 from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
 from probgen.progress import progress_bar
 
-__all__ = ["run_experiment", "run_job", "TimeLimit", "write_atomic", "FIT_CHECKPOINT", "MODEL_FILE"]
+__all__ = [
+    "run_experiment",
+    "run_job",
+    "failed_row",
+    "TimeLimit",
+    "TIME_LIMIT_FIRST",
+    "write_atomic",
+    "FIT_CHECKPOINT",
+    "MODEL_FILE",
+]
 
 FIT_CHECKPOINT = "checkpoint.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -51,6 +60,10 @@ DEFAULT_K = 1000
 #: samples drawn (with the job's seed) from an implicit model for its likelihood-free metrics, and
 #: the most evaluation (and validation) examples they are compared with: the first ones of the split
 METRIC_SAMPLES = 1000
+
+
+#: ``stopped`` of a job whose time limit passed before its first epoch: it has no model to score
+TIME_LIMIT_FIRST = "time limit before epoch 1"
 
 
 class TimeLimit(Exception):  # noqa: N818 - a signal, not an error
@@ -147,20 +160,19 @@ def _fit(job: Job, model: Any, splits: Any, folder: Path, progress: bool, log: C
         with _time_limit(job.fit.get("time_limit")):
             result = pg.fit(model, splits.train, checkpoint=checkpoint, resume=resumed, **options)
         history, best, seconds = result.history, result.best_epoch, result.seconds
-        stopped = "patience" if result.stopped_early else None
+        stopped = f"early stop at epoch {len(history)}" if result.stopped_early else None
     except TimeLimit:
-        if not checkpoint.exists():
-            raise ValueError(
-                f"{job.id}: fit.time_limit = {job.fit['time_limit']} s passed before the first epoch finished; "
-                "expected a larger time_limit"
-            ) from None
+        if not checkpoint.exists():  # nothing to score: the row says why, the other jobs go on
+            log(f"{job.id}: time limit of {job.fit['time_limit']} s reached before the first epoch finished")
+            info = {"history": [], "best_epoch": None, "train_seconds": None, "stopped": TIME_LIMIT_FIRST}
+            return None, info | {"resumed_after_epochs": done_before if resumed else None, "strategy": None}
         saved = pg.load_checkpoint(checkpoint)
         model = saved.model
         x, y = splits.train.x[:10_000], None if splits.train.y is None else splits.train.y[:10_000]
         model.after_fit(model.validate(x), model.check_labels(y, len(x)))
         history, best, seconds = list(saved.extra.get("history", [])), int(saved.extra.get("epoch", -1)), math.nan
-        stopped = "time_limit"
-        log(f"{job.id}: time limit of {job.fit['time_limit']} s reached; keeping best epoch {best}")
+        stopped = f"time limit at epoch {len(history)}"
+        log(f"{job.id}: time limit of {job.fit['time_limit']} s reached: {stopped}; keeping best epoch {best}")
     if history and all("seconds" in h for h in history):
         seconds = sum(h["seconds"] for h in history)  # every epoch's training time, across resumptions
     info = {"history": history, "best_epoch": best, "train_seconds": seconds, "stopped": stopped}
@@ -253,16 +265,17 @@ def run_job(
     else:
         pyro.set_rng_seed(job.model_seed)
         model, info = _fit(job, build_job_model(job, splits.train), splits, folder, progress, log)
+        if model is None:  # cut by its time limit before one epoch: a row without numbers, saying so
+            row = _row(job, splits, None, info) | _empty_scores()
+            write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
+            return row
         pg.save(model, folder / MODEL_FILE, extra={"job": spec})
         write_atomic(folder / "history.csv", _history_csv(info["history"]))
         if len(info["history"]) > 1:
             loss_curve(info["history"], folder / "loss.png", title=job.variant)
         write_atomic(folder / "fit.json", json.dumps(info, indent=1))
     data = getattr(splits, job.eval["split"])
-    row: dict[str, Any] = {"job": job.id, "model": job.variant, "name": job.name, "seed": job.seed}
-    row |= {"model_seed": job.model_seed, "split": job.eval["split"], "num_examples": len(data)}
-    row |= {"num_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(info["history"])}
-    row |= {"best_epoch": info["best_epoch"], "stopped": info["stopped"], "train_seconds": info["train_seconds"]}
+    row = _row(job, splits, model, info)
     started = time.perf_counter()
     if model.density != "implicit":
         pyro.set_rng_seed(job.model_seed)
@@ -278,6 +291,33 @@ def run_job(
     row["inference_data"] = _inference_data(model, data, folder)
     write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
     return row
+
+
+def _row(job: Job, splits: Any, model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
+    """What a job's row says of the job and its fit (``model``, ``info`` None: nothing fitted)."""
+    info = info or {"history": [], "best_epoch": None, "train_seconds": None, "stopped": None}
+    row: dict[str, Any] = {"job": job.id, "model": job.variant, "name": job.name, "seed": job.seed}
+    row |= {"model_seed": job.model_seed, "split": job.eval["split"]}
+    row |= {"num_examples": len(getattr(splits, job.eval["split"]) or ())}
+    row |= {"num_params": None if model is None else sum(p.numel() for p in model.parameters())}
+    row |= {"epochs_run": len(info["history"]), "best_epoch": info["best_epoch"], "stopped": info["stopped"]}
+    return row | {"train_seconds": info["train_seconds"], "error": None}
+
+
+def _empty_scores() -> dict[str, Any]:
+    from probgen.experiments.tables import SAMPLE_KEYS
+
+    row = {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": None, "method": None}
+    row |= {"num_samples": None, "metric_samples": None, "eval_seconds": None, "samples_png": None}
+    return row | dict.fromkeys(SAMPLE_KEYS) | {"inference_data": None}
+
+
+def failed_row(job: Job, splits: Any, err: BaseException) -> dict[str, Any]:
+    """The row of a job that raised: no numbers, its error in one line (the run goes on, and the
+    same command retries the job, since no ``result.json`` is written)."""
+    from probgen.cli import _first_line
+
+    return _row(job, splits, None, None) | _empty_scores() | {"error": f"{type(err).__name__}: {_first_line(err)}"}
 
 
 def _check_run_dir(out: Path, config: dict[str, Any]) -> None:
@@ -330,8 +370,13 @@ def run_experiment(
         with progress_bar(total=len(jobs), desc=f"run {config['name']}", disable=not progress) as overall:
             for i, job in enumerate(jobs):
                 log(f"[{i + 1}/{len(jobs)}] {job.id}")
-                rows.append(run_job(job, splits, out / "jobs" / job.id, samples=config["samples"],
-                                    progress=progress, log=log))  # fmt: skip
+                try:
+                    row = run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress,
+                                  log=log)  # fmt: skip
+                except Exception as err:  # noqa: BLE001 - one job's failure never loses the others
+                    row = failed_row(job, splits, err)
+                    log(f"{job.id}: failed: {row['error']}")
+                rows.append(row)
                 write_reports(out, rows, final=False)
                 overall.set_postfix(done=job.id)
                 overall.update(1)

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "summarize",
+    "job_note",
     "write_reports",
     "summary_table",
     "jobs_table",
@@ -32,12 +33,12 @@ SAMPLE_KEYS = (
 SAMPLE_COLUMNS = ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats")
 JOB_COLUMNS = (
     "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples",
-    "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "split", "num_examples",
+    "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "error", "split", "num_examples",
     *SAMPLE_COLUMNS,
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "model", "seeds", "nll_nats", "nll_sd", "stderr_nats", "bits_per_dim", "bpd_sd", "kind", "method",
-    "num_samples", "num_params", "train_seconds", "eval_seconds", *SAMPLE_COLUMNS,
+    "num_samples", "num_params", "train_seconds", "eval_seconds", "note", *SAMPLE_COLUMNS,
 )  # fmt: skip
 #: headers of the sample columns in the per-variant table (Markdown and HTML)
 SAMPLE_HEADERS = ("MMD²", "MMD p", "C2ST acc", "C2ST p", "precision", "recall", "Parzen log p (nats, weak)")
@@ -52,8 +53,18 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def job_note(row: dict[str, Any]) -> str | None:
+    """What a reader must know before trusting a job's numbers: its error, or that a wall-clock
+    time limit cut its fit (such a number depends on the machine's speed and load)."""
+    if row.get("error"):
+        return f"failed: {row['error']}"
+    stopped = row.get("stopped") or ""
+    return f"stopped: {stopped}" if stopped.startswith("time limit") else None
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per model variant: means over its seeds and, with several seeds, their sd."""
+    """One row per model variant: means over its seeds and, with several seeds, their sd; its
+    ``note`` names the seeds that failed or that a time limit cut."""
     out = []
     for variant in dict.fromkeys(r["model"] for r in rows):
         group = [r for r in rows if r["model"] == variant]
@@ -67,6 +78,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row |= {"num_dims": first.get("num_dims"), "conditional": first.get("conditional")}
         for key in ("train_seconds", "eval_seconds", *SAMPLE_COLUMNS):
             row[key] = _mean_sd([r.get(key) for r in group])[0]
+        notes = [(r["seed"], job_note(r)) for r in group if job_note(r)]
+        row["note"] = "; ".join(note if len(group) == 1 else f"seed {seed} {note}" for seed, note in notes) or None
         out.append(row)
     return out
 
@@ -103,6 +116,8 @@ def summary_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[s
     when some variant has them. The Markdown and HTML tables are made of these cells."""
     headers = ["model", "seeds", "NLL (nats)", "± stderr", "bits/dim", "kind", "method", "K", "params", "train"]
     headers.append("eval")
+    notes = any(r.get("note") for r in summary)
+    headers += ["note"] if notes else []
     samples = _has_samples(summary)
     headers += list(SAMPLE_HEADERS) if samples else []
     cells = []
@@ -110,6 +125,7 @@ def summary_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[s
         row = [r["model"], str(r["seeds"]), _pm(r, "nll_nats", "nll_sd"), _cell(r, "stderr_nats")]
         row += [_pm(r, "bits_per_dim", "bpd_sd"), _cell(r, "kind"), _cell(r, "method"), _cell(r, "num_samples")]
         row += [_cell(r, "num_params"), _cell(r, "train_seconds"), _cell(r, "eval_seconds")]
+        row += [_cell(r, "note")] if notes else []
         row += [_cell(r, key) for key in SAMPLE_COLUMNS] if samples else []
         cells.append(row)
     return headers, cells
@@ -178,7 +194,10 @@ def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | Non
 
     curves = []
     for r in rows:
-        fit = json.loads((out / "jobs" / r["job"] / "fit.json").read_text())
+        fit_file = out / "jobs" / r["job"] / "fit.json"
+        if not fit_file.exists():  # a job that failed, or that its time limit cut before one epoch
+            continue
+        fit = json.loads(fit_file.read_text())
         if len(fit["history"]) > 1:
             curves.append((r["job"], fit["history"]))
     if not curves:

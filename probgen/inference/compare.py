@@ -50,9 +50,11 @@ class ComparisonTable:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """:data:`COLUMNS`, and :data:`METRIC_COLUMNS` when some row has metrics."""
+        """:data:`COLUMNS`, ``note`` when some row has one (a failed job, a fit cut by a time
+        limit), and :data:`METRIC_COLUMNS` when some row has metrics."""
         with_metrics = any(row.get(col) is not None for row in self.rows for col in METRIC_COLUMNS)
-        return COLUMNS + METRIC_COLUMNS if with_metrics else COLUMNS
+        notes = ("note",) if any(row.get("note") for row in self.rows) else ()
+        return COLUMNS + notes + (METRIC_COLUMNS if with_metrics else ())
 
     def _formatted(self) -> list[list[str]]:
         out = []

@@ -16,12 +16,22 @@ M = TypeVar("M", bound=type[GenerativeModel])
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its class, a one-line description and its default training budget
-    (keyword arguments of :func:`probgen.fit` that ``compare`` and the CLI use)."""
+    """A registered model: its class, a one-line description, its default training budget
+    (keyword arguments of :func:`probgen.fit` that ``probgen fit`` and ``probgen run`` use) and
+    the shorter budget of the main job ``probgen compare`` (fit options laid over the defaults,
+    counted in epochs, so its numbers do not depend on the machine's speed or load)."""
 
     cls: type[GenerativeModel]
     description: str
     fit_defaults: dict[str, Any] = field(default_factory=dict)
+    compare_budget: dict[str, Any] = field(default_factory=dict)
+
+    def budget(self, preset: str = "full") -> dict[str, Any]:
+        """The fit options of a budget preset: "full" (the defaults) or "compare" (the defaults
+        with :attr:`compare_budget` laid over them)."""
+        if preset not in ("full", "compare"):
+            raise ValueError(f"budget preset {preset!r}: expected 'full' or 'compare'")
+        return {**self.fit_defaults, **(self.compare_budget if preset == "compare" else {})}
 
     def suits(self, support: str, has_labels: bool = False) -> bool:
         """Whether the model can be fitted on data of this support (with or without labels)."""
@@ -31,8 +41,18 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, *, description: str, fit_defaults: dict[str, Any] | None = None) -> Callable[[M], M]:
+def register(
+    name: str,
+    *,
+    description: str,
+    fit_defaults: dict[str, Any] | None = None,
+    compare_budget: dict[str, Any] | None = None,
+) -> Callable[[M], M]:
     """Class decorator: make a :class:`GenerativeModel` known as ``name``.
+
+    ``fit_defaults`` are the model's own training options (epochs, lr, batch size, patience);
+    ``compare_budget`` shortens them for ``probgen compare`` (e.g. ``{"epochs": 10}`` for a model
+    whose epochs are slow), so that the main job ends in minutes with the same numbers anywhere.
 
     Example:
         >>> from probgen.models import GenerativeModel, register
@@ -49,7 +69,7 @@ def register(name: str, *, description: str, fit_defaults: dict[str, Any] | None
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"model name {name!r} is already registered to {known.cls.__qualname__}")
         cls.name = name
-        MODELS[name] = ModelSpec(cls, description, dict(fit_defaults or {}))
+        MODELS[name] = ModelSpec(cls, description, dict(fit_defaults or {}), dict(compare_budget or {}))
         return cls
 
     return decorate

@@ -47,7 +47,12 @@ ARCHITECTURES = ("mlp", "conv")
 VAE_BUDGET = {"epochs": 300, "lr": 1e-3, "batch_size": 100, "patience": 40}
 
 
-@register("vae", description="variational autoencoder (ELBO by SVI; IWAE lower bounds)", fit_defaults=VAE_BUDGET)
+@register(
+    "vae",
+    description="variational autoencoder (ELBO by SVI; IWAE lower bounds)",
+    fit_defaults=VAE_BUDGET,
+    compare_budget={"epochs": 100},
+)
 class VAE(GenerativeModel):
     """A variational autoencoder.
 

@@ -24,6 +24,7 @@ __all__ = ["FVBN"]
     "fvbn",
     description="fully visible sigmoid belief net: a logistic/softmax regression per dimension (exact)",
     fit_defaults={"epochs": 200, "batch_size": 100, "lr": 1e-2, "patience": 20},
+    compare_budget={"epochs": 60},
 )
 class FVBN(Autoregressive):
     """A fully visible sigmoid belief network in the natural (raster) ordering.

@@ -50,6 +50,7 @@ def made_masks(order: Tensor, hidden: Sequence[int], params_per_dim: int, genera
     "made",
     description="MADE: masked autoencoder, order-agnostic training and a mask ensemble (exact)",
     fit_defaults={"epochs": 200, "batch_size": 100, "lr": 1e-3, "patience": 20},
+    compare_budget={"epochs": 60},
 )
 class MADE(Autoregressive):
     """MADE with ``num_masks`` orderings/connectivities (member 0 has the natural ordering).

@@ -51,6 +51,7 @@ class NADENet(nn.Module):
     "nade",
     description="NADE: shared-weight autoregressive network, O(DH) density and sampling (exact)",
     fit_defaults={"epochs": 200, "batch_size": 100, "lr": 3e-3, "patience": 20},
+    compare_budget={"epochs": 60},
 )
 class NADE(Autoregressive):
     """NADE in the natural (raster) ordering.
