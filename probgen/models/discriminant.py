@@ -65,10 +65,18 @@ class DiscriminantAnalysis(GenerativeClassifier):
         c = num_classes
         self.register_buffer("prior_loc", torch.zeros(d))
         self.register_buffer("prior_scatter", torch.eye(d))
-        self.register_buffer("post_loc", torch.zeros(c, d))
+        # the posterior mean of the locations is kept as origin (a training row) + post_offset:
+        # rounding it to the dtype would cost up to half a unit in the last place of the data
+        self.register_buffer("origin", torch.zeros(d))
+        self.register_buffer("post_offset", torch.zeros(c, d))
         self.register_buffer("post_kappa", torch.ones(c))
         self.register_buffer("post_df", torch.full((c,), self.prior_df))
         self.register_buffer("post_scatter", torch.eye(d).expand(c, d, d).clone())
+
+    @property
+    def post_loc(self) -> Tensor:
+        """The posterior mean of each class's location, ``[C, D]`` (rounded to the dtype)."""
+        return self.origin + self.post_offset
 
     def _statistics(self, x, onehot):
         return {"moments": Moments.of(x, onehot, full=True)}
@@ -131,12 +139,18 @@ class DiscriminantAnalysis(GenerativeClassifier):
     def _set_conjugate(self, statistics):
         c, d = self.num_classes, self.num_dims
         moments = statistics["moments"]
-        n, mean, scatter = moments.count, moments.mean, moments.scatter  # scatter: centred, per class
+        pooled = moments.pooled()
+        # every location relative to one training row: the prior mean m0 (the training mean) and
+        # the class means are then small numbers known to the rounding of the spread, and
+        # k0 m0 + n mean and (mean - m0)(mean - m0)^T do not cancel for data far from 0
+        origin, m0 = pooled.shift[0], pooled.offset[0]
+        n, mean, scatter = moments.count, moments.offset_from(origin), moments.scatter  # scatter: centred
         k0 = self.prior_kappa
         kappa = k0 + n
-        diff = mean - self.prior_loc
+        diff = mean - m0
         shrink = (k0 * n / kappa)[:, None, None] * diff[:, :, None] * diff[:, None, :]
-        self.post_loc = (k0 * self.prior_loc + n[:, None] * mean) / kappa[:, None]
+        self.origin = origin
+        self.post_offset = (k0 * m0 + n[:, None] * mean) / kappa[:, None]
         self.post_kappa = kappa
         if self.shared_covariance:
             total = self.prior_scatter + (scatter + shrink).sum(0)
@@ -150,8 +164,9 @@ class DiscriminantAnalysis(GenerativeClassifier):
         d = self.num_dims
         df = self.post_df - d + 1
         shape = self.post_scatter * ((self.post_kappa + 1) / (self.post_kappa * df))[:, None, None]
-        student = dist.MultivariateStudentT(df, self.post_loc, torch.linalg.cholesky(shape))
-        return student.log_prob(x[:, None, :])
+        student = dist.MultivariateStudentT(df, self.post_offset, torch.linalg.cholesky(shape))
+        # x - origin is exact for x near the training data (Sterbenz), unlike x - post_loc
+        return student.log_prob((x - self.origin)[:, None, :])
 
     def _conjugate_site_draws(self, num_samples):
         wishart_tril = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(self.post_scatter)))

@@ -70,8 +70,16 @@ class GaussianNaiveBayes(GenerativeClassifier):
         c, d = num_classes, self.num_dims
         self.register_buffer("prior_loc", torch.zeros(d))
         self.register_buffer("prior_b", torch.full((d,), self.prior_a))
-        for name in ("post_loc", "post_kappa", "post_a", "post_b"):
+        # the posterior mean of the locations is kept as origin (a training row) + post_offset:
+        # rounding it to the dtype would cost up to half a unit in the last place of the data
+        self.register_buffer("origin", torch.zeros(d))
+        for name in ("post_offset", "post_kappa", "post_a", "post_b"):
             self.register_buffer(name, torch.ones(c, d))
+
+    @property
+    def post_loc(self) -> Tensor:
+        """The posterior mean of each class's location, ``[C, D]`` (rounded to the dtype)."""
+        return self.origin + self.post_offset
 
     def _statistics(self, x, onehot):
         return {"moments": Moments.of(x, onehot)}
@@ -113,17 +121,24 @@ class GaussianNaiveBayes(GenerativeClassifier):
 
     def _set_conjugate(self, statistics):
         moments = statistics["moments"]
-        n, mean, ss = moments.count[:, None], moments.mean, moments.scatter  # ss: centred, per class
-        k0, m0 = self.prior_kappa, self.prior_loc
+        pooled = moments.pooled()
+        # every location relative to one training row: the prior mean m0 (the training mean) and
+        # the class means are then small numbers known to the rounding of the spread, and
+        # k0 m0 + n mean and (mean - m0)^2 do not cancel for data far from 0
+        origin, m0 = pooled.shift[0], pooled.offset[0]
+        n, mean, ss = moments.count[:, None], moments.offset_from(origin), moments.scatter  # ss: centred
+        k0 = self.prior_kappa
+        self.origin = origin
         self.post_kappa = (k0 + n).expand_as(mean).clone()
-        self.post_loc = (k0 * m0 + n * mean) / self.post_kappa
+        self.post_offset = (k0 * m0 + n * mean) / self.post_kappa
         self.post_a = (self.prior_a + n / 2).expand_as(mean).clone()
         self.post_b = self.prior_b + 0.5 * ss + k0 * n * (mean - m0) ** 2 / (2 * self.post_kappa)
 
     def _conjugate_class_log_pred(self, x):
         a, b, kappa = self.post_a, self.post_b, self.post_kappa
         scale = (b * (kappa + 1) / (a * kappa)).sqrt()
-        return dist.StudentT(2 * a, self.post_loc, scale).log_prob(x[:, None, :]).sum(-1)
+        # x - origin is exact for x near the training data (Sterbenz), unlike x - post_loc
+        return dist.StudentT(2 * a, self.post_offset, scale).log_prob((x - self.origin)[:, None, :]).sum(-1)
 
     def _conjugate_site_draws(self, num_samples):
         tau = dist.Gamma(self.post_a, self.post_b).sample((num_samples,))
