@@ -1,17 +1,73 @@
-"""Argument checks shared across probgen: one message format for every bad integer or rate."""
+"""Argument checks shared across probgen: one message format for every bad integer or rate.
+
+:data:`SIZE_ARGUMENTS` is the table of size-like constructor arguments (layer counts, widths,
+channels, ...) and :func:`check_constructor_sizes` applies it to the arguments of any model
+constructor. :class:`probgen.models.GenerativeModel` calls it once for each construction, before
+any ``__init__`` body runs, so a bad size is always refused with a ValueError that names the
+argument. It never reaches torch as a negative dimension.
+"""
 
 from __future__ import annotations
 
+import inspect
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_int", "check_dropout"]
+__all__ = ["check_int", "check_dropout", "check_size", "check_constructor_sizes", "SIZE_ARGUMENTS", "WIDTH_SEQUENCES"]
+
+#: Size-like constructor arguments, by name, each with its least allowed value. Whether an
+#: argument takes one size or a sequence of sizes (``hidden`` is widths for an MLP, one count for
+#: NADE and RBMs) comes from the constructor's annotation (``int`` / ``Sequence[int]``) or else
+#: from the type of its default. ``None`` is allowed where the annotation or the default allows it.
+SIZE_ARGUMENTS: dict[str, int] = {
+    "event_shape": 1,
+    "image_shape": 1,
+    "hidden": 1,
+    "flow_hidden": 1,
+    "latent_dim": 1,
+    "num_layers": 1,
+    "layers": 1,
+    "levels": 1,
+    "blocks": 1,
+    "channels": 1,
+    "width": 1,
+    "heads": 1,
+    "kernel": 1,
+    "components": 1,
+    "count_bins": 2,
+    "num_classes": 2,
+    "num_masks": 1,
+    "num_samples": 1,
+    "num_posterior_samples": 1,
+    "num_pseudo_inputs": 1,
+    "flow_length": 1,
+    "steps": 1,
+    "gibbs_steps": 0,
+    "ais_steps": 1,
+}
+
+#: Sequences of hidden-layer widths: empty is a network without a hidden layer (a linear map,
+#: as in the GAN's linear critic or a linear-Gaussian VAE), unless the model class lists the
+#: name in ``nonempty_sizes`` (the flows: Pyro's DenseNN and AutoRegressiveNN need a layer).
+WIDTH_SEQUENCES: frozenset[str] = frozenset({"hidden", "flow_hidden"})
+
+
+def _is_int(value: Any, integral: bool = False) -> bool:
+    """A Python int (or, with ``integral``, any ``numbers.Integral`` such as numpy's), never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Integral if integral else int)
+
+
+def _expected(minimum: int) -> str:
+    return "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
     """Return ``value`` if it is an int (not a bool) of at least ``minimum``; else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be {_expected(minimum)}, got {value!r}")
     return value
 
 
@@ -20,3 +76,91 @@ def check_dropout(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_size(
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    *,
+    sequence: bool = False,
+    allow_empty: bool = False,
+    allow_none: bool = False,
+    integral: bool = False,
+) -> Any:
+    """Return ``value`` if it is one size (an int >= ``minimum``, not a bool) or, with
+    ``sequence``, a list or tuple of such sizes (non-empty unless ``allow_empty``); else a
+    ValueError naming the argument, what it got and what it expects. ``integral`` also takes
+    numpy's integers (for values that are converted with ``int`` after the check).
+
+    Example:
+        >>> check_size("hidden", (64, 64), sequence=True)
+        (64, 64)
+        >>> check_size("hidden", (-5,), sequence=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: hidden must be a non-empty sequence of positive integers, got (-5,)
+    """
+    if value is None and allow_none:
+        return value
+    if not sequence:
+        if not _is_int(value, integral) or value < minimum:
+            raise ValueError(f"{name} must be {_expected(minimum)}, got {value!r}")
+        return value
+    ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    ok = ok and (allow_empty or len(value) > 0) and all(_is_int(v, integral) and v >= minimum for v in value)
+    if not ok:
+        each = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        expected = f"a sequence of {each}" if allow_empty else f"a non-empty sequence of {each}"
+        raise ValueError(f"{name} must be {expected}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_constructor_sizes(
+    init: Callable[..., Any],
+    accepted: Mapping[str, inspect.Parameter],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    nonempty: Sequence[str] = (),
+) -> None:
+    """Check the size-like arguments (:data:`SIZE_ARGUMENTS`) of a call ``init(self, *args,
+    **kwargs)`` of a model constructor. ``accepted`` holds the keyword parameters the constructor
+    declares, its base classes' included (``GenerativeModel.accepted_parameters``). A value that
+    is the parameter's default passes unchecked. Arguments that do not bind are left for the
+    constructor's own TypeError. ``event_shape`` is one size or a non-empty sequence of sizes.
+    A sequence may be empty only if it is in :data:`WIDTH_SEQUENCES` and not in ``nonempty``, or
+    if its default is empty."""
+    signature = inspect.signature(init)
+    try:
+        bound = signature.bind_partial(None, *args, **kwargs).arguments
+    except TypeError:
+        return
+    given = dict(bound)
+    for name, value in bound.items():  # what the constructor passes on through **kwargs
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+    if "event_shape" in given:  # the base converts each size with int(), so numpy's integers pass
+        shape = given["event_shape"]
+        if not (_is_int(shape, integral=True) and shape >= 1):
+            try:
+                check_size("event_shape", shape, sequence=True, integral=True)
+            except ValueError:
+                expected = "a positive integer or a non-empty sequence of positive integers"
+                raise ValueError(f"event_shape must be {expected}, got {shape!r}") from None
+    for name, param in accepted.items():
+        if name not in SIZE_ARGUMENTS or name not in given or given[name] is param.default:
+            continue
+        annotation = param.annotation if isinstance(param.annotation, str) else repr(param.annotation)
+        default = param.default
+        sequence = "Sequence" in annotation or isinstance(default, (tuple, list))
+        allow_none = "None" in annotation or default is None
+        empty_default = isinstance(default, (tuple, list)) and len(default) == 0
+        allow_empty = (name in WIDTH_SEQUENCES and name not in nonempty) or empty_default
+        check_size(
+            name,
+            given[name],
+            SIZE_ARGUMENTS[name],
+            sequence=sequence,
+            allow_empty=allow_empty,
+            allow_none=allow_none,
+        )

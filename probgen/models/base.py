@@ -27,6 +27,13 @@ strategy), ``contrastive_divergence_loss`` (``"contrastive_divergence"``) and
 ``generator_parameters`` / ``discriminator_parameters`` / ``discriminator_loss`` /
 ``generator_loss`` (``"adversarial"``).
 
+Construction: ``GenerativeModel.__new__`` checks the size-like arguments of every constructor call
+(``hidden``, ``latent_dim``, ``num_layers``, ``channels``, ``event_shape``, ... : the table
+:data:`probgen._checks.SIZE_ARGUMENTS`). The arguments are bound to the subclass's ``__init__``
+signature, and the check runs once, before any ``__init__`` body: a family need not check its
+sizes, and a bad one is a ValueError naming the argument, never an error from inside torch. A
+class whose networks need a hidden layer lists ``hidden`` in ``nonempty_sizes``.
+
 Density kinds:
 
 - ``"exact"``: ``log_prob`` is log p(x) (or the exact posterior predictive of a Bayesian model).
@@ -50,7 +57,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import Tensor
 
-from probgen._checks import check_int
+from probgen._checks import check_constructor_sizes, check_int
 from probgen.data.support import check_data, parse_support
 from probgen.models.plates import DataPlate
 
@@ -114,6 +121,15 @@ class GenerativeModel(PyroModule):
     max_plate_nesting: ClassVar[int] = 1
     vectorizable: ClassVar[bool] = True
     num_classes: int = 0
+    #: width sequences (``hidden``) this class needs non-empty; elsewhere () is no hidden layer
+    nonempty_sizes: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> GenerativeModel:
+        # one place for every constructor's sizes (see the module docstring); pickle and copy
+        # rebuild an instance by calling __new__ with no arguments, and nothing is checked then
+        if args or kwargs:
+            check_constructor_sizes(cls.__init__, cls.accepted_parameters(), args, kwargs, cls.nonempty_sizes)
+        return super().__new__(cls)
 
     def __init__(self, event_shape: tuple[int, ...] | int, support: str) -> None:
         super().__init__()
