@@ -96,8 +96,14 @@ def test_discriminator_steps_leave_the_generator_alone():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="unknown GAN loss 'hinge'"):
         GAN(2, "real", loss="hinge")
-    with pytest.raises(ValueError, match="does not model 'binary' data"):
-        GAN(2, "binary")
+    with pytest.raises(ValueError, match="unknown support 'counts'"):
+        GAN(2, "counts")
+    with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\) with C\*H\*W = 64 values.*got \(1, 4, 8\)"):
+        GAN(64, "binary", architecture="dcgan", image_shape=(1, 4, 8))
+    with pytest.raises(ValueError, match="image_shape is for architecture='dcgan'"):
+        GAN(64, "binary", image_shape=(1, 8, 8))
+    with pytest.raises(TypeError, match="dequantize must be True or False, got 'yes'"):
+        GAN(64, "binary", dequantize="yes")
 
 
 def _digit_images(n=300):
