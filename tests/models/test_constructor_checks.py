@@ -21,7 +21,6 @@ import torch
 
 import probgen as pg
 from probgen._checks import SIZE_ARGUMENTS
-from probgen.models.flows.base import Flow
 
 MODELS = pg.models.MODELS
 #: integer keywords that are not sizes (any int is a valid seed)
@@ -86,16 +85,9 @@ def test_bad_sizes_are_refused_by_name(name, keyword, param):
 WIDTHS = [(n, k, p) for n, k, p in SIZES if _is_sequence(p) and k == "hidden"]
 
 
-def _marks(name):
-    if issubclass(MODELS[name].cls, Flow):
-        reason = "the flows' conditioners (Pyro's DenseNN) need a hidden layer: Flow should declare nonempty_sizes"
-        return [pytest.mark.xfail(strict=True, raises=IndexError, reason=reason)]
-    return []
-
-
 @pytest.mark.parametrize(
     ("name", "keyword", "param"),
-    [pytest.param(n, k, p, marks=_marks(n), id=f"{n}-{k}") for n, k, p in WIDTHS],
+    [pytest.param(n, k, p, id=f"{n}-{k}") for n, k, p in WIDTHS],
 )
 def test_no_hidden_layer_is_refused_or_a_working_linear_network(name, keyword, param):
     """``hidden=()``: a ValueError where the class declares it needs a layer; elsewhere a network

@@ -108,6 +108,7 @@ class Flow(GenerativeModel):
     """
 
     supports = ("real",)
+    nonempty_sizes = ("hidden",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
 
     def __init__(self, event_shape, support: str = "real", *, num_layers: int = 5, hidden: Sequence[int] = (64, 64)):
         super().__init__(event_shape, support)

@@ -2,8 +2,10 @@
 
 Each coordinate goes through a monotone rational-quadratic spline of ``count_bins`` bins on
 ``[-bound, bound]`` (identity outside), whose knots come from a network of the conditioning
-coordinates: Pyro's :class:`~pyro.distributions.transforms.SplineCoupling` and
-:class:`~pyro.distributions.transforms.SplineAutoregressive` with ``order="quadratic"``.
+coordinates: :class:`~probgen.models.flows.rational_quadratic.RationalQuadraticCoupling` and
+:class:`~probgen.models.flows.rational_quadratic.RationalQuadraticAutoregressive` (the parameter
+layout of Pyro's ``SplineCoupling`` / ``SplineAutoregressive``, whose checkpoints load, with an
+inverse that stays finite where Pyro's asserts on a rounded discriminant).
 
 References:
     Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows" (2019), arXiv:1906.04032.
@@ -14,25 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pyro.distributions.transforms import SplineAutoregressive, SplineCoupling
 from pyro.nn import AutoRegressiveNN, DenseNN
 from torch.distributions import Transform
 
 from probgen._checks import check_int
 from probgen.models.flows.base import FLOW_BUDGET as BUDGET
 from probgen.models.flows.base import Flow
+from probgen.models.flows.rational_quadratic import RationalQuadraticAutoregressive, RationalQuadraticCoupling
 from probgen.models.registry import register
 
 __all__ = ["NSF", "NSFAutoregressive"]
-
-
-class _SplineAutoregressive(SplineAutoregressive):
-    """Pyro's transform holding its network once: Pyro's keeps it twice (``arn`` and
-    ``spline.nn``), shared tensors that a safetensors checkpoint refuses."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        del self.arn
 
 
 @register("nsf", description="neural spline flow, rational-quadratic coupling (exact density)", fit_defaults=BUDGET)
@@ -71,7 +64,7 @@ class NSF(Flow):
 
         def layer() -> Transform:
             net = DenseNN(split, list(self.hidden), [n * k, n * k, n * (k - 1)])
-            return SplineCoupling(d, split, net, k, self.bound, order="quadratic")
+            return RationalQuadraticCoupling(d, split, net, k, self.bound)
 
         return self._stacked(layer)
 
@@ -106,6 +99,6 @@ class NSFAutoregressive(NSF):
 
         def layer() -> Transform:
             net = AutoRegressiveNN(d, self.made_hidden, param_dims=[k, k, k - 1], permutation=torch.arange(d))
-            return _SplineAutoregressive(d, net, k, self.bound, order="quadratic").inv
+            return RationalQuadraticAutoregressive(d, net, k, self.bound).inv
 
         return self._stacked(layer)
