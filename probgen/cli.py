@@ -233,6 +233,9 @@ def _add_dtype_option(p: argparse.ArgumentParser, help: str) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="labels of --data, a file (IDX *-idx1-ubyte or a 1-D .npy)")
+    p.add_argument(
+        "--label-column", help="CSV files: the column that holds the labels, by header name or index (-1: the last)"
+    )
     p.add_argument("--val", help="a separate validation file (default: a random part of --data)")
     p.add_argument("--val-labels", help="labels of --val")
     p.add_argument("--test", help="a separate test file (default: a random part of --data)")
@@ -283,10 +286,10 @@ def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def _load(path: str, labels: str | None, support: str | None = None) -> Any:
+def _load(path: str, labels: str | None, support: str | None = None, label_column: str | None = None) -> Any:
     from probgen.data import load_file
 
-    return load_file(path, labels=labels, support=support)
+    return load_file(path, labels=labels, support=support, label_column=label_column)
 
 
 def _same_shape(reference: Any, other: Any, flag: str) -> None:
@@ -295,6 +298,14 @@ def _same_shape(reference: Any, other: Any, flag: str) -> None:
             f"{flag} {other.name!r} has examples of shape {other.event_shape}; "
             f"expected {reference.event_shape} like --data {reference.name!r}"
         )
+
+
+def _column_of(spec: dict[str, Any], part: str) -> str | None:
+    """The label column of a separate ``val``/``test`` file: the data's, where that file is a CSV
+    without a labels file of its own."""
+    if spec.get("label_column") is None or spec.get(f"{part}_labels") or not str(spec[part]).endswith(".csv"):
+        return None
+    return spec["label_column"]
 
 
 def make_splits(spec: dict[str, Any]) -> Splits:
@@ -311,7 +322,8 @@ def make_splits(spec: dict[str, Any]) -> Splits:
     if not spec.get("file"):
         train = get_data(source, "train")
         return Splits(train, get_data(source, "val"), get_data(source, "test"), spec | {"how": " (fixed split)"})
-    whole = _load(source, spec.get("labels"))
+    column = spec.get("label_column")
+    whole = _load(source, spec.get("labels"), label_column=column)
     if spec.get("rows") is not None and spec["rows"] != len(whole):
         raise UsageError(
             f"data file {source!r} now holds {len(whole)} examples, but the checkpoint was fitted when it held "
@@ -322,11 +334,11 @@ def make_splits(spec: dict[str, Any]) -> Splits:
     train, val, test = split(whole, val_frac=val_frac, test_frac=test_frac, seed=spec["split_seed"])
     how = []
     if spec.get("val"):
-        val = _load(spec["val"], spec.get("val_labels"), support=whole.support)
+        val = _load(spec["val"], spec.get("val_labels"), support=whole.support, label_column=_column_of(spec, "val"))
         _same_shape(whole, val, "--val")
         how.append(f"val from {Path(spec['val']).name}")
     if spec.get("test"):
-        test = _load(spec["test"], spec.get("test_labels"), support=whole.support)
+        test = _load(spec["test"], spec.get("test_labels"), whole.support, _column_of(spec, "test"))
         _same_shape(whole, test, "--test")
         how.append(f"test from {Path(spec['test']).name}")
     if val_frac or test_frac:
@@ -336,7 +348,7 @@ def make_splits(spec: dict[str, Any]) -> Splits:
 
 def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
     """What identifies the data and its split: the name, or the absolute paths, fractions and seed."""
-    file_options = ("labels", "val", "val_labels", "test", "test_labels", "val_frac", "test_frac")
+    file_options = ("labels", "label_column", "val", "val_labels", "test", "test_labels", "val_frac", "test_frac")
     given = [o for o in file_options if getattr(args, o, None) is not None]
     if not _is_file_source(source):
         if given:
@@ -346,6 +358,8 @@ def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
     for labels, of in (("val_labels", "val"), ("test_labels", "test")):
         if getattr(args, labels, None) is not None and getattr(args, of, None) is None:
             raise UsageError(f"--{labels.replace('_', '-')} needs --{of} FILE")
+    if args.labels is not None and args.label_column is not None:
+        raise UsageError("give either --labels FILE or --label-column COLUMN, not both")
     if args.val is not None and args.val_frac is not None:
         raise UsageError("give either --val FILE or --val-frac, not both")
     if args.test is not None and args.test_frac is not None:
@@ -362,6 +376,7 @@ def _data_spec(args: argparse.Namespace, source: str) -> dict[str, Any]:
         "data": _abs(source),
         "file": True,
         "labels": _abs(args.labels),
+        "label_column": args.label_column,
         "val": _abs(args.val),
         "val_labels": _abs(args.val_labels),
         "test": _abs(args.test),
@@ -498,6 +513,34 @@ def _score(model: Any, data: Any, split: str, num_samples: int | None, distribut
     result = pg.log_likelihood(model, data, num_samples=_num_samples(model, num_samples), distributed=distributed)
     print(f"{split}: {result} ({result.num_examples} examples)")
     return {"split": split, **result.as_dict()}
+
+
+def _score_implicit(model: Any, data: Any, split: str, tune: Any, seed: int) -> dict[str, Any]:
+    """An implicit model's likelihood-free metrics on (at most ``METRIC_SAMPLES`` examples of)
+    ``data``, from as many samples drawn with ``seed``, as ``probgen run`` computes them; the
+    Parzen bandwidth is chosen on ``tune`` (another split) when there is one."""
+    from probgen.experiments.runner import METRIC_SAMPLES
+    from probgen.inference.sample_metrics import sample_metrics
+
+    x = data.x[:METRIC_SAMPLES]
+    val = None if tune is None else tune.x[:METRIC_SAMPLES]
+    metrics = sample_metrics(model, x, val=val, num_samples=METRIC_SAMPLES, seed=seed)
+    print(
+        f"{split}: MMD² {metrics['mmd2']:.4g} (permutation p {metrics['mmd_p_value']:.3g}), "
+        f"C2ST accuracy {metrics['c2st_accuracy']:.4f} (p {metrics['c2st_p_value']:.3g}), "
+        f"precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f} "
+        f"[{METRIC_SAMPLES} samples against {len(x)} {split} examples; implicit: no likelihood]"
+    )
+    if "parzen_nats" in metrics:
+        print(f"{split}: Parzen log p {metrics['parzen_nats']:.4f} nats/example (a weak estimate, not a likelihood)")
+    shape = {"num_examples": len(x), "num_dims": model.num_dims, "num_samples": METRIC_SAMPLES}
+    return {"split": split, "kind": "implicit", "method": "sample_metrics", **shape, **metrics}
+
+
+def _implicit_scores(model: Any, splits: Any, seed: int) -> list[dict[str, Any]]:
+    """Metrics on the held-out parts (each tuned on another: test on val, val on train)."""
+    tunes = {"val": splits.train, "test": splits.val if splits.val is not None else splits.train}
+    return [_score_implicit(model, data, name, tunes[name], seed) for name, data in splits.parts() if name != "train"]
 
 
 # ----------------------------------------------------------------------------- output directories
@@ -775,6 +818,23 @@ def _rank_output(path: str, main: bool) -> Iterator[Path]:
         yield out
 
 
+def _refuse_overwrite(out: Path, flag_value: str) -> None:
+    """A UsageError if ``out`` holds a fit (its checkpoint or run record): it is never replaced
+    silently; ``--overwrite`` replaces it, ``--resume`` continues it."""
+    from probgen.checkpoint import CHECKPOINT_NAME
+
+    if not ((out / CHECKPOINT_NAME).exists() or (out / RUN_FILE).exists()):
+        return
+    what = "a fit"
+    with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+        record = json.loads((out / RUN_FILE).read_text())
+        what = f"a fit of {record['model']} on {record['data']}"
+    raise UsageError(
+        f"--out {flag_value!r} already holds {what}; pass --overwrite to replace it, --resume to continue it, "
+        "or choose another --out"
+    )
+
+
 def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None:
     import probgen as pg
     from probgen.models import MODELS
@@ -799,6 +859,8 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
         record["data"] = spec["data"]
         record["image_shape"] = list(train.image_shape) if train.image_shape else None
         resume = False
+        if main_rank and not (args.resume or args.overwrite):
+            _refuse_overwrite(out, args.out)
         if args.resume:
             if ckpt.exists():
                 previous, info, _ = _load_checkpoint(str(out))
@@ -852,8 +914,8 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
             parts = splits.parts() if model.density == "exact" else [p for p in splits.parts() if p[0] != "train"]
             for name, data in parts:
                 scores.append(_score(model, data, name, args.num_samples, distributed))
-        else:
-            print(f"{args.model} is an implicit model: no likelihood to report")
+        elif main_rank:  # no likelihood: the likelihood-free metrics that `probgen run` reports
+            scores = _implicit_scores(model, splits, seed=0)  # the draws `probgen eval` makes again
         extra["scores"] = scores
         if not main_rank:
             return
@@ -861,7 +923,7 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
         _wrote(ckpt)
         _wrote(_write_text(out / "history.json", json.dumps(result.history, indent=1)))
         _wrote(_write_text(out / "scores.json", json.dumps(scores, indent=1)))
-        if strategy == "svi":
+        if len(result.history) > 1 and all("train_loss" in h for h in result.history):
             from probgen.plots import loss_curve
 
             _wrote(loss_curve(result.history, out / "loss.png", title=f"{args.model} on {train.name}"))
@@ -869,9 +931,8 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
             stale = out / "loss.png"
             if stale.exists():
                 stale.unlink()
-            print(
-                f"no loss curve: {args.model} was fitted in {'closed form' if strategy == 'closed_form' else strategy}"
-            )
+            how = {"closed_form": "in closed form", "nuts": "by NUTS"}.get(strategy, f"for {len(result.history)} epoch")
+            print(f"no loss curve: {args.model} was fitted {how}")
 
 
 def _eval_data(args: argparse.Namespace, info: dict[str, Any]) -> tuple[Any, str]:
@@ -897,7 +958,7 @@ def _eval_data(args: argparse.Namespace, info: dict[str, Any]) -> tuple[Any, str
     if isinstance(spec, dict) and "data" in spec:
         if split == "all":
             if spec.get("file"):
-                return _load(spec["data"], spec.get("labels")), "all"
+                return _load(spec["data"], spec.get("labels"), label_column=spec.get("label_column")), "all"
             return get_data(spec["data"], "all"), "all"
         data = dict(make_splits(spec).parts()).get(split)
         if data is None:
@@ -920,12 +981,21 @@ def _cmd_eval(args: argparse.Namespace) -> None:
             f"probgen: warning: {path} records no fit (no training history): scoring an untrained model",
             file=sys.stderr,
         )
-    if not _scorable(model):
-        raise UsageError(f"{model.name} is an implicit model: it has no likelihood to evaluate")
     data, split = _eval_data(args, info)
     _same_shape_model(model, data)
     import probgen as pg
     from probgen.models import GenerativeClassifier
+
+    if not _scorable(model):  # no likelihood: the likelihood-free metrics, tuned on the training part
+        tune = None
+        if args.data is None and isinstance(info.get("split"), dict) and split in ("val", "test"):
+            parts = dict(make_splits(info["split"]).parts())
+            tune = parts.get("val") if split == "test" and parts.get("val") is not None else parts["train"]
+        print(f"{data.name} [{split}], {len(data)} examples")
+        scored = _score_implicit(model, data, split, tune, seed=0)
+        if args.json:
+            print(json.dumps({"data": data.name, **scored}))
+        return
 
     score = pg.log_likelihood(model, data, num_samples=_num_samples(model, args.num_samples), dtype=args.dtype)
     print(f"{data.name} [{split}], {score.num_examples} examples")
@@ -1012,7 +1082,9 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
     if spec.get("file"):
         data = {"file": spec["data"], "val_frac": spec["val_frac"], "test_frac": spec["test_frac"]}
         data |= {"split_seed": spec["split_seed"]}
-        data |= {k: spec[k] for k in ("labels", "val", "val_labels", "test", "test_labels") if spec.get(k)}
+        data |= {
+            k: spec[k] for k in ("labels", "label_column", "val", "val_labels", "test", "test_labels") if spec.get(k)
+        }
     else:
         data = {"name": spec["data"]}
     train = make_splits(spec).train
@@ -1228,6 +1300,7 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON keyword arguments for the model, e.g. '{\"latent_dim\": 4}' (see the examples below)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the fit that --out holds (else refused)")
     p.add_argument("--num-samples", type=_positive_int, help="importance samples for lower-bound scores (default 1000)")
     _add_fit_options(p)
     _add_dtype_option(p, "the model's and the data's dtype (default float32)")

@@ -114,7 +114,7 @@ def _parse_cell(text: str, path: Path, line: int, column: int) -> float:
         ) from None
 
 
-def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_csv(path: Path, label_column: int | str | None) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = [(n, row) for n, row in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in row)]
@@ -127,10 +127,11 @@ def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndar
     if not rows:
         raise ValueError(f"{path} holds no rows; expected a numeric CSV with at least one row of numbers")
     first_line, first = rows[0]
+    header = None
     try:
         [float(v) for v in first]
     except ValueError:
-        rows = rows[1:]  # a header line
+        header, rows = [c.strip() for c in first], rows[1:]  # a header line
     if not rows:
         raise ValueError(f"{path} holds a header line but no rows of numbers; expected a numeric CSV with data")
     width = len(rows[0][1])
@@ -144,12 +145,30 @@ def _read_csv(path: Path, label_column: int | None) -> tuple[np.ndarray, np.ndar
         table[i] = [_parse_cell(cell, path, line, j + 1) for j, cell in enumerate(row)]
     if label_column is None:
         return table, None
+    if isinstance(label_column, str):
+        label_column = _column_index(path, header, label_column)
     if isinstance(label_column, bool) or not isinstance(label_column, int):
-        raise ValueError(f"label_column must be an integer column index, got {label_column!r}")
+        raise TypeError(f"label_column must be a column name or an integer column index, got {label_column!r}")
     if not -table.shape[1] <= label_column < table.shape[1]:
         raise ValueError(f"label_column={label_column} is out of range for {path} with {table.shape[1]} columns")
     labels = table[:, label_column]
     return np.delete(table, label_column, axis=1), labels
+
+
+def _column_index(path: Path, header: list[str] | None, name: str) -> int:
+    """The index of the column named ``name`` in the CSV's header line (an integer given as text,
+    e.g. from the command line, is an index)."""
+    if header is not None and name.strip() in header:
+        if header.count(name.strip()) > 1:
+            raise ValueError(f"{path}: the header names column {name!r} more than once; give its index instead")
+        return header.index(name.strip())
+    try:
+        return int(name)
+    except ValueError:
+        pass
+    if header is None:
+        raise ValueError(f"label column {name!r}: {path} has no header line; expected a column index (0, 1, ..., -1)")
+    raise ValueError(f"label column {name!r} is not in the header of {path}; expected one of {header}")
 
 
 def _np_load(path: Path):
@@ -266,13 +285,13 @@ def _check_path(path: Path, what: str) -> None:
 
 
 def read_array(
-    path: str | os.PathLike, *, label_column: int | None = None, what: str = "data file"
+    path: str | os.PathLike, *, label_column: int | str | None = None, what: str = "data file"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the array(s) in a user's file, refusing anything that needs unpickling.
 
     Args:
         path: a ``.npy``, ``.npz``, ``.csv`` or IDX file.
-        label_column: for CSV files, the column holding labels.
+        label_column: for CSV files, the column holding labels (its header name or index).
         what: how messages name the file ("data file", "labels file", ...).
 
     Returns:
@@ -286,6 +305,11 @@ def read_array(
     _check_path(path, what)
     kind = _kind(path)
     y = None
+    if label_column is not None and kind != "csv":
+        raise ValueError(
+            f"label_column={label_column!r} names a column of a CSV file; {path} is a .{kind} file "
+            "(give its labels as a separate file, or as y in a .npz)"
+        )
     try:
         if kind == "npy":
             x = _load_npy(path)
@@ -332,7 +356,7 @@ def load_file(
     *,
     support: str | None = None,
     labels: str | os.PathLike | None = None,
-    label_column: int | None = None,
+    label_column: int | str | None = None,
     flatten: bool = True,
 ) -> Dataset:
     """Load a user's data file into a :class:`Dataset`.
@@ -344,7 +368,8 @@ def load_file(
             and is refused.
         support: "binary", "discrete(k)" or "real"; inferred from the values when None.
         labels: optional separate file of labels (e.g. MNIST's ``*-idx1-ubyte``, or a 1-D ``.npy``).
-        label_column: for CSV files, the column holding labels.
+        label_column: for CSV files, the column holding labels: its name in the header line or
+            its index (negative counts from the end).
         flatten: flatten each example to one dimension, keeping ``image_shape`` for 2-D examples.
 
     Raises:

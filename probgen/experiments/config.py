@@ -51,6 +51,10 @@ DATA_KEYS: dict[str, tuple[str, Any]] = {
     "name": ("a bundled dataset name (see `probgen list`)", lambda v: isinstance(v, str) and bool(v)),
     "file": ("a path to a .npy/.npz/.csv/IDX file", lambda v: isinstance(v, str) and bool(v)),
     "labels": ("a path to a labels file", lambda v: isinstance(v, str)),
+    "label_column": (
+        "the CSV column of the labels: its header name or an integer index",
+        lambda v: (isinstance(v, str) and bool(v)) or (isinstance(v, int) and not isinstance(v, bool)),
+    ),
     "val": ("a path to a validation file", lambda v: isinstance(v, str)),
     "val_labels": ("a path to a labels file", lambda v: isinstance(v, str)),
     "test": ("a path to a test file", lambda v: isinstance(v, str)),
@@ -137,6 +141,8 @@ def _check_data(data: Any, base: Path, errors: list[str]) -> dict[str, Any]:
             table[key] = str(path if path.is_absolute() else (base / path).resolve())
             if not Path(table[key]).is_file():
                 errors.append(f"data.{key} = {_show(data[key])}: expected an existing file (looked at {table[key]})")
+    if "labels" in table and "label_column" in table:
+        errors.append("data.label_column: also data.labels; expected the labels in one place (a file or a column)")
     if table.get("val_frac", 0) + table.get("test_frac", 0) >= 1:
         errors.append(f"data.val_frac + data.test_frac = {table['val_frac'] + table['test_frac']}: expected < 1")
     return table

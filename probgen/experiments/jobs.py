@@ -134,7 +134,9 @@ def load_splits(data: dict[str, Any]) -> Any:
     else:
         spec = {"data": data["file"], "file": True, "val_frac": data.get("val_frac", 0.1)}
         spec |= {"test_frac": data.get("test_frac", 0.2), "split_seed": data.get("split_seed", 0)}
-        spec |= {k: data[k] for k in ("labels", "val", "val_labels", "test", "test_labels") if k in data}
+        spec |= {
+            k: data[k] for k in ("labels", "label_column", "val", "val_labels", "test", "test_labels") if k in data
+        }
     splits = make_splits(spec)
     if data.get("preprocess") == "binarize":
         for part in ("train", "val", "test"):
