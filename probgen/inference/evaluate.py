@@ -96,7 +96,7 @@ def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -
     check_int("batch_size", batch_size)
     if num_samples is not None:
         check_int("num_samples", num_samples)
-    if not bool(model.fitted):
+    if not model.trained:
         warnings.warn(f"{type(model).__name__} was never fitted: scoring its initial parameters", stacklevel=3)
     density = model.density
     if density == "implicit":

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 import torch
 from pyro.nn import PyroModule
 from torch import Tensor
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from probgen._checks import check_constructor_sizes, check_int
 from probgen.data.support import check_data, parse_support
@@ -72,6 +73,19 @@ SHAPE_ARGUMENTS = ("self", "event_shape", "support")
 
 DensityKind = Literal["exact", "estimate", "lower_bound", "unnormalized", "implicit"]
 DENSITY_KINDS: tuple[str, ...] = get_args(DensityKind)
+
+
+#: every torch optimizer that has taken a step in this process (weakly held): a model whose
+#: parameters one of them stepped has been trained, whoever drove it (``probgen.fit``, plain
+#: ``pyro.infer.SVI`` with ``pyro.optim``, a hand-written loop)
+_STEPPED_OPTIMIZERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _record_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    _STEPPED_OPTIMIZERS.add(optimizer)
+
+
+register_optimizer_step_post_hook(_record_step)
 
 
 def check_labels(y: Any, n: int, num_classes: int, owner: str = "the model") -> Tensor:
@@ -154,6 +168,15 @@ class GenerativeModel(PyroModule):
         self._indices: dict[tuple[int, torch.device], Tensor] = {}  # data_plate's subsample cache
 
     # ------------------------------------------------------------------ declared per instance
+    @property
+    def trained(self) -> bool:
+        """Whether the model has been fitted (``fitted``: by ``probgen.fit`` or in closed form) or
+        any optimizer has stepped one of its parameters (plain Pyro SVI, a loop of one's own)."""
+        if bool(self.fitted):
+            return True
+        own = {id(p) for p in self.parameters()}
+        return any(id(p) in own for opt in list(_STEPPED_OPTIMIZERS) for g in opt.param_groups for p in g["params"])
+
     @property
     def density(self) -> DensityKind:
         """What :func:`probgen.log_likelihood` can report of this model (see the module doc)."""
