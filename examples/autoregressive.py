@@ -17,7 +17,7 @@ import torch
 
 import probgen as pg
 from probgen.models import FVBN, MADE, NADE, CausalTransformer, PixelCNN
-from probgen.plots import image_grid
+from probgen.plots import image_grid, image_rows
 
 
 def parameter_table(sizes=(4, 8, 16, 32, 64), hidden: int = 50) -> list[dict]:
@@ -82,22 +82,29 @@ def main() -> None:
         print(f"\n{name}: test NLL (exact)")
         print(pg.inference.ComparisonTable(rows=rows, dataset=name).to_markdown())
 
-    # Inpainting: the top half is observed (a prefix of the raster order: exact draws); the
-    # order-agnostic MADE also completes a left half, by an ordering that puts it first.
-    test = pg.load_dataset("digits-binary", "test")
+    models = (fitted["digits-binary", k] for k in ("pixelcnn", "made (8 orderings)", "nade"))
+    plot_figures(*models, pg.load_dataset("digits-binary", "test").x, out)
+    print(f"\nplots in {out}/ (inpainting.png: digits, halves and completions; nade-samples.png)")
+
+
+def plot_figures(pixelcnn: PixelCNN, made: MADE, nade: NADE, digits: torch.Tensor, out: Path) -> list[Path]:
+    """Inpainting and samples. The top half is observed (a prefix of the raster order: exact
+    draws); the order-agnostic MADE also completes a left half, by an ordering that puts it first."""
     top = torch.zeros(8, 8, dtype=torch.bool)
     top[:4] = True
     left = top.T.clone()
-    digits = test.x[:7]  # 7 panels of 7: one panel per row of the grid
-    panels = [digits, digits * top.reshape(-1)]
-    pixelcnn = fitted["digits-binary", "pixelcnn"]
-    panels += list(pixelcnn.complete(digits.reshape(-1, 1, 8, 8), top[None], 2).reshape(2, 7, 64))
-    made = fitted["digits-binary", "made (8 orderings)"]
-    panels += [digits * left.reshape(-1), *made.complete(digits, left.reshape(-1), 2)]
-    image_grid(torch.cat(panels), (8, 8), out / "inpainting.png", vmax=1)
-    image_grid(fitted["digits-binary", "nade"].sample(36), (8, 8), out / "nade-samples.png", vmax=1)
-    print(f"\nplots in {out}/ (inpainting.png rows: digits; top halves; 2 PixelCNN completions;")
-    print("left halves; 2 completions by the order-agnostic MADE)")
+    digits = digits[:7]
+    unknown = 0.3  # the pixels to fill in, drawn light grey: neither on (black) nor off (white)
+    rows = [digits, torch.where(top.reshape(-1), digits, unknown)]
+    rows += list(pixelcnn.complete(digits.reshape(-1, 1, 8, 8), top[None], 2).reshape(2, 7, 64))
+    rows += [torch.where(left.reshape(-1), digits, unknown), *made.complete(digits, left.reshape(-1), 2)]
+    labels = ["test digits", "observed: top half (grey: to fill in)", "PixelCNN completion 1", "PixelCNN completion 2",
+              "observed: left half (grey: to fill in)", "MADE (8 orderings) completion 1",
+              "MADE (8 orderings) completion 2"]  # fmt: skip
+    title = "inpainting: exact conditional draws of the unobserved pixels"
+    paths = [image_rows(rows, labels, (8, 8), out / "inpainting.png", vmax=1, title=title)]
+    paths.append(image_grid(nade.sample(36), (8, 8), out / "nade-samples.png", vmax=1, title="NADE: 36 samples"))
+    return paths
 
 
 if __name__ == "__main__":

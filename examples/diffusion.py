@@ -37,16 +37,34 @@ def true_log_density(x: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(components, -1) - math.log(3)
 
 
-def chain_figure(rows: list[list[torch.Tensor]], titles: list[str], path: Path) -> Path:
+def chain_figure(rows: list[list[torch.Tensor]], titles: list[str], steps: list[list[int]], path: Path) -> Path:
+    """One row of images per chain, each image titled by its step t (each scaled to its own range
+    of grey levels: the noisy steps live on the diffusion scale, x_0 on the data's)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(1.2 * len(rows[0]), 1.4 * len(rows)))
+    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(1.2 * len(rows[0]), 1.5 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            axes[r, c].imshow(image.reshape(8, 8), cmap="gray")
+            axes[r, c].imshow(image.reshape(8, 8).numpy(), cmap="gray")
             axes[r, c].axis("off")
-        axes[r, 0].set_title(titles[r], fontsize=8, loc="left")
+            axes[r, c].set_title(f"{titles[r]}\nt = {steps[r][c]}" if c == 0 else f"t = {steps[r][c]}", fontsize=7)
+    fig.suptitle("DDPM chains, one row per digit (each image on its own grey scale)", fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_figures(ddpm: pg.models.DDPM, held_out: torch.Tensor, out: Path, every: int = 10) -> list[Path]:
+    """The forward (noising) chain of two held-out digits, two reverse (sampling) chains, and 64
+    samples."""
+    forward = ddpm.forward_chain(held_out[:2], every=every)
+    reverse = ddpm.reverse_chain(2, every=every)
+    rows = [[step[i] for step in forward] for i in range(2)] + [[step[i] for step in reverse] for i in range(2)]
+    titles = ["forward"] * 2 + ["reverse"] * 2
+    T = ddpm.steps
+    steps = [list(range(0, T + 1, every))] * 2 + [[T, *(s for s in range(T - 1, 0, -1) if s % every == 0), 0]] * 2
+    paths = [chain_figure(rows, titles, steps, out / "chains.png")]
+    title = f"64 samples of the DDPM ({T} reverse steps)"
+    paths.append(image_grid(ddpm.sample(64).reshape(64, -1), (8, 8), out / "samples.png", vmax=16, title=title))
+    return paths
 
 
 def main() -> None:
@@ -84,13 +102,7 @@ def main() -> None:
     baseline = pg.models.IndependentCategorical.from_dataset(digits).fit_closed_form(digits.x)
     print("   independent categorical (exact):", pg.log_likelihood(baseline, held_out))
 
-    every = 10
-    forward = ddpm.forward_chain(held_out.x[:4], every=every)
-    reverse = ddpm.reverse_chain(4, every=every)
-    rows = [[step[i] for step in forward] for i in range(2)] + [[step[i] for step in reverse] for i in range(2)]
-    titles = ["forward x_0 -> x_T"] * 2 + ["reverse x_T -> x_0"] * 2
-    chain_figure(rows, titles, out / "chains.png")
-    image_grid(ddpm.sample(64).reshape(64, -1), (8, 8), out / "samples.png", vmax=16)
+    plot_figures(ddpm, held_out.x, out)
     print(f"plots in {out}/")
 
 

@@ -31,7 +31,6 @@ def main() -> None:
     svi_model = pg.models.IndependentBernoulli(train.event_shape)
     epochs = 3 if args.quick else 60
     result = pg.fit(svi_model, train, val_data=val, epochs=epochs, lr=0.05, batch_size=100)
-    loss_curve(result.history, out / "loss.png", title="independent Bernoulli, SVI")
 
     # 2. The exact conjugate posterior: Beta(1 + ones, 1 + zeros) per pixel.
     exact = pg.models.IndependentBernoulli(train.event_shape).fit_closed_form(train.x)
@@ -45,9 +44,21 @@ def main() -> None:
     print(f"{never_on} pixels are never on in training: the MLE gives them probability ~0,")
     print("so a test digit that lights one costs it ~36 nats; the posteriors hedge.")
 
-    image_grid(exact.sample(64), (8, 8), out / "samples.png", vmax=1)
-    image_grid(exact.predictive_distribution().mean[None], (8, 8), out / "pixel-probabilities.png", vmax=1)
+    plot_figures(result.history, exact, out)
     print(f"plots in {out}/")
+
+
+def plot_figures(history: list[dict], exact: pg.models.IndependentBernoulli, out: Path) -> list[Path]:
+    """The SVI fit's loss per epoch, samples of the exact posterior predictive, and its pixel
+    probabilities (a value per pixel: on a colour scale with its bar)."""
+    title = "independent Bernoulli, SVI"
+    paths = [loss_curve(history, out / "loss.png", title=title, ylabel="negative ELBO (nats / example)")]
+    title = "64 samples of the exact posterior predictive"
+    paths.append(image_grid(exact.sample(64), (8, 8), out / "samples.png", vmax=1, title=title))
+    probabilities = exact.predictive_distribution().mean[None]
+    paths.append(image_grid(probabilities, (8, 8), out / "pixel-probabilities.png", vmax=1, cmap="viridis",
+                            colorbar="P(pixel on)", title="posterior predictive\nP(pixel on)"))  # fmt: skip
+    return paths
 
 
 if __name__ == "__main__":

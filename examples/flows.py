@@ -49,7 +49,7 @@ def plot_flow(label: str, results: dict[str, dict[str, Any]], path: Path, *, gri
     """Density heatmaps (top) and 1,000 samples (bottom) of one flow on every dataset."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(results), figsize=(3 * len(results), 6), squeeze=False)
+    fig, axes = plt.subplots(2, len(results), figsize=(3.6 * len(results), 6), squeeze=False)
     for column, (name, result) in enumerate(results.items()):
         model, x = result["models"][label], result["test"].x
         lo, hi = x.min(0).values - 0.5, x.max(0).values + 0.5
@@ -58,14 +58,17 @@ def plot_flow(label: str, results: dict[str, dict[str, Any]], path: Path, *, gri
         with torch.no_grad():
             density = model.log_prob(points).exp().reshape(grid, grid).T.numpy()
         extent = (u[0].item(), u[-1].item(), v[0].item(), v[-1].item())
-        axes[0, column].imshow(density, origin="lower", extent=extent, aspect="auto")
-        axes[0, column].set_title(f"{name}: {-result['nats'][label]:.2f} nats")
+        image = axes[0, column].imshow(density, origin="lower", extent=extent, aspect="auto")
+        fig.colorbar(image, ax=axes[0, column], label="density p(x)")
+        axes[0, column].set_title(f"{name}: test NLL {-result['nats'][label]:.2f} nats")
         draws = model.sample(1000).numpy()
         axes[1, column].scatter(draws[:, 0], draws[:, 1], s=2, alpha=0.5)
         axes[1, column].set_xlim(extent[:2])
         axes[1, column].set_ylim(extent[2:])
         axes[1, column].set_title("1,000 samples")
-    fig.suptitle(label)
+        for ax in axes[:, column]:
+            ax.set(xlabel="x[0]", ylabel="x[1]")
+    fig.suptitle(f"{label}: density (top) and samples (bottom)")
     return save_figure(fig, path)
 
 

@@ -45,7 +45,6 @@ def main() -> None:
     gan = pg.models.GAN(2, "real", hidden=(64, 64), latent_dim=2)
     epochs = 20 if args.quick else 200
     result = pg.fit(gan, train, epochs=epochs, batch_size=50, lr=3e-3 if args.quick else 1e-3)
-    loss_curve(result.history, out / "loss.png", title="GAN on eight Gaussians (discriminator loss)")
 
     print("likelihood-free metrics against held-out data (never nats):")
     for name, model in (("GAN", gan), ("untrained generator", untrained)):
@@ -57,8 +56,6 @@ def main() -> None:
     print(f"  held-out vs held-out: MMD² {same.mmd2:.3g}, p {same.p_value:.3g}; "
           f"precision/recall {precision_recall(test.x, val.x)}")  # fmt: skip
     print("  (parzen_* is a weak estimate with a bandwidth chosen on validation data, not a likelihood)")
-    scatter_2d(gan.sample(2000), out / "samples.png", title="GAN samples")
-    scatter_2d(test.x, out / "data.png", title="held-out data")
 
     gaussian = pg.models.IndependentGaussian.from_dataset(train, estimator="mle").fit_closed_form(train.x)
     models = {"GAN": gan, "untrained generator": untrained, "diagonal Gaussian": gaussian}
@@ -76,8 +73,21 @@ def main() -> None:
     table = pg.compare({"DCGAN": dcgan, "independent pixels": pixels}, digits_test, val=digits_val,
                        metric_kwargs={"num_samples": num_samples})  # fmt: skip
     print(table)  # metric columns for the DCGAN, exact nats for the independent pixels
-    image_grid(draws, (8, 8), out / "dcgan-samples.png", vmax=16)
+    plot_figures(result.history, gan, test.x, draws, out)
     print(f"plots in {out}/")
+
+
+def plot_figures(history: list[dict], gan: pg.models.GAN, held_out: torch.Tensor, draws: torch.Tensor, out: Path):
+    """Both players' losses per epoch, the GAN's samples beside held-out data (the same axes), and
+    the DCGAN's samples of the digits."""
+    players = {"discriminator_loss": "discriminator", "generator_loss": f"generator ({gan.loss.replace('_', '-')})"}
+    paths = [loss_curve(history, out / "loss.png", title="GAN on eight Gaussians", series=players,
+                        ylabel="cross-entropy (nats / example)")]  # fmt: skip
+    paths.append(scatter_2d(gan.sample(2000), out / "samples.png", title="GAN: 2,000 samples"))
+    paths.append(scatter_2d(held_out, out / "data.png", title=f"held-out data: {len(held_out):,} points"))
+    title = "DCGAN: 64 samples (17 grey levels)"
+    paths.append(image_grid(draws, (8, 8), out / "dcgan-samples.png", vmax=16, title=title))
+    return paths
 
 
 if __name__ == "__main__":

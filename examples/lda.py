@@ -16,11 +16,31 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from _boundary import decision_boundary  # noqa: E402
 from sklearn.datasets import load_iris, load_wine  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: E402
 
 from probgen.classifiers import LDA  # noqa: E402
+from probgen.plots import legend_outside, save_figure  # noqa: E402
+
+IRIS = ("setosa", "versicolor", "virginica")
+
+
+def plot_projection(Z: np.ndarray, y: np.ndarray, path: Path) -> Path:
+    """The wine bottles on the two Fisher discriminants, one colour per cultivar."""
+    fig, ax = plt.subplots(figsize=(5.8, 4))
+    for i, c in enumerate(np.unique(y)):
+        ax.scatter(Z[y == c, 0], Z[y == c, 1], s=12, color=f"C{i}", label=f"cultivar {c}")
+    legend_outside(ax, title="class", title_fontsize=8)
+    ax.set(xlabel="discriminant 1", ylabel="discriminant 2", title="LDA projection of wine")
+    return save_figure(fig, path)
+
+
+def plot_boundary(sepals: np.ndarray, y: np.ndarray, path: Path) -> Path:
+    """LDA's (linear) decision regions on iris sepals."""
+    names = {"feature_names": ("sepal length (cm)", "sepal width (cm)"), "class_names": IRIS}
+    return decision_boundary(LDA().fit(sepals, y), sepals, y, path, "LDA on iris sepals: linear", **names)
 
 
 def main() -> None:
@@ -45,16 +65,10 @@ def main() -> None:
     print(az.summary(idata, var_names=["pi"], kind="stats"))
 
     Z = lda.transform(X)  # the Fisher projection onto (3 - 1) = 2 directions
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(Z[:, 0], Z[:, 1], c=y, s=12, cmap="viridis")
-    ax.set(xlabel="discriminant 1", ylabel="discriminant 2", title="LDA projection of wine")
-    fig.tight_layout()
-    fig.savefig(out / "projection.png", dpi=100)
-    plt.close(fig)
+    plot_projection(Z, y, out / "projection.png")
 
     X, y = load_iris(return_X_y=True)
-    sepals = X[:, :2]
-    decision_boundary(LDA().fit(sepals, y), sepals, y, out / "boundary.png", "LDA on iris sepals: linear")
+    plot_boundary(X[:, :2], y, out / "boundary.png")
     print(f"plots in {out}/")
 
 

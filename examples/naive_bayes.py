@@ -21,6 +21,14 @@ import probgen as pg
 from probgen.classifiers import GaussianNB
 from probgen.models import GaussianNaiveBayes
 
+IRIS = ("setosa", "versicolor", "virginica")
+
+
+def plot_boundary(petals: np.ndarray, y: np.ndarray, path: Path) -> Path:
+    """Gaussian Naive Bayes's decision regions on iris petals."""
+    names = {"feature_names": ("petal length (cm)", "petal width (cm)"), "class_names": IRIS}
+    return decision_boundary(GaussianNB().fit(petals, y), petals, y, path, "Gaussian NB, petals", **names)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,7 +61,7 @@ def main() -> None:
     print(az.compare({"exact": exact_id, "nuts": nuts_id}))
 
     two = X[:, 2:]  # petal length and width: a picture of the decision regions
-    decision_boundary(GaussianNB().fit(two, y), two, y, out / "boundary.png", "Gaussian NB, petals")
+    plot_boundary(two, y, out / "boundary.png")
     print(f"plots in {out}/")
 
 

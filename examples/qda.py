@@ -17,6 +17,8 @@ from sklearn.datasets import load_iris
 
 from probgen.classifiers import LDA, QDA
 
+IRIS = ("setosa", "versicolor", "virginica")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,7 +31,7 @@ def main() -> None:
 
     qda = QDA().fit(X, y)
     covariances = qda.model_.covariance().numpy()  # posterior mean of each class's covariance
-    for name, cov in zip(["setosa", "versicolor", "virginica"], covariances, strict=True):
+    for name, cov in zip(IRIS, covariances, strict=True):
         print(f"{name:10s} posterior-mean covariance diagonal: {np.round(np.diag(cov), 3)}")
 
     draws = 200 if args.quick else 2000
@@ -39,16 +41,20 @@ def main() -> None:
     print(az.compare(models)[["elpd_loo", "se", "elpd_diff", "dse"]])
 
     sepals = X[:, :2]
-    decision_boundary(QDA().fit(sepals, y), sepals, y, out / "boundary.png", "QDA on iris sepals: quadratic")
-    few = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(3)])  # two flowers per class
-    decision_boundary(
-        QDA().fit(sepals[few], y[few]),
-        sepals[few],
-        y[few],
-        out / "two-per-class.png",
-        "QDA from two flowers per class (prior-regularised)",
-    )
+    plot_boundaries(sepals, y, out)
     print(f"plots in {out}/")
+
+
+def plot_boundaries(sepals: np.ndarray, y: np.ndarray, out: Path) -> list[Path]:
+    """QDA's decision regions on iris sepals, from all flowers and from two per class."""
+    labels = {"feature_names": ("sepal length (cm)", "sepal width (cm)"), "class_names": IRIS}
+    paths = [decision_boundary(QDA().fit(sepals, y), sepals, y, out / "boundary.png", "QDA on iris sepals: quadratic",
+                               **labels)]  # fmt: skip
+    few = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(3)])  # two flowers per class
+    title = "QDA from two flowers per class (prior-regularised)"
+    paths.append(decision_boundary(QDA().fit(sepals[few], y[few]), sepals[few], y[few], out / "two-per-class.png",
+                                   title, **labels))  # fmt: skip
+    return paths
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main() -> None:
         rbm = pg.models.RBM(64, "binary", hidden=hidden)
         options = {"k": 1, "persistent": persistent}
         result = pg.fit(rbm, train, val_data=val, epochs=epochs, lr=0.01, batch_size=20, strategy_options=options)
-        loss_curve(result.history, out / f"loss-{name}.png", title=f"RBM ({name}): val_loss is the exact NLL")
+        plot_loss(result.history, name, out / f"loss-{name}.png")
         print(f"RBM, {hidden} hidden units, {name}, best epoch {result.best_epoch}:", pg.log_likelihood(rbm, test))
 
     exact, _ = rbm.log_normalizer(method="exact")
@@ -51,7 +51,7 @@ def main() -> None:
     print(f"  (per-run estimates: sd {weights.std().item():.3f}, min {weights.min().item():.3f}, "
           f"max {weights.max().item():.3f})")  # fmt: skip
     rbm.gibbs_steps = 100 if args.quick else 1000
-    image_grid(rbm.sample(64), (8, 8), out / "samples.png", vmax=1)
+    plot_samples(rbm, out / "samples.png")
 
     moons, moons_test = pg.load_dataset("moons"), pg.load_dataset("moons", "test")
     gaussian = pg.models.IndependentGaussian.from_dataset(moons, estimator="mle").fit_closed_form(moons.x)
@@ -67,8 +67,26 @@ def main() -> None:
     estimate = (torch.logsumexp(weights, 0) - math.log(runs)).item()
     print(f"  log Z: exact {exact:.3f}; AIS from the base Gaussian with {runs} runs and {steps} temperatures "
           f"{estimate:.3f} (runs' sd {weights.std().item():.3f})")  # fmt: skip
-    scatter_2d(grbm.sample(2000), out / "gaussian-rbm-samples.png", title="Gaussian RBM samples (moons)")
+    plot_moons(grbm, out / "gaussian-rbm-samples.png")
     print(f"plots in {out}/")
+
+
+def plot_loss(history: list[dict], name: str, path: Path) -> Path:
+    """The CD surrogate (a free-energy gap, near 0) and the exact validation NLL (tens of nats)
+    are different quantities: one panel each, each with its own axis."""
+    train = {"train_loss": f"{name} surrogate (training data)"}
+    return loss_curve(history, path, title=f"RBM trained by {name}", series=train,
+                      ylabel="free energy: data - negative samples", second={"val_loss": "validation NLL (exact)"},
+                      second_ylabel="NLL (nats / example)")  # fmt: skip
+
+
+def plot_samples(rbm: pg.models.RBM, path: Path) -> Path:
+    title = f"64 samples of the RBM ({rbm.gibbs_steps} Gibbs steps)"
+    return image_grid(rbm.sample(64), (8, 8), path, vmax=1, title=title)
+
+
+def plot_moons(grbm: GaussianRBM, path: Path) -> Path:
+    return scatter_2d(grbm.sample(2000), path, title="Gaussian RBM: 2,000 samples (moons)")
 
 
 if __name__ == "__main__":

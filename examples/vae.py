@@ -12,10 +12,8 @@ Run: python examples/vae.py [--out DIR] [--quick]
 import argparse
 from pathlib import Path
 
-import torch
-
 import probgen as pg
-from probgen.plots import image_grid, latent_scatter, loss_curve
+from probgen.plots import image_grid, image_rows, latent_scatter, loss_curve
 
 
 def main() -> None:
@@ -31,7 +29,6 @@ def main() -> None:
     vae = pg.models.VAE(64, "binary", latent_dim=2, hidden=(200,))
     epochs = 5 if args.quick else 400
     result = pg.fit(vae, train, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, patience=40)
-    loss_curve(result.history, out / "loss.png", title="VAE on binarized digits (negative ELBO)")
 
     print("held-out bounds on log p(x) (each a lower bound; larger K is tighter):")
     print("  ELBO     ", pg.log_likelihood(vae, test, method="elbo", num_samples=100))
@@ -45,11 +42,7 @@ def main() -> None:
     baseline = pg.models.IndependentBernoulli(64).fit_closed_form(train.x)
     print("  independent Bernoulli (exact):", pg.log_likelihood(baseline, test))
 
-    image_grid(vae.sample(64, mean=True), (8, 8), out / "samples.png", vmax=1)
-    pairs = torch.cat([test.x[:16], vae.reconstruct(test.x[:16])])
-    image_grid(pairs, (8, 8), out / "reconstructions.png", vmax=1)
-    latent_scatter(vae.encode(test.x)[0].detach(), test.y, out / "latent.png", title="q(z | x) means, test digits")
-    image_grid(vae.interpolate(test.x[0], test.x[1], steps=10), (8, 8), out / "interpolation.png", vmax=1)
+    plot_figures(vae, result.history, test, out)
 
     # The same networks with q(z | x) pushed through 4 IAF layers that read the encoder's
     # features, and p(z) a mixture of q(z | u_k) over 50 learned pseudo-inputs (the VampPrior).
@@ -59,8 +52,39 @@ def main() -> None:
     k = 100 if args.quick else 1000
     for label, model in (("Gaussian posterior, standard prior", vae), ("IAF posterior, VampPrior", rich)):
         print(f"IWAE_{k}, {label:35s}", pg.log_likelihood(model, test, method="iwae", num_samples=k))
-    image_grid(rich.sample(64, mean=True), (8, 8), out / "samples-iaf-vampprior.png", vmax=1)
+    plot_rich_samples(rich, out / "samples-iaf-vampprior.png")
     print(f"plots in {out}/")
+
+
+def plot_rich_samples(rich: pg.models.VAE, path: Path) -> Path:
+    title = "IAF posterior, VampPrior: 64 samples\n(decoder means of p(x | z), z ~ p(z))"
+    return image_grid(rich.sample(64, mean=True), (8, 8), path, vmax=1, title=title)
+
+
+def plot_figures(vae: pg.models.VAE, history: list[dict], test: pg.data.Dataset, out: Path) -> list[Path]:
+    """The VAE's loss per epoch, samples, reconstructions (each row of 8 test digits above its
+    reconstructions), latent space and an interpolation between two test digits."""
+    paths = [
+        loss_curve(history, out / "loss.png", title="VAE on binarized digits", ylabel="negative ELBO (nats / example)")
+    ]
+    title = "64 samples (decoder means of p(x | z), z ~ p(z))"
+    paths.append(image_grid(vae.sample(64, mean=True), (8, 8), out / "samples.png", vmax=1, title=title))
+    originals = test.x[:16]
+    reconstructions = vae.reconstruct(originals)
+    rows, labels = [], []
+    for start in (0, 8):  # a block of two rows per 8 digits: the originals, then their reconstructions
+        rows += [originals[start : start + 8], reconstructions[start : start + 8]]
+        labels += [
+            f"test digits {start + 1}-{start + 8}: original",
+            "reconstruction (decoder mean at the mean of q(z | x))",
+        ]
+    paths.append(image_rows(rows, labels, (8, 8), out / "reconstructions.png", vmax=1, title="VAE reconstructions"))
+    codes = vae.encode(test.x)[0].detach()
+    paths.append(latent_scatter(codes, test.y, out / "latent.png", title="q(z | x) means, test digits"))
+    path = vae.interpolate(test.x[0], test.x[1], steps=10)
+    labels = ["decoder means along the line from the code of test digit 1 (left) to that of digit 2 (right)"]
+    paths.append(image_rows([path], labels, (8, 8), out / "interpolation.png", vmax=1, title="latent interpolation"))
+    return paths
 
 
 if __name__ == "__main__":

@@ -924,9 +924,10 @@ def _fit_command(args: argparse.Namespace, rank: int, distributed: bool) -> None
         _wrote(_write_text(out / "history.json", json.dumps(result.history, indent=1)))
         _wrote(_write_text(out / "scores.json", json.dumps(scores, indent=1)))
         if len(result.history) > 1 and all("train_loss" in h for h in result.history):
-            from probgen.plots import loss_curve
+            from probgen.plots import fit_curve
 
-            _wrote(loss_curve(result.history, out / "loss.png", title=f"{args.model} on {train.name}"))
+            title = f"{args.model} on {train.name}"
+            _wrote(fit_curve(result.history, out / "loss.png", strategy=strategy, title=title))
         else:
             stale = out / "loss.png"
             if stale.exists():
@@ -1066,7 +1067,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         from probgen.plots import image_grid, scatter_2d
 
         if shape:
-            image_grid(x, shape, out, vmax=model.num_levels - 1 if model.num_levels else None)
+            vmax = model.num_levels - 1 if model.num_levels else None
+            image_grid(x, shape, out, vmax=vmax, title=f"{model.name}: {args.n} samples (seed {args.seed})")
         else:
             scatter_2d(x, out, title=model.name)
     print(f"wrote {args.n} samples to {out}")

@@ -1,16 +1,38 @@
-"""PNG plots people would rather look at than numbers: sample grids, loss curves, 2-D samples."""
+"""PNG plots people would rather look at than numbers: sample grids, loss curves, 2-D samples.
+
+Every figure follows the same rules, which ``tests/test_figures.py`` checks on every PNG the
+examples and the CLI write: axes that show data have both axis labels (image grids have a title
+instead), several series have a legend, legends sit outside the axes so they never cover data,
+a colour that encodes a value has a colour bar, and epoch axes have integer ticks.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "latent_scatter", "likelihood_bars", "loss_curve", "save_figure", "scatter_2d"]
+__all__ = [
+    "KIND_COLOURS",
+    "fit_curve",
+    "image_grid",
+    "image_rows",
+    "latent_scatter",
+    "legend_outside",
+    "likelihood_bars",
+    "loss_curve",
+    "loss_curves",
+    "save_figure",
+    "scatter_2d",
+]
+
+#: one colour per density kind, the same in every chart (``compare`` and ``run`` alike)
+KIND_COLOURS = {"exact": "tab:blue", "lower_bound": "tab:orange", "estimate": "tab:green", "unnormalized": "tab:red"}
 
 
 def _pyplot():
@@ -22,14 +44,40 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write as PNG (100 dpi) and close a matplotlib figure; return the path."""
+def _integer_ticks(axis: Any) -> None:
+    """Epochs are counts: never a tick at epoch 0.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def legend_outside(ax: Any, **kwargs: Any) -> Any:
+    """A legend to the right of ``ax``, outside it, so it never covers the data; returns it.
+
+    Example:
+        >>> plt = _pyplot()
+        >>> fig, ax = plt.subplots()
+        >>> _ = ax.plot([0, 1], label="a"), ax.plot([1, 0], label="b")
+        >>> legend_outside(ax).get_texts()[1].get_text()
+        'b'
+        >>> plt.close(fig)
+    """
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "fontsize": 8}
+    return ax.legend(**(options | kwargs))
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write as PNG (100 dpi) and close a matplotlib figure; return the path.
+
+    The saved area is the figure's tight bounding box, so legends and colour bars placed outside
+    the axes are never cut off.
+    """
     plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
         os.replace(tmp, path)  # atomic: a reader sees the old picture or the new one
     finally:
         plt.close(fig)
@@ -37,83 +85,292 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def likelihood_bars(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
-    """Bar chart of bits/dim with standard-error bars, one bar per row of a comparison table,
-    each bar that is not exact labelled with its kind."""
+def likelihood_bars(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "model",
+    ylabel: str = "NLL (bits/dim, lower is better)",
+) -> Path:
+    """Bar chart of bits/dim, one bar per row, coloured by density kind with one legend.
+
+    Error bars are the row's ``bpd_sd`` (sd over seeds, in a run's summary) where it has one, else
+    its standard error of the mean over test examples (``stderr_nats`` over ``num_dims`` dims).
+    Used by ``ComparisonTable.plot`` and by a run's ``plots/likelihood.png`` alike.
+
+    Example:
+        >>> import tempfile
+        >>> rows = [{"model": "a", "bits_per_dim": 0.5, "stderr_nats": 0.2, "num_dims": 64, "kind": "exact"}]
+        >>> likelihood_bars(rows, Path(tempfile.mkdtemp()) / "bars.png").name
+        'bars.png'
+    """
     plt = _pyplot()
-    names = [r["model"] for r in rows]
-    bpd = [r["bits_per_dim"] for r in rows]
-    err = [r["stderr_nats"] / (r["num_dims"] * math.log(2)) for r in rows]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.5))
-    ax.bar(names, bpd, yerr=err, color="tab:blue", capsize=4)
-    for i, row in enumerate(rows):
-        if row["kind"] != "exact":
-            ax.text(i, bpd[i], row["kind"], ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("NLL (bits/dim, lower is better)")
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=30)
+    rows = list(rows)
+    if not rows:
+        raise ValueError("likelihood_bars needs at least one row with bits_per_dim, got none")
+    err = [
+        r["bpd_sd"] if r.get("bpd_sd") is not None else r["stderr_nats"] / (r["num_dims"] * math.log(2)) for r in rows
+    ]
+    colours = [KIND_COLOURS.get(r["kind"], "tab:gray") for r in rows]
+    fig, ax = plt.subplots(figsize=(2.8 + 0.8 * len(rows), 3.8))
+    ax.bar(range(len(rows)), [r["bits_per_dim"] for r in rows], yerr=err, capsize=4, color=colours)
+    ax.set_xticks(range(len(rows)), [str(r["model"]) for r in rows], rotation=30, ha="right")
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))  # in order of first appearance
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=KIND_COLOURS.get(k, "tab:gray"), label=str(k).replace("_", " ")) for k in kinds]
+    legend_outside(ax, handles=handles, title="density kind", title_fontsize=8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     return save_figure(fig, path)
 
 
-def image_grid(x: Tensor, image_shape: Sequence[int], path: str | Path, *, vmax: float | None = None) -> Path:
-    """Save flattened images ``x`` (N, H*W) as a square grid PNG."""
-    plt = _pyplot()
-    h, w = image_shape
-    x = torch.as_tensor(x).detach().cpu().float()
-    if x.shape[-1] != h * w:
-        raise ValueError(f"images of {x.shape[-1]} values cannot be shown as {h}x{w}")
+def _canvas(x: Tensor, h: int, w: int, cols: int) -> Tensor:
+    """Images ``x`` (N, h*w) tiled ``cols`` to a row, one NaN pixel (background) between them."""
     n = x.shape[0]
-    cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     canvas = torch.full((rows * (h + 1) + 1, cols * (w + 1) + 1), float("nan"))
     for i in range(n):
         r, c = divmod(i, cols)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i].reshape(h, w)
-    fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
-    ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=vmax if vmax is not None else float(x.max()))
-    ax.axis("off")
-    return save_figure(fig, path)
+    return canvas
 
 
-def loss_curve(history: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
-    """Save training (and validation) loss per epoch as a PNG."""
+def _images(x: Tensor, image_shape: Sequence[int]) -> tuple[Tensor, int, int]:
+    if len(image_shape) != 2:
+        raise ValueError(f"image_shape must be (height, width), got {tuple(image_shape)}")
+    h, w = (int(s) for s in image_shape)
+    x = torch.as_tensor(x).detach().cpu().float()
+    x = x.reshape(1, -1) if x.dim() == 1 else x.reshape(x.shape[0], -1)
+    if x.shape[-1] != h * w:
+        raise ValueError(f"images of {x.shape[-1]} values cannot be shown as {h}x{w}")
+    return x, h, w
+
+
+def image_grid(
+    x: Tensor,
+    image_shape: Sequence[int],
+    path: str | Path,
+    *,
+    vmax: float | None = None,
+    title: str | None = None,
+    cols: int | None = None,
+    colorbar: str | None = None,
+    cmap: str = "gray_r",
+) -> Path:
+    """Save flattened images ``x`` (N, H*W) as a grid PNG (square unless ``cols`` is given).
+
+    ``title`` defaults to the file's name ("nade-samples.png": "nade samples (36)"). Pixels are
+    grey levels from 0 to ``vmax``; for images whose value is a quantity (probabilities, say),
+    ``colorbar`` names it and a colour bar shows the scale.
+
+    Example:
+        >>> import tempfile
+        >>> image_grid(torch.rand(4, 6), (2, 3), Path(tempfile.mkdtemp()) / "grid.png", vmax=1).name
+        'grid.png'
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
-    if any("val_loss" in h for h in history):
-        ax.plot(epochs, [h.get("val_loss", float("nan")) for h in history], label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (nats / example)")
-    ax.set_title(title)
-    ax.legend()
+    x, h, w = _images(x, image_shape)
+    n = x.shape[0]
+    cols = min(n, cols) if cols else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = _canvas(x, h, w, cols)
+    fig, ax = plt.subplots(figsize=(max(2.4, cols * 0.6) + (1.0 if colorbar else 0.0), max(2.0, rows * 0.6) + 0.4))
+    vmax = vmax if vmax is not None else float(x.max())
+    image = ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=vmax)
+    ax.axis("off")
+    if colorbar:
+        fig.colorbar(image, ax=ax, label=colorbar, fraction=0.046, pad=0.04)
+    if title is None:
+        title = f"{Path(path).stem.replace('-', ' ').replace('_', ' ')} ({n})"
+    ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
 
 
-def scatter_2d(x: Tensor, path: str | Path, *, title: str = "") -> Path:
-    """Save 2-D points as a scatter plot PNG."""
+def image_rows(
+    rows: Sequence[Tensor],
+    labels: Sequence[str],
+    image_shape: Sequence[int],
+    path: str | Path,
+    *,
+    title: str,
+    vmax: float | None = None,
+    cmap: str = "gray_r",
+) -> Path:
+    """Save rows of images, each row titled by its label (originals above their
+    reconstructions, the steps of a chain, completions of the same digits...).
+
+    Example:
+        >>> import tempfile
+        >>> x = torch.rand(3, 4)
+        >>> image_rows([x, 1 - x], ["x", "1 - x"], (2, 2), Path(tempfile.mkdtemp()) / "r.png", title="t").name
+        'r.png'
+    """
+    plt = _pyplot()
+    if len(rows) != len(labels) or not rows:
+        raise ValueError(f"image_rows needs one label per row, got {len(rows)} rows and {len(labels)} labels")
+    images = [_images(r, image_shape)[0] for r in rows]
+    h, w = (int(s) for s in image_shape)
+    cols = max(len(r) for r in images)
+    vmax = vmax if vmax is not None else max(float(r.max()) for r in images)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(3.0, cols * 0.6), 0.9 * len(rows) + 0.5), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], images, labels, strict=True):
+        ax.imshow(_canvas(row, h, w, cols).numpy(), cmap=cmap, vmin=0, vmax=vmax)
+        ax.axis("off")
+        ax.set_title(label, fontsize=8, loc="left")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def loss_curve(
+    history: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "",
+    series: Mapping[str, str] | None = None,
+    ylabel: str = "loss (nats / example)",
+    second: Mapping[str, str] | None = None,
+    second_ylabel: str = "",
+) -> Path:
+    """Save loss per epoch as a PNG: the history keys of ``series`` (key: legend label; default
+    the training and, if recorded, validation loss) on one panel, and those of ``second`` on a
+    second panel beside it with its own y label, for quantities of another unit (a CD surrogate
+    and a held-out NLL, say).
+
+    Example:
+        >>> import tempfile
+        >>> history = [{"epoch": e, "train_loss": 3.0 - e, "val_loss": 3.5 - e} for e in range(3)]
+        >>> loss_curve(history, Path(tempfile.mkdtemp()) / "loss.png").name
+        'loss.png'
+    """
+    plt = _pyplot()
+    history = list(history)
+    if series is None:
+        series = {"train_loss": "train", "val_loss": "validation"}
+    panels = [(dict(series), ylabel)] + ([(dict(second), second_ylabel)] if second else [])
+    for keys, _ in panels:
+        missing = [k for k in keys if k not in ("val_loss",) and not any(k in h for h in history)]
+        if missing:
+            raise ValueError(f"loss_curve: history has no {missing}; its keys are {sorted(set().union(*history))}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 3.2), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, (keys, label) in zip(axes[0], panels, strict=True):
+        drawn = 0
+        for key, name in keys.items():
+            if any(key in h for h in history):
+                ax.plot(epochs, [h.get(key, float("nan")) for h in history], marker="." if len(epochs) < 30 else None,
+                        label=name)  # fmt: skip
+                drawn += 1
+        ax.set(xlabel="epoch", ylabel=label)
+        _integer_ticks(ax.xaxis)
+        if drawn:
+            legend_outside(ax)
+    if len(panels) == 1:
+        axes[0, 0].set_title(title)
+    else:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def fit_curve(history: Sequence[Mapping[str, Any]], path: str | Path, *, strategy: str, title: str = "") -> Path:
+    """:func:`loss_curve` of a fit with the series and units its strategy records: both players
+    of an adversarial fit; the CD surrogate (a free-energy gap) and the validation NLL on panels
+    of their own for contrastive divergence; training and validation loss otherwise."""
+    if strategy == "adversarial":
+        players = {"discriminator_loss": "discriminator", "generator_loss": "generator"}
+        return loss_curve(history, path, title=title, series=players, ylabel="loss (nats / example)")
+    if strategy == "contrastive_divergence":
+        second = {"val_loss": "validation NLL"} if any("val_loss" in h for h in history) else None
+        return loss_curve(history, path, title=title, series={"train_loss": "CD surrogate (training data)"},
+                          ylabel="free energy: data - negative samples", second=second,
+                          second_ylabel="NLL (nats / example)")  # fmt: skip
+    return loss_curve(history, path, title=title)
+
+
+def loss_curves(
+    curves: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: str | Path, *, title: str = ""
+) -> Path:
+    """Training (solid) and validation (dashed) loss of several fits in one figure, one colour
+    per fit, named in a legend outside the axes (a run's ``plots/loss_curves.png``).
+
+    Example:
+        >>> import tempfile
+        >>> h = [{"epoch": e, "train_loss": 30.0 - e, "val_loss": 31.0 - e} for e in range(3)]
+        >>> loss_curves([("a", h), ("b", h)], Path(tempfile.mkdtemp()) / "losses.png").name
+        'losses.png'
+    """
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    dashed = False
+    for i, (name, history) in enumerate(curves):
+        colour = f"C{i % 10}"
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], color=colour, label=name)
+        if any("val_loss" in h for h in history):
+            ax.plot(epochs, [h.get("val_loss", math.nan) for h in history], color=colour, linestyle="--")
+            dashed = True
+    handles, _ = ax.get_legend_handles_labels()
+    if dashed:
+        handles += [Line2D([], [], color="k", label="train"), Line2D([], [], color="k", ls="--", label="validation")]
+    legend_outside(ax, handles=handles, fontsize=7)
+    ax.set(xlabel="epoch", ylabel="loss (nats / example)", title=title)
+    _integer_ticks(ax.xaxis)
+    values = [
+        v for _, h in curves for r in h for v in (r["train_loss"], r.get("val_loss", math.nan)) if math.isfinite(v)
+    ]
+    if values and min(values) > 0 and max(values) > 20 * min(values):
+        ax.set_yscale("log")  # losses of different models can differ by orders of magnitude; else linear, so
+        # that the axis keeps its tick labels (a symlog axis between two decades has none)
+    return save_figure(fig, path)
+
+
+def scatter_2d(x: Tensor, path: str | Path, *, title: str = "", xlabel: str = "x[0]", ylabel: str = "x[1]") -> Path:
+    """Save 2-D points as a scatter plot PNG.
+
+    Example:
+        >>> import tempfile
+        >>> scatter_2d(torch.randn(50, 2), Path(tempfile.mkdtemp()) / "points.png", title="noise").name
+        'points.png'
+    """
     plt = _pyplot()
     x = torch.as_tensor(x).detach().cpu()
     if x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"scatter_2d needs points of shape (N, 2), got {tuple(x.shape)}")
+    x = x.double().numpy()
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
     ax.set_aspect("equal")
-    ax.set_title(title)
+    ax.set(title=title or f"{len(x)} points", xlabel=xlabel, ylabel=ylabel)
     return save_figure(fig, path)
 
 
 def latent_scatter(codes: Tensor, labels: Tensor | None, path: str | Path, *, title: str = "") -> Path:
-    """Save the first two latent dimensions of ``codes``, coloured by ``labels``, as a PNG."""
+    """Save the first two latent dimensions of ``codes``, one colour per label (named in a
+    legend), as a PNG.
+
+    Example:
+        >>> import tempfile
+        >>> codes, labels = torch.randn(30, 2), torch.arange(30) % 3
+        >>> latent_scatter(codes, labels, Path(tempfile.mkdtemp()) / "z.png").name
+        'z.png'
+    """
     plt = _pyplot()
     codes = torch.as_tensor(codes).detach().cpu()
     if codes.dim() != 2 or codes.shape[1] < 2:
         raise ValueError(f"latent_scatter needs codes of shape (N, >=2), got {tuple(codes.shape)}")
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=None if labels is None else labels.cpu(), s=6, cmap="tab10")
-    if labels is not None:
-        fig.colorbar(points, ax=ax, label="label")
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
-    ax.set_title(title)
+    codes = codes.double().numpy()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=6)
+    else:
+        labels = torch.as_tensor(labels).detach().cpu().reshape(-1)
+        if len(labels) != len(codes):
+            raise ValueError(f"latent_scatter needs one label per code, got {len(labels)} labels for {len(codes)}")
+        for i, value in enumerate(labels.unique().tolist()):  # a label is a class: a colour each, not a scale
+            keep = (labels == value).numpy()
+            ax.scatter(codes[keep, 0], codes[keep, 1], s=6, color=f"C{i % 10}", label=str(value))
+        legend_outside(ax, title="label", title_fontsize=8, markerscale=2)
+    ax.set(xlabel="z[0]", ylabel="z[1]", title=title)
     return save_figure(fig, path)

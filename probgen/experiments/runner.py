@@ -195,7 +195,8 @@ def _samples(job: Job, model: Any, train: Any, folder: Path, n: int) -> str | No
     x = x.reshape(n, -1)
     if train.image_shape:
         vmax = model.num_levels - 1 if model.num_levels else None
-        return image_grid(x, train.image_shape, folder / "samples.png", vmax=vmax).name
+        title = f"{job.variant}: {n} samples"
+        return image_grid(x, train.image_shape, folder / "samples.png", vmax=vmax, title=title).name
     if x.shape[1] == 2:
         return scatter_2d(x, folder / "samples.png", title=job.variant).name
     return None
@@ -245,7 +246,7 @@ def run_job(
 
     import probgen as pg
     from probgen.experiments.tables import SAMPLE_KEYS
-    from probgen.plots import loss_curve
+    from probgen.plots import fit_curve
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = job.spec()
@@ -272,7 +273,7 @@ def run_job(
         pg.save(model, folder / MODEL_FILE, extra={"job": spec})
         write_atomic(folder / "history.csv", _history_csv(info["history"]))
         if len(info["history"]) > 1:
-            loss_curve(info["history"], folder / "loss.png", title=job.variant)
+            fit_curve(info["history"], folder / "loss.png", strategy=info["strategy"], title=job.variant)
         write_atomic(folder / "fit.json", json.dumps(info, indent=1))
     data = getattr(splits, job.eval["split"])
     row = _row(job, splits, model, info)

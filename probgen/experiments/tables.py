@@ -160,37 +160,16 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 def likelihood_chart(summary: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
     """Bars of bits/dim per variant, coloured by density kind, with error bars (sd over seeds,
-    else the standard error of the mean over test examples)."""
-    from probgen.plots import save_figure
+    else the standard error of the mean over test examples): :func:`probgen.plots.likelihood_bars`."""
+    from probgen.plots import likelihood_bars
 
     rows = [r for r in summary if r.get("bits_per_dim") is not None]
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = {"exact": "tab:blue", "lower_bound": "tab:orange", "estimate": "tab:green"}
-    err = [
-        r["bpd_sd"] if r.get("bpd_sd") is not None else r["stderr_nats"] / (r["num_dims"] * math.log(2)) for r in rows
-    ]
-    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(rows), 3.8))
-    ax.bar(range(len(rows)), [r["bits_per_dim"] for r in rows], yerr=err, capsize=4,
-           color=[colours.get(r["kind"], "tab:gray") for r in rows])  # fmt: skip
-    ax.set_xticks(range(len(rows)), [r["model"] for r in rows], rotation=30, ha="right")
-    for kind, colour in colours.items():
-        if any(r["kind"] == kind for r in rows):
-            ax.bar([0], [0], color=colour, label=kind.replace("_", " "))
-    ax.legend(fontsize=8)
-    ax.set_ylabel("NLL (bits/dim, lower is better)")
-    ax.set_title(title)
-    return save_figure(fig, path)
+    return likelihood_bars(rows, path, title=title) if rows else None
 
 
 def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Training (solid) and validation (dashed) loss of every job fitted by epochs, one figure."""
-    from probgen.plots import save_figure
+    from probgen.plots import loss_curves as draw
 
     curves = []
     for r in rows:
@@ -200,25 +179,7 @@ def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | Non
         fit = json.loads(fit_file.read_text())
         if len(fit["history"]) > 1:
             curves.append((r["job"], fit["history"]))
-    if not curves:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, (name, history) in enumerate(curves):
-        colour = f"C{i % 10}"
-        epochs = [h["epoch"] for h in history]
-        ax.plot(epochs, [h["train_loss"] for h in history], color=colour, label=name)
-        if any("val_loss" in h for h in history):
-            ax.plot(epochs, [h.get("val_loss", math.nan) for h in history], color=colour, linestyle="--")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (nats / example; dashed: validation)")
-    ax.set_yscale("symlog")
-    ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return draw(curves, path) if curves else None
 
 
 def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
