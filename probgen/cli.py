@@ -1160,11 +1160,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 rows=[{**r, "seconds": None if r["seconds"] is None else format_seconds(r["seconds"])} for r in rows],
                 dataset=train.name,
             )
-            text = {"markdown": shown.to_markdown, "csv": shown.to_csv, "json": table.to_json}[args.format]()
-            if args.format == "markdown":
-                print(f"\n{train.name}: {split} NLL per example (nats) and bits/dim, {rows[0]['num_examples']} "
-                      f"{split} examples\n")  # fmt: skip
-            print(text)
+            if args.format == "markdown":  # a terminal: the likelihoods, then the likelihood-free metrics apart
+                _print_markdown_tables(shown, train.name, split, rows[0]["num_examples"])
+            else:
+                print({"csv": shown.to_csv, "json": table.to_json}[args.format]())
             if skipped:
                 print(f"not in the table (conditional: log p(x | y)): {', '.join(skipped)}", file=info)
             if args.out:
@@ -1177,6 +1176,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"probgen: error: {line}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_markdown_tables(table: Any, dataset: str, split: str, num_examples: int) -> None:
+    """The rows with a likelihood in one table; implicit models' metrics in a narrower one."""
+    from probgen.inference import ComparisonTable
+    from probgen.inference.compare import METRIC_COLUMNS
+
+    density = [r for r in table.rows if r.get("kind") != "implicit"]
+    implicit = [r for r in table.rows if r.get("kind") == "implicit"]
+    if density:
+        print(f"\n{dataset}: {split} NLL per example (nats) and bits/dim, {num_examples} {split} examples\n")
+        print(ComparisonTable(rows=density, dataset=dataset).to_markdown())
+    if implicit:
+        print(f"\n{dataset}: implicit models (no likelihood): sample metrics against the {split} examples\n")
+        keep = ("model", *METRIC_COLUMNS[:-1], "num_samples", "seconds")
+        keep += ("note",) if any(r.get("note") for r in implicit) else ()
+        print(ComparisonTable(rows=implicit, dataset=dataset, shown=keep).to_markdown())
 
 
 def _job_seconds(row: dict[str, Any]) -> float | None:
@@ -1336,7 +1352,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("compare", help="fit every suitable model and print one table")
-    p.add_argument("--data", nargs="+", help="dataset names or files (default: digits)")
+    p.add_argument("--data", nargs="+", help="dataset names or files (default: digits digits-binary)")
     _add_data_options(p)
     p.add_argument("--models", nargs="+", help="restrict to these models")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])

@@ -285,8 +285,8 @@ def run_job(
                                   batch_size=job.eval.get("batch_size", 1000))  # fmt: skip
         row |= score.as_dict() | dict.fromkeys(SAMPLE_KEYS) | {"metric_samples": None}
     else:  # no density: likelihood-free metrics in their own columns, the nats column left empty
-        row |= {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": "implicit", "method": None}
-        row |= {"num_samples": None} | _sample_metrics(job, model, data, splits)
+        row |= {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": "implicit"}
+        row |= {"method": "sample_metrics", "num_samples": METRIC_SAMPLES} | _sample_metrics(job, model, data, splits)
     row["eval_seconds"] = time.perf_counter() - started
     row["samples_png"] = _samples(job, model, splits.train, folder, samples)
     row["inference_data"] = _inference_data(model, data, folder)

@@ -47,11 +47,15 @@ class ComparisonTable:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     dataset: str = ""
+    #: the columns to show, in order (None: as :attr:`columns` chooses)
+    shown: tuple[str, ...] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """:data:`COLUMNS`, ``note`` when some row has one (a failed job, a fit cut by a time
-        limit), and :data:`METRIC_COLUMNS` when some row has metrics."""
+        """:attr:`shown` if set; else :data:`COLUMNS`, ``note`` when some row has one (a failed
+        job, a fit cut by a time limit), and :data:`METRIC_COLUMNS` when some row has metrics."""
+        if self.shown is not None:
+            return self.shown
         with_metrics = any(row.get(col) is not None for row in self.rows for col in METRIC_COLUMNS)
         notes = ("note",) if any(row.get("note") for row in self.rows) else ()
         return COLUMNS + notes + (METRIC_COLUMNS if with_metrics else ())
