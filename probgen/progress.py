@@ -19,6 +19,8 @@ __all__ = ["progress_bar", "LineProgress", "format_seconds", "configure_logging"
 
 #: the logger of every probgen message (its children: ``probgen.experiments``, ...)
 LOGGER_NAME = "probgen"
+#: off a terminal, long work prints a line at least this often (seconds)
+INTERVAL = 30.0
 
 
 def format_seconds(seconds: float) -> str:
@@ -44,7 +46,8 @@ def format_seconds(seconds: float) -> str:
 
 
 class LineProgress:
-    """A tqdm-like progress reporter that prints one plain line per step, or per 10% of a long run.
+    """A tqdm-like progress reporter that prints plain lines: one at once, then one per step, or
+    for a long run the first step (with its ETA), every 10% and at least every 30 s.
 
     Supports what probgen's loops use of tqdm: iteration, ``update``, ``set_postfix``,
     ``set_description``, ``write``, ``close`` and use as a context manager.
@@ -76,7 +79,10 @@ class LineProgress:
         self.postfix = ""
         self.start = time.perf_counter()
         self.last_printed = -1
+        self.last_time = self.start
         self.closed = False
+        if not self.disable:  # at once: what runs (the first step's line then gives an ETA)
+            self._print()
 
     # ---------------------------------------------------------------- tqdm's interface
     def __iter__(self) -> Iterator[Any]:
@@ -121,12 +127,16 @@ class LineProgress:
 
     # ---------------------------------------------------------------- lines
     def _due(self) -> bool:
+        """Print the first step (its ETA), every 10%, the last step, and at least every
+        :data:`INTERVAL` seconds of long work."""
         if self.disable:
             return False
-        if not self.total or self.total <= 10:
+        if not self.total or self.total <= 10 or self.n == 1 or self.n == self.total:
+            return True
+        if time.perf_counter() - self.last_time >= INTERVAL:
             return True
         step = self.total / 10
-        return self.n == self.total or int(self.n / step) > int(max(self.last_printed, 0) / step)
+        return int(self.n / step) > int(max(self.last_printed, 0) / step)
 
     def line(self) -> str:
         """The text of the line printed for the current state."""
@@ -142,7 +152,7 @@ class LineProgress:
         return f"{text}, {self.postfix}" if self.postfix else text
 
     def _print(self) -> None:
-        self.last_printed = self.n
+        self.last_printed, self.last_time = self.n, time.perf_counter()
         print(self.line(), file=self.file, flush=True)
 
 
@@ -170,8 +180,8 @@ def progress_bar(
         >>> stream = io.StringIO()
         >>> for _ in progress_bar(range(3), desc="fit", file=stream):
         ...     pass
-        >>> stream.getvalue().count("\\n")
-        3
+        >>> stream.getvalue().count("\\n")  # one at the start, then one per step
+        4
     """
     stream = file if file is not None else sys.stderr
     if _is_terminal(stream):

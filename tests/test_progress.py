@@ -93,8 +93,8 @@ def test_each_job_has_a_bar_with_its_loss_and_eta(capfd, tmp_path, probgen_logge
     run_experiment(validate_config(TINY | {"seeds": [0]}), tmp_path / "run", progress=True)
     lines = capfd.readouterr().err.splitlines()
     job = [line for line in lines if line.startswith("fit independent-gaussian: ")]
-    assert [line.split(": ")[1].split(" ")[0] for line in job] == ["1/3", "2/3", "3/3"]
-    assert all("train_loss=" in line for line in job) and "ETA" in job[0] and "ETA" not in job[-1]
+    assert [line.split(": ")[1].split(" ")[0] for line in job] == ["0/3", "1/3", "2/3", "3/3"]  # one at once
+    assert all("train_loss=" in line for line in job[1:]) and "ETA" in job[1] and "ETA" not in job[-1]
 
 
 def test_progress_bar_suits_its_stream():
@@ -106,7 +106,8 @@ def test_progress_bar_suits_its_stream():
     for _ in progress_bar(range(25), desc="fit", file=log):
         pass
     lines = log.getvalue().splitlines()
-    assert "\r" not in log.getvalue() and len(lines) == 10  # one line per 10%
+    assert "\r" not in log.getvalue() and len(lines) == 12  # at once, the first step, then one per 10%
+    assert lines[0].startswith("fit: 0/25 (0%)") and lines[1].startswith("fit: 1/25 (4%)") and "ETA" in lines[1]
     assert lines[-1].startswith("fit: 25/25 (100%)")
     quiet = io.StringIO()
     for _ in progress_bar(range(25), file=quiet, disable=True):
@@ -136,3 +137,19 @@ def test_log_lines_on_a_terminal_go_above_an_open_bar(probgen_logger):
         bar.update(2)
     text = terminal.getvalue()
     assert "[2/3] next job\n" in text and text.index("[2/3] next job") < text.rindex("3/3")
+
+
+def test_long_work_prints_at_least_every_interval(monkeypatch):
+    import probgen.progress as progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    log = io.StringIO()
+    bar = LineProgress(total=1000, desc="nuts", file=log)
+    for _ in range(40):  # 40 steps of 20 s: 4% of the run, no 10% mark reached
+        now[0] += 20.0
+        bar.update(1)
+    lines = log.getvalue().splitlines()
+    # at once, the first step, then a line whenever 30 s have passed since the last (every 2nd step)
+    assert lines[0].startswith("nuts: 0/1000") and lines[1].startswith("nuts: 1/1000")
+    assert [int(line.split()[1].split("/")[0]) for line in lines[2:]] == list(range(3, 41, 2))
