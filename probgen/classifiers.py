@@ -189,11 +189,33 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         with torch.no_grad():
             return self.model_.sample(n, code).numpy()
 
-    def to_inference_data(self, X: Any, y: Any, **kwargs: Any) -> Any:
-        """ArviZ InferenceData (posterior, log_likelihood, posterior_predictive, observed_data);
-        a NUTS fit keeps its ``num_chains`` chains."""
+    def to_inference_data(self, X: Any, y: Any, *, log_likelihood: bool | None = True, **kwargs: Any) -> Any:
+        """ArviZ InferenceData of the posterior on ``(X, y)`` for ``az.summary``, ``az.loo`` and
+        ``az.compare``: posterior, log_likelihood (``obs``: ``log p(x_n, y_n | theta_s)``),
+        posterior_predictive and observed_data, with dimensions ``class`` (coordinates: ``classes_``),
+        ``feature`` (``feature_names_in_`` when fitted on a DataFrame, else ``0..D-1``) and ``obs_id``.
+
+        The exact ("conjugate") and "vi" posteriors give 4 chains of independent draws by default
+        (``num_samples`` in all, ``num_chains``), so R-hat is defined (and near 1); a NUTS fit keeps
+        its ``num_chains`` chains. A "map" fit is one point: PSIS-LOO is not defined for it, so it
+        raises a ValueError unless ``log_likelihood=False`` (the point without a log_likelihood
+        group). Other options: see :meth:`probgen.models.posterior.Posterior.to_inference_data`.
+
+        Example:
+            >>> from sklearn.datasets import load_iris
+            >>> X, y = load_iris(return_X_y=True, as_frame=True)
+            >>> idata = QDA().fit(X, y).to_inference_data(X, y, num_samples=40)
+            >>> idata.posterior["precision"].dims
+            ('chain', 'draw', 'class', 'feature', 'feature_bis')
+            >>> idata.posterior["loc"].coords["feature"].values[:2].tolist()
+            ['sepal length (cm)', 'sepal width (cm)']
+        """
         x = self._tensor(X)
-        return self.model_.to_inference_data(x, torch.as_tensor(self._codes(y)), **kwargs)
+        names = getattr(self, "feature_names_in_", None)  # set by validate_data for a DataFrame only
+        coords = {"class": self.classes_, "feature": np.arange(self.n_features_in_) if names is None else names}
+        coords |= kwargs.pop("coords", None) or {}
+        codes = torch.as_tensor(self._codes(y))
+        return self.model_.to_inference_data(x, codes, log_likelihood=log_likelihood, coords=coords, **kwargs)
 
 
 class GaussianNB(_GenerativeClassifier):

@@ -184,24 +184,27 @@ def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | Non
 
 def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
     """``az.compare`` (PSIS-LOO elpd with standard errors) of the jobs that exported InferenceData
-    with posterior draws (a point estimate, e.g. MAP, has one draw: no LOO, so it is left out)."""
-    import warnings
+    with a pointwise log-likelihood (a point estimate, e.g. MAP, has none: LOO needs a posterior).
+    Points whose Pareto k says the LOO estimate is unreliable are named once per model, in the
+    ``probgen.experiments`` log, instead of ArviZ's warnings."""
+    import logging
 
     import arviz as az
 
     from probgen.experiments.runner import write_atomic
+    from probgen.models.posterior import loo_compare
 
     idatas = {}
     for r in rows:
         if r.get("inference_data"):
             idata = az.from_netcdf(str(out / "jobs" / r["job"] / r["inference_data"]))
-            if idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] > 1:
+            if "log_likelihood" in idata.groups():
                 idatas[r["job"]] = idata
     if not idatas:
         return None
-    with warnings.catch_warnings():  # a high Pareto k is the table's own "warning" column
-        warnings.simplefilter("ignore")
-        table = az.compare(idatas, ic="loo")
+    table, notes = loo_compare(idatas)
+    for note in notes:
+        logging.getLogger("probgen.experiments").warning(note)
     return write_atomic(out / "az_compare.csv", table.to_csv())
 
 

@@ -162,9 +162,54 @@ class GenerativeClassifier(GenerativeModel):
         """Draws of every global site from the fitted posterior, ``{site: [S, ...]}``."""
         return self.posterior.draws(self, num_samples)
 
-    def to_inference_data(self, x: Tensor, y: Tensor, **kwargs: Any) -> Any:
-        """ArviZ InferenceData of the posterior on ``(x, y)`` (see :class:`Posterior`)."""
-        return self.posterior.to_inference_data(self, x, self.check_labels(y, len(x)), **kwargs)
+    def to_inference_data(self, x: Tensor, y: Tensor, *, log_likelihood: bool | None = True, **kwargs: Any) -> Any:
+        """ArviZ InferenceData of the posterior on ``(x, y)``, for ``az.summary``, ``az.loo`` and
+        ``az.compare`` (see :meth:`Posterior.to_inference_data
+        <probgen.models.posterior.Posterior.to_inference_data>` for the groups, chains and
+        options). The ``log_likelihood`` group is asked for by default, so a MAP fit (one point,
+        no LOO) raises a ValueError saying so; ``log_likelihood=False`` exports it without.
+
+        Example:
+            >>> import probgen as pg
+            >>> iris = pg.load_dataset("iris")
+            >>> nb = pg.models.GaussianNaiveBayes(4, "real", 3)
+            >>> idata = nb.fit_closed_form(iris.x, iris.y).to_inference_data(iris.x, iris.y, num_samples=40)
+            >>> dict(idata.posterior["loc"].sizes)
+            {'chain': 4, 'draw': 10, 'class': 3, 'feature': 4}
+        """
+        x = self.validate(x)
+        y = self.check_labels(y, len(x))
+        return self.posterior.to_inference_data(self, x, y, log_likelihood=log_likelihood, **kwargs)
+
+    def arviz_variables(self, draws: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, list[str]]]:
+        """The posterior group of ArviZ output, and the dimension names of each variable.
+
+        Every global site as drawn, except a Cholesky factor ``<name>_tril`` (LDA's and QDA's
+        ``precision_tril``), exported as the matrix ``L L^T`` it parametrises (``<name>``): its
+        upper triangle is zero in every draw, and the R-hat of a constant is 0 / 0. Dimensions:
+        ``class`` (sites with one value per class), ``feature``, ``feature_bis`` (the columns of a
+        feature-by-feature matrix, as PyMC names them) and ``level`` (categorical features).
+        """
+        variables, dims = {}, {}
+        for name, value in draws.items():
+            event = value.dim() - 1
+            if name == "pi":
+                variables[name], dims[name] = value, ["class"]
+            elif name.endswith("_tril"):
+                name = name[: -len("_tril")]
+                variables[name] = value @ value.transpose(-1, -2)
+                dims[name] = ["class"] * (event == 3) + ["feature", "feature_bis"]
+            else:
+                variables[name], dims[name] = value, ["class", "feature", "level"][:event]
+        return variables, dims
+
+    def arviz_coords(self) -> dict[str, Any]:
+        """Default coordinates of the dimensions of :meth:`arviz_variables`: ``0..n-1``."""
+        coords: dict[str, Any] = {"class": list(range(self.num_classes)), "feature": list(range(self.num_dims))}
+        coords["feature_bis"] = coords["feature"]
+        if self.num_levels is not None:
+            coords["level"] = list(range(self.num_levels))
+        return coords
 
     # ------------------------------------------------------------------ prediction
     def joint_log_prob(self, x: Tensor) -> Tensor:

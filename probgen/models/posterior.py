@@ -9,21 +9,39 @@ a variational guide or NUTS draws — it answers the same questions:
 - ``joint_log_predictive(model, x)``: the predictive ``log p(x_n, y=c | data)``, ``[N, C]``;
 - ``predictive`` / ``density``: what that predictive is ("posterior", "variational" or
   "plug-in"; "exact" or a Monte-Carlo "estimate");
-- ``to_inference_data(model, x, y)``: an ArviZ ``InferenceData``.
+- ``to_inference_data(model, x, y)``: an ArviZ ``InferenceData`` that ``az.summary``,
+  ``az.loo`` and ``az.compare`` take: several chains of draws (R-hat defined), named dimensions,
+  the pointwise log-likelihood ``log p(x_n, y_n | theta_s)``.
+
+A MAP point is one draw: PSIS-LOO is not defined for it (there is no posterior to reweight), so
+its InferenceData has no ``log_likelihood`` group, and asking for one is a ValueError that says
+so (ArviZ itself would fail with an IndexError). :func:`psis_loo` and :func:`loo_compare` call
+``az.loo`` / ``az.compare`` and report ArviZ's Pareto-k warning as one plain note per model.
 
 The model supplies the family-specific pieces it declares in :class:`BayesianModel`.
+
+References:
+    Vehtari, Gelman & Gabry, "Practical Bayesian model evaluation using leave-one-out
+    cross-validation and WAIC", Statistics and Computing 27 (2017).
+    Vehtari, Gelman, Simpson, Carpenter & Bürkner, "Rank-normalization, folding, and
+    localization: an improved R-hat", Bayesian Analysis 16 (2021).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import pyro
 import torch
 from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal, init_to_median
 from pyro.nn import PyroModule
 from torch import Tensor
+
+from probgen._checks import check_int
 
 __all__ = [
     "POSTERIORS",
@@ -34,6 +52,9 @@ __all__ = [
     "MAPPosterior",
     "NormalPosterior",
     "Posterior",
+    "loo_compare",
+    "pareto_k_note",
+    "psis_loo",
 ]
 
 
@@ -51,6 +72,8 @@ class BayesianModel(Protocol):
     def joint_given_params(self, params: dict[str, Tensor], x: Tensor) -> Tensor: ...
     def pointwise_log_likelihood(self, x: Tensor, y: Tensor, params: dict[str, Tensor]) -> Tensor: ...
     def replicate(self, params: dict[str, Tensor], y: Tensor) -> Tensor: ...
+    def arviz_variables(self, draws: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, list[str]]]: ...
+    def arviz_coords(self) -> dict[str, Any]: ...
 
 
 class Posterior(PyroModule):
@@ -59,6 +82,12 @@ class Posterior(PyroModule):
     fit_strategy: ClassVar[str] = "svi"
     predictive: ClassVar[str] = "posterior"
     density: ClassVar[str] = "estimate"
+    #: whether PSIS-LOO is defined for this posterior (it needs draws; a MAP point is one)
+    pointwise: ClassVar[bool] = True
+    #: what the exported draws are (kept in the posterior group's attributes)
+    draws_note: ClassVar[str] = "independent draws from the posterior, split into chains"
+    #: chains of independent draws exported by default: several, so that R-hat is defined
+    default_chains: ClassVar[int] = 4
 
     def __init__(self, num_samples: int = 100) -> None:
         super().__init__()
@@ -85,45 +114,132 @@ class Posterior(PyroModule):
     def set_draws(self, draws: dict[str, Tensor], num_chains: int = 1) -> None:
         raise ValueError(f"a {type(self).__name__} does not take posterior draws")
 
+    def no_loo_reason(self) -> str:
+        """Why this posterior has no pointwise log-likelihood for LOO (for those without one)."""
+        raise NotImplementedError
+
     def joint_log_predictive(self, model: BayesianModel, x: Tensor) -> Tensor:
         """``log (1/S) sum_s p(x_n, y=c | theta_s)``: ``[N, C]``."""
         joint = model.joint_given_params(self.draws(model), x)
         return torch.logsumexp(joint, 0) - math.log(joint.shape[0])
 
     def to_inference_data(
-        self, model: BayesianModel, x: Tensor, y: Tensor, *, num_samples: int = 200, num_predictive: int | None = None
+        self,
+        model: BayesianModel,
+        x: Tensor,
+        y: Tensor,
+        *,
+        num_samples: int | None = None,
+        num_chains: int | None = None,
+        num_predictive: int | None = None,
+        log_likelihood: bool | None = None,
+        coords: dict[str, Any] | None = None,
     ) -> Any:
-        """An ``arviz.InferenceData``: posterior (every global site), log_likelihood (``obs``:
-        pointwise ``log p(x_n, y_n | theta_s)``), posterior_predictive (``x``) and observed_data."""
+        """An ``arviz.InferenceData`` of this posterior on ``(x, y)``, ready for ``az.summary``,
+        ``az.loo`` and ``az.compare``.
+
+        Groups: ``posterior`` (every global site, named by the model's
+        :meth:`arviz_variables`), ``log_likelihood`` (``obs``: the pointwise
+        ``log p(x_n, y_n | theta_s)``, dims ``(chain, draw, obs_id)``), ``posterior_predictive``
+        (``x``: one replicate of the data per exported draw, for the first draws of each chain) and
+        ``observed_data`` (``x``; ``y`` as class indices into the ``class`` coordinate). Dimensions
+        are named (``class``, ``feature``, ``obs_id``, ...) with the model's default coordinates
+        (``0..n-1``) unless ``coords`` gives others (class labels, feature names).
+
+        Chains: exact and variational posteriors give ``num_chains`` (default 4) chains of
+        independent draws, so R-hat is defined and near 1 (a check that the draws are independent
+        and identically distributed, not of a sampler's convergence); NUTS keeps the chains it ran
+        (``num_samples`` and ``num_chains`` are its own); a MAP point is one draw of one chain.
+
+        Args:
+            model: the model this posterior belongs to.
+            x, y: the data the pointwise log-likelihood is evaluated on (held-out data for an
+                honest elpd), labels as class indices.
+            num_samples: draws in all (exact and variational posteriors; default ``4 x 100``),
+                a multiple of ``num_chains``; ignored by NUTS (its draws) and MAP (one point).
+            num_chains: chains of independent draws (default 4); NUTS: must be the chains it ran.
+            num_predictive: draws with a replicate of the data (default ``min(draws, 100)``; 0: no
+                posterior_predictive group).
+            log_likelihood: include the ``log_likelihood`` group. None (the default here): where
+                PSIS-LOO is defined, i.e. not for a MAP point. True: required, so a MAP fit raises
+                a ValueError (the models' and estimators' ``to_inference_data`` ask for it). False:
+                leave it out (cheaper, when only ``az.summary`` is wanted).
+            coords: coordinate values by dimension name, over the model's defaults.
+        """
         import arviz as az
 
-        draws = self.draws(model, num_samples)
+        if log_likelihood is None:
+            log_likelihood = self.pointwise
+        elif log_likelihood and not self.pointwise:
+            raise ValueError(self.no_loo_reason())
+        draws, chains = self.export_draws(model, num_samples, num_chains)
         num_draws = next(iter(draws.values())).shape[0]
-        chains = self.num_chains if num_draws % self.num_chains == 0 else 1
+        per_chain = num_draws // chains
 
-        def by_chain(t: Tensor) -> Any:
-            return t.detach().cpu().reshape(chains, num_draws // chains, *t.shape[1:]).numpy()
+        def by_chain(t: Tensor) -> Any:  # draws of chain c are rows c * per_chain ... (c + 1) * per_chain - 1
+            return t.detach().cpu().reshape(chains, per_chain, *t.shape[1:]).numpy()
 
-        with torch.no_grad():  # [S, N], a few draws at a time: a draw's terms can be [N, C, D, D]
-            log_lik = torch.cat(
-                [
-                    model.pointwise_log_likelihood(x, y, {k: v[start : start + 16] for k, v in draws.items()})
-                    for start in range(0, num_draws, 16)
-                ]
-            )
+        variables, dims = model.arviz_variables(draws)
+        groups: dict[str, Any] = {"posterior": {k: by_chain(v) for k, v in variables.items()}}
+        dims |= {"obs": ["obs_id"], "x": ["obs_id", "feature"], "y": ["obs_id"]}
+        x_flat = x.reshape(len(x), -1)
+        with torch.no_grad():
+            if log_likelihood:  # [S, N], a few draws at a time: a draw's terms can be [N, C, D, D]
+                log_lik = torch.cat(
+                    [
+                        model.pointwise_log_likelihood(x, y, {k: v[start : start + 16] for k, v in draws.items()})
+                        for start in range(0, num_draws, 16)
+                    ]
+                )
+                groups["log_likelihood"] = {"obs": by_chain(log_lik)}
             reps = min(num_draws, 100) if num_predictive is None else num_predictive
-            replicate = torch.stack(
-                [
-                    model.replicate({k: v[s].expand(len(y), *v.shape[1:]) for k, v in draws.items()}, y)
-                    for s in range(reps)
-                ]
-            )
+            check_int("num_predictive", reps, minimum=0)
+            if reps:  # the first ceil(reps / chains) draws of every chain: the same (chain, draw) as the posterior
+                first = min(-(-reps // chains), per_chain)
+                rows = [c * per_chain + d for c in range(chains) for d in range(first)]
+                replicate = torch.stack(
+                    [model.replicate({k: v[s].expand(len(y), *v.shape[1:]) for k, v in draws.items()}, y) for s in rows]
+                )
+                groups["posterior_predictive"] = {"x": replicate.reshape(chains, first, *x_flat.shape).cpu().numpy()}
+        coords = dict(coords or {})
+        if "feature" in coords:  # the columns of a feature-by-feature matrix are the same features
+            coords.setdefault("feature_bis", coords["feature"])
+        all_coords = model.arviz_coords() | {"obs_id": np.arange(len(x))} | coords
+        used = {dim for names in dims.values() for dim in names}
+        all_coords = {dim: np.asarray(values) for dim, values in all_coords.items() if dim in used}
+        self._check_coords(all_coords, {**groups["posterior"], "x": x_flat.cpu().numpy()}, dims)
         return az.from_dict(
-            posterior={k: by_chain(v) for k, v in draws.items()},
-            log_likelihood={"obs": by_chain(log_lik)},
-            posterior_predictive={"x": replicate[None].cpu().numpy()},
-            observed_data={"x": x.cpu().numpy(), "y": y.cpu().numpy()},
+            **groups,
+            observed_data={"x": x_flat.cpu().numpy(), "y": y.cpu().numpy()},
+            coords=all_coords,
+            dims=dims,
+            posterior_attrs={"probgen_posterior": type(self).__name__, "probgen_draws": self.draws_note},
         )
+
+    def export_draws(
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
+    ) -> tuple[dict[str, Tensor], int]:
+        """The draws ``to_inference_data`` exports and their number of chains (chains one after
+        the other along the leading dimension); here, independent draws split into chains."""
+        chains = self.default_chains if num_chains is None else check_int("num_chains", num_chains)
+        total = chains * 100 if num_samples is None else check_int("num_samples", num_samples)
+        if total % chains:
+            raise ValueError(
+                f"num_samples={total} draws cannot be split into num_chains={chains} chains of equal length; "
+                f"pass a multiple of {chains}"
+            )
+        return self.draws(model, total), chains
+
+    @staticmethod
+    def _check_coords(coords: dict[str, Any], values: dict[str, Any], dims: dict[str, list[str]]) -> None:
+        """Coordinates of the right length, with a message naming them (ArviZ's is a deep xarray error)."""
+        for name, value in values.items():
+            event = value.shape[value.ndim - len(dims[name]) :]
+            for dim, size in zip(dims[name], event, strict=True):
+                if dim in coords and len(coords[dim]) != size:
+                    raise ValueError(
+                        f"coords[{dim!r}] has {len(coords[dim])} values, but {name!r} has {size} along {dim!r}"
+                    )
 
 
 class ConjugatePosterior(Posterior):
@@ -131,6 +247,7 @@ class ConjugatePosterior(Posterior):
 
     fit_strategy = "closed_form"
     density = "exact"
+    draws_note = "independent exact draws from the conjugate posterior, split into chains (R-hat ~ 1 by construction)"
 
     def draws(self, model: BayesianModel, num_samples: int | None = None) -> dict[str, Tensor]:
         self.check_fitted()
@@ -145,6 +262,7 @@ class DrawsPosterior(Posterior):
     """Draws from a sampler (NUTS); the predictive averages over them (an estimate)."""
 
     fit_strategy = "nuts"
+    draws_note = "NUTS draws, one chain per sampler run"
 
     def __init__(self, num_samples: int = 100) -> None:
         super().__init__(num_samples)
@@ -154,6 +272,16 @@ class DrawsPosterior(Posterior):
     @property
     def num_chains(self) -> int:
         return int(self.chains)
+
+    def export_draws(
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
+    ) -> tuple[dict[str, Tensor], int]:
+        """Every kept draw, in the chains NUTS ran (``num_samples`` is ignored: the draws are fixed)."""
+        if num_chains is not None and num_chains != self.num_chains:
+            raise ValueError(
+                f"num_chains={num_chains}, but NUTS ran {self.num_chains} chains; fit with num_chains={num_chains}"
+            )
+        return self.draws(model), self.num_chains
 
     def set_draws(self, draws: dict[str, Tensor], num_chains: int = 1) -> None:
         """Keep these draws (leading dimension: draws, chains one after the other)."""
@@ -221,6 +349,7 @@ class NormalPosterior(GuidePosterior):
 
     guide_options = {"init_scale": 0.05}
     predictive = "variational"
+    draws_note = "independent draws from the variational (AutoNormal) posterior, split into chains"
 
 
 class MAPPosterior(GuidePosterior):
@@ -229,9 +358,27 @@ class MAPPosterior(GuidePosterior):
     guide_class = AutoDelta
     predictive = "plug-in"
     density = "exact"
+    pointwise = False
+    draws_note = "the posterior mode (MAP): one point, no posterior spread, so no LOO"
 
     def num_draws(self, num_samples: int | None) -> int:
         return 1
+
+    def export_draws(
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
+    ) -> tuple[dict[str, Tensor], int]:
+        """The point, as one draw of one chain (``num_samples`` is ignored)."""
+        if num_chains not in (None, 1):
+            raise ValueError(f"a MAP fit is one point: it has one chain of one draw, not num_chains={num_chains}")
+        return self.draws(model), 1
+
+    def no_loo_reason(self) -> str:
+        return (
+            "a MAP fit is one point (the posterior mode), and PSIS-LOO (az.loo, az.compare) needs draws from a "
+            "posterior to reweight: with one draw it is not defined (ArviZ fails with an IndexError). Fit with "
+            "method='conjugate', 'vi' or 'nuts' for LOO; score held-out data with log_prob / joint_log_prob (the "
+            "plug-in predictive); or pass log_likelihood=False to export the point without a log_likelihood group"
+        )
 
 
 #: method name -> posterior class, as the models' ``method=`` argument takes them
@@ -241,3 +388,75 @@ POSTERIORS: dict[str, type[Posterior]] = {
     "vi": NormalPosterior,
     "nuts": DrawsPosterior,
 }
+
+
+# ---------------------------------------------------------------------------------------- LOO, said plainly
+#: the start of ArviZ's warning when some Pareto k exceeds its threshold (``az.loo``)
+_PARETO_WARNING = "Estimated shape parameter of Pareto distribution"
+
+
+def pareto_k_note(elpd: Any, name: str | None = None) -> str | None:
+    """One plain sentence on the Pareto k-hat of a pointwise ``az.loo`` result, or None when
+    every k is below ArviZ's threshold ``min(1 - 1 / log10(S), 0.7)`` for S draws.
+
+    Example:
+        >>> import arviz as az
+        >>> pareto_k_note(az.loo(az.load_arviz_data("centered_eight"), pointwise=True)) is None
+        True
+    """
+    k = np.asarray(elpd.pareto_k).ravel()
+    threshold = float(elpd.good_k)
+    bad = int((k > threshold).sum())
+    if not bad:
+        return None
+    who = f"{name}: " if name else ""
+    return (
+        f"{who}Pareto k > {threshold:.2f} for {bad} of {k.size} held-out points (largest {k.max():.2f}): the "
+        "PSIS-LOO estimate is unreliable there (more draws, or refitting without those points, would settle it)"
+    )
+
+
+def psis_loo(idata: Any, name: str | None = None) -> tuple[Any, str | None]:
+    """``az.loo(idata, pointwise=True)`` and, instead of ArviZ's Pareto-k warning, the
+    :func:`pareto_k_note` on it (None when every k is fine).
+
+    Raises:
+        ValueError: ``idata`` has no ``log_likelihood`` group (e.g. a MAP point).
+
+    Example:
+        >>> from sklearn.datasets import load_iris
+        >>> from probgen.classifiers import QDA
+        >>> X, y = load_iris(return_X_y=True)
+        >>> elpd, note = psis_loo(QDA().fit(X, y).to_inference_data(X, y, num_samples=400), "qda")
+        >>> print(note)
+        qda: Pareto k > 0.62 for ... of 150 held-out points (largest ...): the PSIS-LOO estimate is unreliable there ...
+    """
+    import arviz as az
+
+    if "log_likelihood" not in idata.groups():
+        raise ValueError(
+            f"{name or 'this InferenceData'} has no log_likelihood group, so PSIS-LOO is not defined for it "
+            "(a MAP fit is one point: see to_inference_data)"
+        )
+    with warnings.catch_warnings():  # reported below, once, as a count
+        warnings.filterwarnings("ignore", message=_PARETO_WARNING, category=UserWarning)
+        elpd = az.loo(idata, pointwise=True)
+    return elpd, pareto_k_note(elpd, name)
+
+
+def loo_compare(idatas: Mapping[str, Any], **kwargs: Any) -> tuple[Any, list[str]]:
+    """``az.compare`` of these models by PSIS-LOO, with the Pareto-k notes of those that have
+    unreliable points (one per model, see :func:`pareto_k_note`) in place of ArviZ's warnings.
+
+    Args:
+        idatas: model name -> InferenceData with a ``log_likelihood`` group.
+        kwargs: passed to ``az.compare`` (``method``, ``scale``, ...).
+
+    Returns:
+        ArviZ's comparison table and the notes.
+    """
+    import arviz as az
+
+    results = {name: psis_loo(idata, name) for name, idata in idatas.items()}
+    table = az.compare({name: elpd for name, (elpd, _) in results.items()}, ic="loo", **kwargs)
+    return table, [note for _, note in results.values() if note]
