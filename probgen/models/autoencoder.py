@@ -32,6 +32,7 @@ __all__ = ["Autoencoder"]
     "autoencoder",
     description="deterministic autoencoder: reconstructs, no density",
     fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100, "patience": 40},
+    compare_budget={"epochs": 60},
 )
 class Autoencoder(GenerativeModel):
     """A deterministic autoencoder with the VAE's networks and decoder likelihoods."""

@@ -131,7 +131,7 @@ def ddpm_hybrid_loss(model: DDPM, x: Tensor, y: Tensor | None = None) -> Tensor:
     "ddpm",
     description="DDPM diffusion (levels' posterior or eps, learned variances; variational lower bound)",
     fit_defaults={"epochs": 300, "lr": 1e-3, "batch_size": 100},
-    compare_budget={"epochs": 10},
+    compare_budget={"epochs": 15},
 )
 class DDPM(GenerativeModel):
     """A DDPM with an MLP denoiser on flattened x.

@@ -98,7 +98,7 @@ class PixelCNNNet(nn.Module):
     "pixelcnn",
     description="gated PixelCNN: masked convolutions (type A, then B), raster order (exact)",
     fit_defaults={"epochs": 200, "batch_size": 100, "lr": 3e-3, "patience": 20},
-    compare_budget={"epochs": 20},
+    compare_budget={"epochs": 30},
 )
 class PixelCNN(Autoregressive):
     """A gated PixelCNN on one-channel images.

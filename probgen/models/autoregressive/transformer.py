@@ -82,7 +82,7 @@ class CausalTransformerNet(nn.Module):
     "causal-transformer",
     description="GPT-style causal Transformer over the dimensions, cached sampling (exact)",
     fit_defaults={"epochs": 200, "batch_size": 100, "lr": 1e-3, "patience": 20},
-    compare_budget={"epochs": 8},
+    compare_budget={"epochs": 12},
 )
 class CausalTransformer(Autoregressive):
     """A small decoder-only Transformer in the natural (raster) ordering.
