@@ -56,7 +56,9 @@ def main() -> None:
     summary = az.summary(nuts_id, var_names=["loc"])
     print(summary.head(4))
     rhat = float(summary["r_hat"].max())
-    print(f"chains: {nuts_id.posterior.sizes['chain']}, largest R-hat: {rhat:.3f} (near 1: the chains agree)")
+    verdict = "the chains agree" if rhat < 1.01 else "the chains disagree: run longer before trusting these draws"
+    short = " (--quick runs 30 draws per chain)" if args.quick and rhat >= 1.01 else ""
+    print(f"chains: {nuts_id.posterior.sizes['chain']}, largest R-hat: {rhat:.3f} ({verdict}, threshold 1.01){short}")
     gap = np.abs(exact_id.posterior["loc"].mean(("chain", "draw")) - nuts_id.posterior["loc"].mean(("chain", "draw")))
     print(f"largest |posterior mean(loc): exact - NUTS| = {float(gap.max()):.4f}")
     # PSIS-LOO of both; loo_compare says in words where its Pareto k-hat is too high to trust

@@ -646,9 +646,14 @@ def _cmd_list(args: argparse.Namespace) -> None:
     from probgen.data import DATASETS
     from probgen.models import MODELS
 
-    print("models:")
+    print("models (name, data it models, Python class, what it is):")
     for name, spec in sorted(MODELS.items()):
-        print(f"  {name:26s} {'/'.join(spec.cls.supports):22s} {spec.description}")
+        where = f"pg.models.{spec.cls.__name__}"
+        print(f"  {name:26s} {'/'.join(spec.cls.supports):22s} {where:34s} {spec.description}")
+    from probgen import classifiers
+
+    estimators = ", ".join(f"probgen.classifiers.{n}" for n in classifiers.__all__ if n[0].isupper())
+    print(f"scikit-learn estimators of the Bayesian classifiers: {estimators}")
     print("datasets:")
     for name, text in DATASETS.items():
         print(f"  {name:26s} {text}")

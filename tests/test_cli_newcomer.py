@@ -124,3 +124,27 @@ def test_label_column_in_a_config(capsys, tmp_path, labelled_csv):
     assert code == 0, err
     (job,) = json.loads((tmp_path / "run" / "results.json").read_text())["jobs"]
     assert job["nll_nats"] is not None and job["conditional"] is False
+
+
+def test_list_names_the_python_class_behind_every_model(capsys):
+    from probgen.models import MODELS
+
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for name, spec in MODELS.items():
+        line = next(line for line in out.splitlines() if line.split() and line.split()[0] == name)
+        dotted = next(word for word in line.split() if word.startswith("pg.models."))
+        assert getattr(pg.models, dotted.removeprefix("pg.models.")) is spec.cls, name
+    assert "probgen.classifiers.BernoulliNB" in out
+
+
+def test_project_files_people_look_for():
+    import pathlib
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    root = pathlib.Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and (root / "LICENSE").read_text().startswith("MIT License")
+    citation = (root / "CITATION.cff").read_text()
+    assert "cff-version:" in citation and f'version: "{project["version"]}"' in citation
+    assert f"## {project['version']}" in (root / "CHANGELOG.md").read_text()
