@@ -153,3 +153,22 @@ def test_long_work_prints_at_least_every_interval(monkeypatch):
     # at once, the first step, then a line whenever 30 s have passed since the last (every 2nd step)
     assert lines[0].startswith("nuts: 0/1000") and lines[1].startswith("nuts: 1/1000")
     assert [int(line.split()[1].split("/")[0]) for line in lines[2:]] == list(range(3, 41, 2))
+
+
+def test_nuts_chains_report_progress_off_a_terminal(capfd):
+    import torch
+
+    import probgen as pg
+
+    x = torch.randn(30, 2, dtype=torch.float64)
+    y = torch.arange(30) % 2
+    model = pg.models.GaussianNaiveBayes((2,), "real", 2, method="nuts").double()
+    nuts = {"num_samples": 5, "warmup_steps": 5, "num_chains": 2, "max_tree_depth": 3}
+    pg.fit(model, (x, y), progress=True, strategy_options=nuts)
+    lines = capfd.readouterr().err.splitlines()
+    for chain in (1, 2):
+        mine = [line for line in lines if line.startswith(f"nuts chain {chain}/2: ")]
+        assert mine[0].startswith(f"nuts chain {chain}/2: 0/10 (0%)") and mine[-1].startswith(
+            f"nuts chain {chain}/2: 10/10"
+        )
+    assert "\r" not in "".join(lines)

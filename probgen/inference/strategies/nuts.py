@@ -21,6 +21,7 @@ from probgen._checks import check_int
 from probgen.inference.data import DataSource
 from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
 from probgen.inference.strategies.closed_form import computed_result
+from probgen.progress import progress_bar
 
 __all__ = ["NUTSStrategy", "NUTS_OPTIONS"]
 
@@ -63,14 +64,19 @@ class NUTSStrategy(FitStrategy):
                 max_tree_depth=nuts["max_tree_depth"],
                 jit_compile=False,
             )
-            mcmc = MCMC(
-                kernel,
-                num_samples=nuts["num_samples"],
-                warmup_steps=nuts["warmup_steps"],
-                disable_progbar=not options.progress,
-            )
-            with model.scaled_to(len(x)), pyro.validation_enabled(options.validate):
-                mcmc.run(x, y)
+            steps = nuts["warmup_steps"] + nuts["num_samples"]
+            desc = f"nuts chain {chain + 1}/{nuts['num_chains']}"
+            # probgen's bar, not Pyro's: off a terminal it prints plain lines (at least every 30 s)
+            with progress_bar(total=steps, desc=desc, disable=not options.progress) as bar:
+                mcmc = MCMC(
+                    kernel,
+                    num_samples=nuts["num_samples"],
+                    warmup_steps=nuts["warmup_steps"],
+                    disable_progbar=True,
+                    hook_fn=lambda kernel, params, stage, i, bar=bar: bar.update(1),
+                )
+                with model.scaled_to(len(x)), pyro.validation_enabled(options.validate):
+                    mcmc.run(x, y)
             chains.append(mcmc.get_samples(group_by_chain=True))
         draws = {k: torch.cat([c[k] for c in chains], 0) for k in chains[0]}  # [chains, draws, ...]
         model.posterior.set_draws({k: v.flatten(0, 1) for k, v in draws.items()}, num_chains=nuts["num_chains"])
