@@ -398,12 +398,13 @@ def test_progress_lines_off_a_terminal():
     for _ in bar:
         bar.set_postfix(loss="1.234")
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 10 and "\r" not in stream.getvalue()
-    assert lines[0].startswith("fit vae: 10/100 (10%)") and "ETA" in lines[0] and "loss=1.234" in lines[0]
+    assert len(lines) == 12 and "\r" not in stream.getvalue()  # at once, the first step, then each 10%
+    assert lines[0].startswith("fit vae: 0/100 (0%)") and lines[1].startswith("fit vae: 1/100 (1%)")
+    assert lines[2].startswith("fit vae: 10/100 (10%)") and "ETA" in lines[2] and "loss=1.234" in lines[2]
     assert lines[-1].startswith("fit vae: 100/100 (100%)")
     short = io.StringIO()
     list(progress_bar(range(3), file=short))
-    assert short.getvalue().count("\n") == 3
+    assert short.getvalue().count("\n") == 4
     quiet = io.StringIO()
     list(progress_bar(range(3), file=quiet, disable=True))
     assert quiet.getvalue() == ""

@@ -405,7 +405,7 @@ def pareto_k_note(elpd: Any, name: str | None = None) -> str | None:
         True
     """
     k = np.asarray(elpd.pareto_k).ravel()
-    threshold = float(elpd.good_k)
+    threshold = float(getattr(elpd, "good_k", 0.7))  # ArviZ < 0.17 has no sample-size-aware threshold
     bad = int((k > threshold).sum())
     if not bad:
         return None
@@ -457,6 +457,8 @@ def loo_compare(idatas: Mapping[str, Any], **kwargs: Any) -> tuple[Any, list[str
     """
     import arviz as az
 
-    results = {name: psis_loo(idata, name) for name, idata in idatas.items()}
-    table = az.compare({name: elpd for name, (elpd, _) in results.items()}, ic="loo", **kwargs)
-    return table, [note for _, note in results.values() if note]
+    notes = [note for name, idata in idatas.items() for note in [psis_loo(idata, name)[1]] if note]
+    with warnings.catch_warnings():  # the notes above say it once per model, in words
+        warnings.filterwarnings("ignore", message=_PARETO_WARNING, category=UserWarning)
+        table = az.compare(dict(idatas), ic="loo", **kwargs)  # InferenceData: what every ArviZ release takes
+    return table, notes
