@@ -519,12 +519,10 @@ def _score_implicit(model: Any, data: Any, split: str, tune: Any, seed: int) -> 
     """An implicit model's likelihood-free metrics on (at most ``METRIC_SAMPLES`` examples of)
     ``data``, from as many samples drawn with ``seed``, as ``probgen run`` computes them; the
     Parzen bandwidth is chosen on ``tune`` (another split) when there is one."""
-    from probgen.experiments.runner import METRIC_SAMPLES
-    from probgen.inference.sample_metrics import sample_metrics
+    from probgen.experiments.runner import METRIC_SAMPLES, implicit_metrics
 
     x = data.x[:METRIC_SAMPLES]
-    val = None if tune is None else tune.x[:METRIC_SAMPLES]
-    metrics = sample_metrics(model, x, val=val, num_samples=METRIC_SAMPLES, seed=seed)
+    metrics = implicit_metrics(model, data, tune, seed)  # what `probgen run` reports for a job
     print(
         f"{split}: MMD² {metrics['mmd2']:.4g} (permutation p {metrics['mmd_p_value']:.3g}), "
         f"C2ST accuracy {metrics['c2st_accuracy']:.4f} (p {metrics['c2st_p_value']:.3g}), "

@@ -215,18 +215,23 @@ def _inference_data(model: Any, data: Any, folder: Path) -> str | None:
     return path.name
 
 
-def _sample_metrics(job: Job, model: Any, data: Any, splits: Any) -> dict[str, Any]:
+def implicit_metrics(model: Any, data: Any, tune: Any, seed: int) -> dict[str, Any]:
     """The likelihood-free metrics of :func:`~probgen.inference.sample_metrics.sample_metrics`:
-    ``METRIC_SAMPLES`` draws against the first ``METRIC_SAMPLES`` examples of the evaluation
-    split; the Parzen bandwidth is chosen on the validation split (on the training split when
-    the validation split is the one evaluated, or absent)."""
-    from probgen.experiments.tables import SAMPLE_KEYS
+    ``METRIC_SAMPLES`` draws (with ``seed``) against the first ``METRIC_SAMPLES`` examples of
+    ``data``; the Parzen bandwidth is chosen on ``tune`` (another split; None: no Parzen)."""
     from probgen.inference.sample_metrics import sample_metrics
 
+    val = None if tune is None else tune.x[:METRIC_SAMPLES]
+    return sample_metrics(model, data.x[:METRIC_SAMPLES], val=val, num_samples=METRIC_SAMPLES, seed=seed)
+
+
+def _sample_metrics(job: Job, model: Any, data: Any, splits: Any) -> dict[str, Any]:
+    """:func:`implicit_metrics` of a job: tuned on the validation split (on the training split
+    when the validation split is the one evaluated, or absent), drawn with the job's seed."""
+    from probgen.experiments.tables import SAMPLE_KEYS
+
     tune = splits.val if job.eval["split"] == "test" and splits.val is not None else splits.train
-    metrics = sample_metrics(
-        model, data.x[:METRIC_SAMPLES], val=tune.x[:METRIC_SAMPLES], num_samples=METRIC_SAMPLES, seed=job.model_seed
-    )
+    metrics = implicit_metrics(model, data, tune, job.model_seed)
     return dict.fromkeys(SAMPLE_KEYS) | metrics | {"metric_samples": METRIC_SAMPLES}
 
 
