@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_int", "check_dropout", "check_size", "check_constructor_sizes", "SIZE_ARGUMENTS", "WIDTH_SEQUENCES"]
+import torch
+
+__all__ = [
+    "DTYPES",
+    "SIZE_ARGUMENTS",
+    "WIDTH_SEQUENCES",
+    "check_constructor_sizes",
+    "check_device",
+    "check_dropout",
+    "check_dtype",
+    "check_int",
+    "check_size",
+    "first_line",
+]
 
 #: Size-like constructor arguments, by name, each with its least allowed value. Whether an
 #: argument takes one size or a sequence of sizes (``hidden`` is widths for an MLP, one count for
@@ -164,3 +178,60 @@ def check_constructor_sizes(
             allow_empty=allow_empty,
             allow_none=allow_none,
         )
+
+
+#: the dtypes a model may be fitted and scored in, by name
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def check_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``dtype`` ("float32", "float64" or the torch dtype) as a torch dtype, or a ValueError."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} (or torch.float32/float64)")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that this machine has, or a ValueError saying what is missing.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"unknown device {str(device)!r}; expected cpu, cuda or cuda:N") from None
+    name = repr(str(device))
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {name}: this machine has no CUDA device (torch finds none); use cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(
+                f"device {name}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}; "
+                f"there is no cuda:{parsed.index}"
+            )
+    elif parsed.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name}: this machine has no MPS device; use cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {name}: probgen runs on cpu or cuda (or mps), not on {parsed.type!r}")
+    return parsed
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, as a user should read it: no traceback, no private
+    names (leading underscores of identifiers dropped), a missing key said as such.
+
+    Example:
+        >>> first_line(KeyError("epochs"))
+        "missing key 'epochs'"
+    """
+    text = str(err).strip()
+    if isinstance(err, KeyError) and text.startswith("'"):
+        text = f"missing key {text}"
+    line = text.splitlines()[0].strip() if text else type(err).__name__
+    return re.sub(r"(?<![\w/\\.\-])_+(?=[A-Za-z])", "", line)

@@ -9,13 +9,14 @@ a colour that encodes a value has a colour bar, and epoch axes have integer tick
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from probgen._io import atomic_path
 
 __all__ = [
     "KIND_COLOURS",
@@ -75,13 +76,11 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-        os.replace(tmp, path)  # atomic: a reader sees the old picture or the new one
+        with atomic_path(path) as tmp:  # a reader sees the old picture or the new one
+            fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import probgen as pg
-from probgen import cli
-from probgen.cli import main
+from probgen.cli import launcher, main
 
 
 def run(capsys, *argv):
@@ -281,7 +280,7 @@ def test_a_models_compare_number_does_not_depend_on_company(capsys):
     together = _compare_nll(capsys, ["gaussian-nb", "independent-gaussian", "vae"])
     assert set(together) == {"gaussian-nb", "independent-gaussian", "vae"}
     assert together["vae"] == alone["vae"]
-    from probgen.cli import model_seed
+    from probgen.experiments.jobs import model_seed
 
     assert model_seed(0, "vae") == model_seed(0, "vae") != model_seed(0, "qda")
     assert model_seed(0, "vae") == zlib.crc32(b"0:vae") & 0x7FFFFFFF  # stable across processes
@@ -357,7 +356,7 @@ def test_output_files_keep_the_users_umask(capsys, tmp_path):
 
 
 def test_format_seconds():
-    from probgen.cli import format_seconds
+    from probgen.progress import format_seconds
 
     assert format_seconds(0.0004) == "0.4 ms"
     assert format_seconds(0.213) == "0.21 s"
@@ -374,7 +373,7 @@ def test_version(capsys):
 def test_every_fit_help_example_with_model_args_works(capsys, tmp_path, monkeypatch):
     import shlex
 
-    from probgen.cli import _fit_examples
+    from probgen.cli.parser import fit_examples as _fit_examples
 
     monkeypatch.chdir(tmp_path)
     examples = [line.strip() for line in _fit_examples().splitlines() if "--model-args" in line]
@@ -447,7 +446,7 @@ def test_fit_dtype_float64_checkpoint(capsys, tmp_path):
 
 def test_fit_nproc_2_scores_as_one_process(capsys, tmp_path, monkeypatch):
     """Two local ranks (gloo) of a closed-form fit give the scores of one process."""
-    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)  # runs on a 1-core machine too
+    monkeypatch.setattr(launcher, "usable_cpus", lambda: 2)  # runs on a 1-core machine too
     code, _, err = run(capsys, *_fit_args(tmp_path / "one", "--dtype", "float64"))
     assert code == 0, err
     code, _, err = run(capsys, *_fit_args(tmp_path / "two", "--dtype", "float64", "--nproc", "2"))
@@ -472,8 +471,8 @@ def test_fit_nproc_beyond_the_machine_is_a_usage_error(capsys, tmp_path, monkeyp
     before any process starts."""
     import torch
 
-    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)
-    monkeypatch.setattr(cli, "_launch", lambda args: pytest.fail("launched"))
+    monkeypatch.setattr(launcher, "usable_cpus", lambda: 2)
+    monkeypatch.setattr("probgen.cli.fit.launch", lambda args: pytest.fail("launched"))
     code, _, err = run(capsys, *_fit_args(tmp_path / "x", "--nproc", "3"))
     assert code == 2 and "--nproc 3: this machine has 2 usable CPU core(s); expected at most 2" in err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -488,7 +487,7 @@ def test_fit_nproc_beyond_the_machine_is_a_usage_error(capsys, tmp_path, monkeyp
 
 def test_fit_nproc_an_error_every_rank_meets_is_one_line(capfd, tmp_path, monkeypatch):
     """A bad file fails every rank alike: rank 0 says so, the other ranks' copies are dropped."""
-    monkeypatch.setattr(cli, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(launcher, "usable_cpus", lambda: 2)
     code = main(["fit", "vae", "--data", str(tmp_path / "no.npy"), "--out", str(tmp_path / "x"), "--nproc", "2"])
     err = capfd.readouterr().err
     assert code == 2 and err.count("does not exist") == 1 and err.count("\n") == 1, err
@@ -514,7 +513,7 @@ def test_fit_nproc_shows_another_rank_failure_once(capsys, codes, shown):
     import io
 
     logs = [None] + [io.StringIO(f"rank {r} broke\n") for r in range(1, len(codes))]
-    cli._show_other_failure([_Ended(c) for c in codes], logs)
+    launcher.show_other_failure([_Ended(c) for c in codes], logs)
     assert capsys.readouterr().err.strip() == shown
 
 

@@ -14,8 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from probgen import cli
-from probgen.cli import main
+from probgen.cli import main, sample
 
 PRIVATE = re.compile(r"(?<![\w/\\.\-])_[A-Za-z]")
 
@@ -264,7 +263,7 @@ def test_an_internal_error_is_one_line_exit_1(capsys, monkeypatch):
     def broken(args):
         raise ZeroDivisionError("division by zero in _secret_helper")
 
-    monkeypatch.setattr(cli, "_cmd_list", broken)
+    monkeypatch.setattr("probgen.cli.list.run", broken)
     code = main(["list"])
     _, err = capsys.readouterr()
     assert code == 1 and err.count("\n") == 1
@@ -292,7 +291,7 @@ def test_sample_memory_limit_falls_back_without_proc(monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", no_proc)
-    assert cli.available_memory() == cli.FALLBACK_AVAILABLE_BYTES
+    assert sample.available_memory() == sample.FALLBACK_AVAILABLE_BYTES
 
 
 def test_untrained_checkpoint_warns(capsys, tmp_path):

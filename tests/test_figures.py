@@ -146,14 +146,14 @@ def figure_problems(fig: Figure) -> list[str]:
 @pytest.fixture
 def figures(monkeypatch) -> dict[str, list[str]]:
     """The problems of every figure saved while the test runs, by path (as the file is finally
-    named: save_figure writes ``.NAME.tmp`` and renames it)."""
+    named: save_figure writes ``.NAME.XXXXXXXX.tmp`` and renames it)."""
     seen: dict[str, list[str]] = {}
     savefig = Figure.savefig
 
     def inspecting(fig, fname, *args, **kwargs):
         path = Path(str(fname))
         if path.name.startswith(".") and path.name.endswith(".tmp"):
-            path = path.with_name(path.name[1:-4])
+            path = path.with_name(path.name[1:].rsplit(".", 2)[0])
         seen[str(path)] = figure_problems(fig)
         return savefig(fig, fname, *args, **kwargs)
 

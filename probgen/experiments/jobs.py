@@ -7,9 +7,12 @@ import collections
 import itertools
 import json
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from probgen._checks import first_line
 
 __all__ = [
     "Job",
@@ -20,6 +23,7 @@ __all__ = [
     "check_jobs",
     "variant_label",
     "MAX_JOBS",
+    "model_seed",
 ]
 
 
@@ -73,9 +77,20 @@ def count_jobs(config: dict[str, Any]) -> int:
     return len(config["seeds"]) * sum(math.prod(len(v) for v in entry["grid"].values()) for entry in config["models"])
 
 
+def model_seed(seed: int, name: str) -> int:
+    """The seed of model ``name`` in a run seeded ``seed``: independent of which other models run.
+
+    Uses CRC-32 (stable across processes, unlike Python's salted ``hash``).
+
+    Example:
+        >>> model_seed(0, "vae") == model_seed(0, "vae") != model_seed(1, "vae")
+        True
+    """
+    return zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF
+
+
 def _job(config: dict[str, Any], entry: dict[str, Any], point: dict[str, Any], seed: int) -> Job:
     """The job of one model entry at one grid point and seed."""
-    from probgen.cli import model_seed
     from probgen.models import MODELS
 
     args = {**entry["args"], **point}
@@ -126,8 +141,8 @@ def _probe_points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
 
 
 def load_splits(data: dict[str, Any]) -> Any:
-    """Train/val/test :class:`~probgen.cli.Splits` of the config's ``[data]``, preprocessed."""
-    from probgen.cli import make_splits
+    """Train/val/test :class:`~probgen.data.parts.Splits` of the config's ``[data]``, preprocessed."""
+    from probgen.data.parts import make_splits
 
     if "name" in data:
         spec = {"data": data["name"], "file": False}
@@ -188,13 +203,12 @@ def check_jobs(config: dict[str, Any]) -> list[str]:
     Models are built for each grid value (:func:`_probe_points`), not for each point of the
     grid's product, so checking costs as many builds as the grids have values; a combination
     that only fails together fails its own job when it runs (its row says why)."""
-    from probgen.cli import _first_line
     from probgen.models import MODELS
 
     try:
         splits = load_splits(config["data"])
     except (ValueError, TypeError, OSError) as err:
-        return [f"data = {json.dumps(config['data'])}: {_first_line(err)}"]
+        return [f"data = {json.dumps(config['data'])}: {first_line(err)}"]
     total = count_jobs(config)
     if total > MAX_JOBS:
         return [f"models: the grids and seeds expand to {total:,} jobs; expected at most {MAX_JOBS:,}"]
@@ -222,7 +236,7 @@ def check_jobs(config: dict[str, Any]) -> list[str]:
             model = build_job_model(job, train)
         except (ValueError, TypeError, RuntimeError, AssertionError) as err:
             given = f"{key}.args = {json.dumps(job.args)}{_grid(job)}"
-            errors.append(f"{given}: cannot build {job.name}: {_first_line(err)}")
+            errors.append(f"{given}: cannot build {job.name}: {first_line(err)}")
             continue
         method = job.eval.get("method", "auto")
         if model.density != "implicit" and not _density_allows(model.density, method):

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from probgen._io import write_text
+from probgen.experiments.tables import jobs_table, summary_table
+
 __all__ = ["write_report", "render_report", "figure_caption", "REPORT_FILE"]
 
 REPORT_FILE = "report.html"
@@ -112,8 +115,6 @@ def _header(run_dir: Path) -> str:
 
 def render_report(run_dir: str | Path) -> str:
     """The HTML text of :func:`write_report` (nothing written)."""
-    from probgen.experiments.tables import jobs_table, summary_table
-
     run_dir = Path(run_dir)
     results = _read_results(run_dir)
     summary, jobs = results["summary"], results["jobs"]
@@ -166,7 +167,5 @@ def write_report(run_dir: str | Path) -> Path:
         >>> write_report("runs/digits-comparison")  # doctest: +SKIP
         PosixPath('runs/digits-comparison/report.html')
     """
-    from probgen.experiments.runner import write_atomic
-
     run_dir = Path(run_dir)
-    return write_atomic(run_dir / REPORT_FILE, render_report(run_dir))
+    return write_text(run_dir / REPORT_FILE, render_report(run_dir))

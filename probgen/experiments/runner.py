@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -37,7 +36,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probgen._checks import first_line
+from probgen._io import atomic_path, locked, write_text
 from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
+from probgen.experiments.report import write_report
+from probgen.experiments.tables import SAMPLE_KEYS, write_reports
 from probgen.progress import progress_bar
 
 __all__ = [
@@ -46,7 +49,6 @@ __all__ = [
     "failed_row",
     "TimeLimit",
     "TIME_LIMIT_FIRST",
-    "write_atomic",
     "FIT_CHECKPOINT",
     "MODEL_FILE",
 ]
@@ -68,18 +70,6 @@ TIME_LIMIT_FIRST = "time limit before epoch 1"
 
 class TimeLimit(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside a fit when its job's ``time_limit`` has passed."""
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half a file)."""
-    from probgen.cli import _write_text
-
-    if isinstance(data, str):
-        return _write_text(path, data)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 def _read_json(path: Path) -> Any:
@@ -122,10 +112,10 @@ def _meta() -> dict[str, Any]:
     import pyro
     import torch
 
-    from probgen.cli import _version
+    import probgen
 
     return {
-        "probgen": _version(),
+        "probgen": probgen.__version__,
         "git": _git_hash(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
@@ -209,9 +199,8 @@ def _inference_data(model: Any, data: Any, folder: Path) -> str | None:
     x = model.validate(data.x)
     idata = model.posterior.to_inference_data(model, x, model.check_labels(data.y, len(x)), num_samples=200)
     path = folder / "inference_data.nc"
-    tmp = folder / ".inference_data.nc.tmp"
-    idata.to_netcdf(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        idata.to_netcdf(str(tmp))
     return path.name
 
 
@@ -228,8 +217,6 @@ def implicit_metrics(model: Any, data: Any, tune: Any, seed: int) -> dict[str, A
 def _sample_metrics(job: Job, model: Any, data: Any, splits: Any) -> dict[str, Any]:
     """:func:`implicit_metrics` of a job: tuned on the validation split (on the training split
     when the validation split is the one evaluated, or absent), drawn with the job's seed."""
-    from probgen.experiments.tables import SAMPLE_KEYS
-
     tune = splits.val if job.eval["split"] == "test" and splits.val is not None else splits.train
     metrics = implicit_metrics(model, data, tune, job.model_seed)
     return dict.fromkeys(SAMPLE_KEYS) | metrics | {"metric_samples": METRIC_SAMPLES}
@@ -250,7 +237,6 @@ def run_job(
     import pyro
 
     import probgen as pg
-    from probgen.experiments.tables import SAMPLE_KEYS
     from probgen.plots import fit_curve
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -263,7 +249,7 @@ def run_job(
     if known is not None and known != spec:
         for stale in (FIT_CHECKPOINT, MODEL_FILE, "fit.json", "result.json"):
             (folder / stale).unlink(missing_ok=True)  # another spec under this name: start it afresh
-    write_atomic(folder / "job.json", json.dumps(spec, indent=1))
+    write_text(folder / "job.json", json.dumps(spec, indent=1))
     fitted = _read_json(folder / "fit.json")
     if isinstance(fitted, dict) and (folder / MODEL_FILE).exists():
         model, info = pg.load(folder / MODEL_FILE), fitted
@@ -273,13 +259,13 @@ def run_job(
         model, info = _fit(job, build_job_model(job, splits.train), splits, folder, progress, log)
         if model is None:  # cut by its time limit before one epoch: a row without numbers, saying so
             row = _row(job, splits, None, info) | _empty_scores()
-            write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
+            write_text(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
             return row
         pg.save(model, folder / MODEL_FILE, extra={"job": spec})
-        write_atomic(folder / "history.csv", _history_csv(info["history"]))
+        write_text(folder / "history.csv", _history_csv(info["history"]))
         if len(info["history"]) > 1:
             fit_curve(info["history"], folder / "loss.png", strategy=info["strategy"], title=job.variant)
-        write_atomic(folder / "fit.json", json.dumps(info, indent=1))
+        write_text(folder / "fit.json", json.dumps(info, indent=1))
     data = getattr(splits, job.eval["split"])
     row = _row(job, splits, model, info)
     started = time.perf_counter()
@@ -295,7 +281,7 @@ def run_job(
     row["eval_seconds"] = time.perf_counter() - started
     row["samples_png"] = _samples(job, model, splits.train, folder, samples)
     row["inference_data"] = _inference_data(model, data, folder)
-    write_atomic(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
+    write_text(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
     return row
 
 
@@ -311,8 +297,6 @@ def _row(job: Job, splits: Any, model: Any, info: dict[str, Any] | None) -> dict
 
 
 def _empty_scores() -> dict[str, Any]:
-    from probgen.experiments.tables import SAMPLE_KEYS
-
     row = {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": None, "method": None}
     row |= {"num_samples": None, "metric_samples": None, "eval_seconds": None, "samples_png": None}
     return row | dict.fromkeys(SAMPLE_KEYS) | {"inference_data": None}
@@ -321,9 +305,8 @@ def _empty_scores() -> dict[str, Any]:
 def failed_row(job: Job, splits: Any, err: BaseException) -> dict[str, Any]:
     """The row of a job that raised: no numbers, its error in one line (the run goes on, and the
     same command retries the job, since no ``result.json`` is written)."""
-    from probgen.cli import _first_line
 
-    return _row(job, splits, None, None) | _empty_scores() | {"error": f"{type(err).__name__}: {_first_line(err)}"}
+    return _row(job, splits, None, None) | _empty_scores() | {"error": f"{type(err).__name__}: {first_line(err)}"}
 
 
 def _check_run_dir(out: Path, config: dict[str, Any]) -> None:
@@ -354,22 +337,18 @@ def run_experiment(
     Returns:
         ``{"jobs": rows, "summary": rows per variant, "files": paths written at the top level}``.
     """
-    from probgen.cli import _locked
-    from probgen.experiments.report import write_report
-    from probgen.experiments.tables import write_reports
-
     log = log or logger.info
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = expand_jobs(config)
-    with _locked(out):
+    with locked(out):
         _check_run_dir(out, config)
         files = []
         if config_text is not None:
-            files.append(write_atomic(out / "config.toml", config_text))
+            files.append(write_text(out / "config.toml", config_text))
         resolved = json.loads(json.dumps(config)) | {"jobs": [j.spec() for j in jobs]}
-        files.append(write_atomic(out / "config.resolved.json", json.dumps(resolved, indent=1)))
-        files.append(write_atomic(out / "meta.json", json.dumps(_meta(), indent=1)))
+        files.append(write_text(out / "config.resolved.json", json.dumps(resolved, indent=1)))
+        files.append(write_text(out / "meta.json", json.dumps(_meta(), indent=1)))
         splits = load_splits(config["data"])
         log(splits.describe())
         rows = []

@@ -10,6 +10,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from probgen._io import write_text
+
 __all__ = [
     "summarize",
     "job_note",
@@ -191,7 +193,6 @@ def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
 
     import arviz as az
 
-    from probgen.experiments.runner import write_atomic
     from probgen.models.posterior import loo_compare
 
     idatas = {}
@@ -205,18 +206,16 @@ def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
     table, notes = loo_compare(idatas)
     for note in notes:
         logging.getLogger("probgen.experiments").warning(note)
-    return write_atomic(out / "az_compare.csv", table.to_csv())
+    return write_text(out / "az_compare.csv", table.to_csv())
 
 
 def write_reports(out: Path, rows: list[dict[str, Any]], *, final: bool) -> tuple[list[dict[str, Any]], list[Path]]:
     """Write results.json/csv/md (atomically); with ``final``, also the plots and az.compare."""
-    from probgen.experiments.runner import write_atomic
-
     summary = summarize(rows)
-    files = [write_atomic(out / "results.json", json.dumps({"jobs": rows, "summary": summary}, indent=1))]
-    files.append(write_atomic(out / "results.csv", _csv(rows, JOB_COLUMNS)))
+    files = [write_text(out / "results.json", json.dumps({"jobs": rows, "summary": summary}, indent=1))]
+    files.append(write_text(out / "results.csv", _csv(rows, JOB_COLUMNS)))
     text = f"## Summary (mean ± sd over seeds)\n\n{summary_markdown(summary)}\n\n## Jobs\n\n"
-    files.append(write_atomic(out / "results.md", text + _markdown(*jobs_table(rows)) + "\n"))
+    files.append(write_text(out / "results.md", text + _markdown(*jobs_table(rows)) + "\n"))
     if final:
         (out / "plots").mkdir(exist_ok=True)
         made = [likelihood_chart(summary, out / "plots" / "likelihood.png", title=out.name)]

@@ -14,36 +14,9 @@ from typing import Any
 
 import torch
 
+from probgen._checks import DTYPES, check_device, check_dtype
+
 __all__ = ["DTYPES", "check_device", "check_dtype", "place_model"]
-
-#: the dtypes a model may be fitted and scored in, by name
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def check_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``dtype`` ("float32", "float64" or the torch dtype) as a torch dtype, or a ValueError."""
-    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-        return dtype
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} (or torch.float32/float64)")
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device that exists here, or a ValueError saying what is missing."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {str(device)!r}; expected e.g. 'cpu' or 'cuda'") from err
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"device {str(device)!r} was requested but torch finds no CUDA device")
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device {str(device)!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
-    elif device.type != "cpu" and device.type != "mps":
-        raise ValueError(f"device {str(device)!r} is not supported; expected 'cpu' or 'cuda[:N]'")
-    return device
 
 
 def place_model(

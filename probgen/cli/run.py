@@ -1,0 +1,53 @@
+"""``probgen run CONFIG.toml``: check the whole config, then run (or continue) its jobs into ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from probgen.cli.common import UsageError, wrote
+
+__all__ = ["DRY_RUN_SHOWN", "run"]
+
+#: ``run --dry-run`` lists this many jobs, then says how many more there are
+DRY_RUN_SHOWN = 50
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command; exit status 1 when a job failed (the tables hold every other job)."""
+    from probgen.experiments import expand_jobs, load_config, run_experiment, validate_config
+    from probgen.experiments.jobs import count_jobs
+    from probgen.experiments.tables import summary_markdown
+
+    path = Path(args.config)
+    config = validate_config(load_config(path), base=path.resolve().parent, source=str(path))
+    for table, key in (("fit", "epochs"), ("fit", "time_limit"), ("eval", "num_samples")):
+        value = getattr(args, key)
+        if value is not None:  # a budget for this invocation (smoke tests, quick looks)
+            config[table][key] = value
+            for entry in config["models"]:
+                entry[table].pop(key, None)
+    if args.seeds is not None:
+        config["seeds"] = list(dict.fromkeys(args.seeds))
+    out = Path(args.out or Path("runs") / config["name"])
+    print(f"{path}: {count_jobs(config)} job(s) -> {out}", flush=True)
+    jobs = expand_jobs(config)
+    if args.dry_run:
+        for job in jobs[:DRY_RUN_SHOWN]:
+            print(f"  {job.id}: {job.name} {json.dumps(job.args)} seed {job.seed} (model seed {job.model_seed})")
+        if len(jobs) > DRY_RUN_SHOWN:
+            print(f"  ... and {len(jobs) - DRY_RUN_SHOWN} more")
+        return 0
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is an existing file; expected a directory (it is created if missing)")
+    log = (lambda line: None) if args.quiet else print
+    done = run_experiment(config, out, config_text=path.read_text(encoding="utf-8"), progress=not args.quiet, log=log)
+    print(summary_markdown(done["summary"]))
+    for file in done["files"]:
+        wrote(file)
+    failed = [r for r in done["jobs"] if r.get("error")]
+    for row in failed:  # the same command retries these
+        print(f"probgen: error: {row['job']}: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
