@@ -233,10 +233,6 @@ class GenerativeModel(PyroModule):
     def dtype(self) -> torch.dtype:
         return self._reference_tensor().dtype
 
-    def constant(self, value: float | Tensor) -> Tensor:
-        """``value`` as a tensor on the model's device and dtype (for priors' parameters)."""
-        return torch.as_tensor(value, dtype=self.dtype, device=self.device)
-
     def validate(self, x: Any, name: str = "x") -> Tensor:
         """Check ``x`` against the support and event shape; return it on the model's device and
         dtype. Raises ValueError/TypeError naming what was received and what was expected."""
@@ -341,55 +337,12 @@ class GenerativeModel(PyroModule):
         """``n`` draws of x, shape ``(n, *event_shape)``."""
         raise NotImplementedError
 
-    def log_normalizer(self, num_samples: int) -> tuple[Tensor, str]:
-        """For density "unnormalized": log Z (with ``num_samples`` Monte-Carlo draws or chains
-        where it is estimated) and its kind, "exact" or "estimate"."""
-        raise ValueError(f"{type(self).__name__} has density {self.density!r}: it has no log normalizer to estimate")
-
     # ------------------------------------------------------------------ optional hooks
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:  # noqa: B027
         """Data-dependent start (called by ``fit`` with the first training batch)."""
 
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:  # noqa: B027
         """Called by ``fit`` once training has finished, with a training batch."""
-
-    def closed_form_statistics(self, x: Tensor, y: Tensor | None) -> dict[str, Any]:
-        """Sufficient statistics of one batch; values add (``+``) across batches."""
-        raise ValueError(f"{type(self).__name__} has no closed-form fit")
-
-    def set_closed_form(self, statistics: dict[str, Any]) -> None:
-        """Set the closed-form fit (exact posterior, mode or MLE) from the summed statistics."""
-        raise ValueError(f"{type(self).__name__} has no closed-form fit")
-
-    def contrastive_divergence_loss(self, x: Tensor, k: int, chains: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """For the ``"contrastive_divergence"`` strategy: a loss whose gradient is the CD-k (or,
-        given persistent ``chains``, PCD-k) estimate, and the negative samples."""
-        raise ValueError(f"{type(self).__name__} is not trained by contrastive divergence")
-
-    def generator_parameters(self) -> Iterator[torch.nn.Parameter]:
-        """For the ``"adversarial"`` strategy: the parameters of the generator."""
-        raise ValueError(f"{type(self).__name__} is not trained adversarially")
-
-    def discriminator_parameters(self) -> Iterator[torch.nn.Parameter]:
-        """For the ``"adversarial"`` strategy: the parameters of the discriminator (critic)."""
-        raise ValueError(f"{type(self).__name__} is not trained adversarially")
-
-    def discriminator_loss(self, x: Tensor) -> Tensor:
-        """For the ``"adversarial"`` strategy: the discriminator's loss on real data ``x`` and
-        as many generated samples."""
-        raise ValueError(f"{type(self).__name__} is not trained adversarially")
-
-    def generator_loss(self, n: int) -> Tensor:
-        """For the ``"adversarial"`` strategy: the generator's loss on ``n`` generated samples."""
-        raise ValueError(f"{type(self).__name__} is not trained adversarially")
-
-    def fit_closed_form(self, x: Any, y: Any = None) -> GenerativeModel:
-        """Fit in closed form on data held in memory; returns ``self``."""
-        x = self.validate(x)
-        with torch.no_grad():
-            self.set_closed_form(self.closed_form_statistics(x, self.check_labels(y, len(x))))
-        self.fitted.fill_(True)
-        return self
 
     # ------------------------------------------------------------------ construction
     def _config_kwargs(self) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class DiscriminantAnalysis(GenerativeClassifier):
     def _sample_params(self) -> dict[str, Tensor]:
         c, d = self.num_classes, self.num_dims
         wishart_tril = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(self.prior_scatter)))
-        prior = WishartCholesky(self.constant(self.prior_df), wishart_tril)
+        prior = WishartCholesky(torch.as_tensor(self.prior_df, dtype=self.dtype, device=self.device), wishart_tril)
         if self.shared_covariance:
             tril = pyro.sample("precision_tril", prior)
             precision = (tril @ tril.T).expand(c, d, d)

@@ -12,7 +12,7 @@ predictive, mode, maximum likelihood); ``estimator`` chooses the posterior objec
 - ``"mle"``: no prior, the parameters are point estimates in the model; SVI with an empty guide
   is maximum likelihood.
 
-:meth:`~probgen.models.GenerativeModel.fit_closed_form` (or ``fit(..., strategy="closed_form")``,
+:meth:`~probgen.models.closed_form.ClosedFormFit.fit_closed_form` (or ``fit(..., strategy="closed_form")``,
 streaming over batches) sets the exact posterior (or mode, or MLE) in closed form.
 
 References:
@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from probgen.models.base import GenerativeModel
+from probgen.models.closed_form import ClosedFormFit
 from probgen.models.conjugate import ESTIMATORS
 from probgen.models.moments import Moments
 from probgen.models.registry import register
@@ -47,7 +48,7 @@ __all__ = [
 FACTORIZED_BUDGET = {"epochs": 60, "batch_size": 100, "lr": 0.05}
 
 
-class Factorized(GenerativeModel):
+class Factorized(ClosedFormFit, GenerativeModel):
     """Shared machinery of the fully factorized models (see the module docstring).
 
     A subclass declares its conjugate family (:class:`probgen.models.conjugate.ConjugateFamily`):

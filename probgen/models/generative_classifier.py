@@ -26,6 +26,7 @@ from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.models.base import GenerativeModel
+from probgen.models.closed_form import ClosedFormFit
 from probgen.models.posterior import POSTERIORS
 
 __all__ = ["GenerativeClassifier", "METHODS"]
@@ -33,7 +34,7 @@ __all__ = ["GenerativeClassifier", "METHODS"]
 METHODS = tuple(POSTERIORS)
 
 
-class GenerativeClassifier(GenerativeModel):
+class GenerativeClassifier(ClosedFormFit, GenerativeModel):
     """Base of the Bayesian generative classifiers (see the module docstring).
 
     Subclasses define the global sites (:meth:`_sample_params`, named in ``sites``), the
@@ -91,7 +92,7 @@ class GenerativeClassifier(GenerativeModel):
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         if y is None:
             raise ValueError(f"{type(self).__name__}.model needs labels y for its data")
-        concentration = self.constant(self.prior_class).expand(self.num_classes)
+        concentration = torch.as_tensor(self.prior_class, dtype=self.dtype, device=self.device).expand(self.num_classes)
         pi = pyro.sample("pi", dist.Dirichlet(concentration))
         params = self._sample_params()
         with self.data_plate(x):

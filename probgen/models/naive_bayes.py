@@ -101,7 +101,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
 
     def _sample_params(self) -> dict[str, Tensor]:
         c, d = self.num_classes, self.num_dims
-        a0 = self.constant(self.prior_a).expand(c, d)
+        a0 = torch.as_tensor(self.prior_a, dtype=self.dtype, device=self.device).expand(c, d)
         tau = pyro.sample("precision", dist.Gamma(a0, self.prior_b.expand(c, d)).to_event(2))
         scale = (self.prior_kappa * tau).rsqrt()
         loc = pyro.sample("loc", dist.Normal(self.prior_loc.expand(c, d), scale).to_event(2))
@@ -181,7 +181,8 @@ class BernoulliNaiveBayes(GenerativeClassifier):
 
     def _sample_params(self):
         shape = (self.num_classes, self.num_dims)
-        prior = dist.Beta(self.constant(self.prior_a), self.constant(self.prior_b)).expand(shape)
+        a, b = (torch.as_tensor(v, dtype=self.dtype, device=self.device) for v in (self.prior_a, self.prior_b))
+        prior = dist.Beta(a, b).expand(shape)
         return {"probs": pyro.sample("probs", prior.to_event(2))}
 
     def _statistics(self, x, onehot):
@@ -237,7 +238,7 @@ class CategoricalNaiveBayes(GenerativeClassifier):
 
     def _sample_params(self):
         shape = (self.num_classes, self.num_dims, self.num_levels)
-        prior = dist.Dirichlet(self.constant(self.prior_alpha).expand(shape))
+        prior = dist.Dirichlet(torch.as_tensor(self.prior_alpha, dtype=self.dtype, device=self.device).expand(shape))
         return {"probs": pyro.sample("probs", prior.to_event(2))}
 
     def _statistics(self, x, onehot):

@@ -18,14 +18,23 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import precision_context, widened
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
+from probgen.inference.strategies.base import (
+    FitOptions,
+    FitResult,
+    FitStrategy,
+    register_strategy,
+    require_hooks,
+    strategy_settings,
+)
 from probgen.inference.strategies.loop import EpochLoop
 
 __all__ = ["AdversarialStrategy", "ADVERSARIAL_OPTIONS"]
@@ -44,6 +53,27 @@ def _options(given: dict[str, Any], lr: float) -> dict[str, Any]:
     return options
 
 
+@runtime_checkable
+class Adversarial(Protocol):
+    """What a model trained by the ``"adversarial"`` strategy implements (a GAN)."""
+
+    def generator_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The parameters of the generator."""
+        ...
+
+    def discriminator_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The parameters of the discriminator (critic)."""
+        ...
+
+    def discriminator_loss(self, x: Tensor) -> Tensor:
+        """The discriminator's loss on real data ``x`` and as many generated samples."""
+        ...
+
+    def generator_loss(self, n: int) -> Tensor:
+        """The generator's loss on ``n`` generated samples."""
+        ...
+
+
 @register_strategy("adversarial")
 class AdversarialStrategy(FitStrategy):
     """Alternating discriminator and generator steps by minibatches."""
@@ -51,6 +81,7 @@ class AdversarialStrategy(FitStrategy):
     mixed_precision = True
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        require_hooks(model, "adversarial", Adversarial)
         game = _options(options.strategy_options, options.lr)
         betas = tuple(game["betas"])
 

@@ -24,8 +24,20 @@ __all__ = [
     "model_batches",
     "model_parts",
     "register_strategy",
+    "require_hooks",
     "strategy_settings",
 ]
+
+
+def require_hooks(model: Any, strategy: str, protocol: type) -> None:
+    """A TypeError unless ``model`` implements ``protocol``, the interface ``strategy`` needs
+    (a runtime-checkable ``typing.Protocol`` beside each strategy), checked once before fitting."""
+    if not isinstance(model, protocol):
+        names = [n for n in vars(protocol) if not n.startswith("_") and callable(vars(protocol)[n])]
+        raise TypeError(
+            f"{type(model).__name__} cannot be fitted by the {strategy!r} strategy: it does not implement "
+            f"{protocol.__name__} ({', '.join(names)})"
+        )
 
 
 class NonFiniteLossError(ValueError):

@@ -7,13 +7,21 @@ are added (with ``+``, in rank order) before the one update, which every rank th
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, reduce_statistics
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, model_batches, register_strategy
+from probgen.inference.strategies.base import (
+    FitOptions,
+    FitResult,
+    FitStrategy,
+    model_batches,
+    register_strategy,
+    require_hooks,
+)
 from probgen.progress import progress_bar
 
 __all__ = ["ClosedFormStrategy", "computed_result", "mean_nll"]
@@ -28,6 +36,20 @@ def mean_nll(model: Any, source: DataSource, batch_size: int, shard: Shard = SIN
     return -all_sum(torch.tensor([total], dtype=torch.float64), shard).item() / len(source)
 
 
+@runtime_checkable
+class ClosedForm(Protocol):
+    """What a model fitted by the ``"closed_form"`` strategy implements (conjugate models,
+    posterior modes, MLEs)."""
+
+    def closed_form_statistics(self, x: Tensor, y: Tensor | None) -> dict[str, Any]:
+        """Sufficient statistics of one batch; values add (``+``) across batches."""
+        ...
+
+    def set_closed_form(self, statistics: dict[str, Any]) -> None:
+        """Set the closed-form fit (exact posterior, mode or MLE) from the summed statistics."""
+        ...
+
+
 @register_strategy("closed_form")
 class ClosedFormStrategy(FitStrategy):
     """Sum ``model.closed_form_statistics`` over the batches; ``model.set_closed_form`` the total."""
@@ -35,6 +57,7 @@ class ClosedFormStrategy(FitStrategy):
     distributed = True
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        require_hooks(model, "closed_form", ClosedForm)
         t0 = time.perf_counter()
         shard = current_shard() if options.distributed else SINGLE
         total: dict[str, Any] | None = None

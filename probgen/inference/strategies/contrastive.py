@@ -20,13 +20,21 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
+from probgen.inference.strategies.base import (
+    FitOptions,
+    FitResult,
+    FitStrategy,
+    register_strategy,
+    require_hooks,
+    strategy_settings,
+)
 from probgen.inference.strategies.closed_form import mean_nll
 from probgen.inference.strategies.loop import EpochLoop
 
@@ -42,11 +50,22 @@ def _options(given: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+@runtime_checkable
+class ContrastiveDivergence(Protocol):
+    """What a model trained by the ``"contrastive_divergence"`` strategy implements (an RBM)."""
+
+    def contrastive_divergence_loss(self, x: Tensor, k: int, chains: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """A loss whose gradient is the CD-k (or, given persistent ``chains``, PCD-k) estimate,
+        and the negative samples."""
+        ...
+
+
 @register_strategy("contrastive_divergence")
 class ContrastiveDivergenceStrategy(FitStrategy):
     """CD-k / PCD by minibatches; the best validation epoch (held-out NLL) is kept."""
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        require_hooks(model, "contrastive_divergence", ContrastiveDivergence)
         cd = _options(options.strategy_options)
         loop = EpochLoop.start(
             model, train, options, "contrastive_divergence", lambda: [{"params": model.parameters()}]

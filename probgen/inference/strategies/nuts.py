@@ -19,7 +19,13 @@ from pyro.infer import MCMC, NUTS
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, register_strategy, strategy_settings
+from probgen.inference.strategies.base import (
+    FitOptions,
+    FitResult,
+    FitStrategy,
+    register_strategy,
+    strategy_settings,
+)
 from probgen.inference.strategies.closed_form import computed_result
 from probgen.progress import progress_bar
 

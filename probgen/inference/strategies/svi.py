@@ -25,7 +25,13 @@ from torch import Tensor
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import SINGLE, ObjectiveModule, Shard, all_sum, wrap_data_parallel
 from probgen.inference.objectives import Objective, make_objective
-from probgen.inference.strategies.base import FitOptions, FitResult, FitStrategy, model_batches, register_strategy
+from probgen.inference.strategies.base import (
+    FitOptions,
+    FitResult,
+    FitStrategy,
+    model_batches,
+    register_strategy,
+)
 from probgen.inference.strategies.loop import EpochLoop, shard_of
 
 __all__ = ["SVIStrategy", "diagnose", "mean_loss"]
