@@ -13,6 +13,7 @@ from probgen import data, inference, models  # noqa: E402
 from probgen.checkpoint import load, load_checkpoint, save  # noqa: E402
 from probgen.data import get_data, load_dataset, load_file  # noqa: E402
 from probgen.inference import compare, fit, log_likelihood  # noqa: E402
+from probgen.models.plugins import load_entry_points  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -30,3 +31,6 @@ __all__ = [
     "models",
     "save",
 ]
+
+# last, with every name above in place: models that installed packages register (entry points)
+load_entry_points()

@@ -10,10 +10,10 @@ tampered file is refused. Loading never unpickles anything.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "CHECKPOINT_NAME", "current_umask"]
+from probgen._io import atomic_path
+
+__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "CHECKPOINT_NAME"]
 
 FORMAT = "probgen-checkpoint-v1"
 #: File name used when a checkpoint path is a directory.
@@ -125,25 +127,9 @@ def save(
     metadata["sha256_weights"] = _digest(tensors, {})
     metadata["sha256"] = _digest(tensors, metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
-
-
-def current_umask() -> int:
-    """The process's umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _tamper_message(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -172,11 +158,19 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model: Any = None
+) -> Checkpoint:
     """Read a checkpoint written by :func:`save` onto ``map_location`` (a device this machine
-    has, else a ValueError); refuse truncated, tampered or pickle files."""
-    from probgen.inference.placement import check_device
-    from probgen.models import model_class
+    has, else a ValueError); refuse truncated, tampered or pickle files.
+
+    ``model``: a template to load the weights into (a copy of it; the template is left as it
+    is) instead of a model rebuilt from the stored config by its registered name, for a model
+    whose program a config cannot rebuild (a :class:`~probgen.models.PyroModel` of one's own
+    functions). Its config must equal the stored one (name, shapes, program sites), and the
+    weights must fit it exactly, else a ValueError says what differs.
+    """
+    from probgen._checks import check_device
 
     device = check_device(map_location)
     path = _resolve(path)
@@ -201,7 +195,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         opt_meta = json.loads(metadata["optimizer"]) if "optimizer" in metadata else None
     except (KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} has a malformed header: {err}") from err
-    model = model_class(config.get("name")).from_config(config)
+    template_given = model is not None
+    model = _build(path, config, model)
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     floating = [v.dtype for v in weights.values() if v.dtype.is_floating_point]
     if floating:  # a float64 model comes back as float64
@@ -209,13 +204,56 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the model its config describes: {err}") from err
+        what = "the template model" if template_given else "the model its config describes"
+        raise ValueError(f"{path}: weights do not fit {what}: {' '.join(str(err).split())}") from err
     optimizer_state = _join_optimizer(tensors, opt_meta) if opt_meta is not None else None
     training_state = {k[len("train.") :]: v for k, v in tensors.items() if k.startswith("train.")}
     return Checkpoint(model.to(device).eval(), optimizer_state, extra, training_state)
 
 
-def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Any:
+def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model: Any = None) -> Any:
     """Load the model stored at ``path`` (a file or a directory holding ``model.safetensors``), in
-    eval mode (dropout off), ready to evaluate and sample."""
-    return load_checkpoint(path, map_location=map_location).model
+    eval mode (dropout off), ready to evaluate and sample.
+
+    ``model``: a template whose program receives the stored weights (see :func:`load_checkpoint`),
+    e.g. a :class:`~probgen.models.PyroModel` of the same functions; ``pg.load(path)`` needs a
+    model known by name.
+
+    Example:
+        >>> import torch, pyro, pyro.distributions as dist, probgen as pg, tempfile
+        >>> def gauss(x):
+        ...     loc = pyro.param("loc", torch.zeros(2))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+        >>> m = pg.models.PyroModel(gauss, event_shape=2, support="real")
+        >>> with torch.no_grad():
+        ...     _ = m.pyro_params["loc"].fill_(3.0)
+        >>> path = pg.save(m, tempfile.mkdtemp())
+        >>> template = pg.models.PyroModel(gauss, event_shape=2, support="real")
+        >>> pg.load(path, model=template).pyro_params["loc"].tolist(), template.pyro_params["loc"].tolist()
+        ([3.0, 3.0], [0.0, 0.0])
+    """
+    return load_checkpoint(path, map_location=map_location, model=model).model
+
+
+def _build(path: Path, config: dict[str, Any], template: Any) -> Any:
+    """The untrained model a checkpoint's weights go into: a copy of ``template``, checked against
+    the stored config, or the registered model the config names."""
+    from probgen.models import MODELS, GenerativeModel, PyroModel, model_class
+
+    if template is None:
+        if "pyro_program" in config and config.get("name") not in MODELS:
+            raise ValueError(
+                f"{path} holds PyroModel {config.get('name')!r}, a Python program that a checkpoint cannot rebuild; "
+                "expected pg.load(path, model=<a PyroModel of the same program>) or a factory registered under "
+                "that name (see docs/bring-your-own-model.md)"
+            )
+        return model_class(config.get("name")).from_config(config)
+    if not isinstance(template, GenerativeModel):
+        raise TypeError(f"model= must be a probgen model to load the weights into, got {type(template).__name__}")
+    if isinstance(template, PyroModel):
+        template.check_program(config, where=str(path))
+    elif template.config != config:
+        differ = sorted(k for k in set(config) | set(template.config) if config.get(k) != template.config.get(k))
+        raise ValueError(f"{path} was saved from another model than the template (its config differs in {differ})")
+    return copy.deepcopy(template)

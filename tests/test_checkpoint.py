@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import probgen as pg
+import probgen._io
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_atomic_writes_keep_the_users_umask(fitted, tmp_path, umask, mode):
     previous = os.umask(umask)
     try:
         path = pg.save(model, tmp_path / "m.safetensors")
-        assert pg.checkpoint.current_umask() == umask
+        assert probgen._io.current_umask() == umask
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == mode

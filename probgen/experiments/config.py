@@ -3,7 +3,11 @@
 Every problem is one line ``KEY = VALUE: what is expected``, and all of them are reported at
 once (a :class:`ConfigError` holds the list), so a config is fixed in one edit, not one error at
 a time. Models are checked through the registry and the model contract only (``suits``,
-``accepted_kwargs``, building the model on the data), so any registered family can be used.
+``accepted_kwargs``, building the model on the data), so any registered family can be used. A
+``[[models]]`` entry with ``module = "mymodels.py"`` (relative to the config) takes ``name`` from
+that file of the user's own — a GenerativeModel subclass or a function ``name(event_shape,
+support, **args)`` returning a :class:`~probgen.models.PyroModel` — registered on reading the
+config (:func:`probgen.models.plugins.load_file`), so the jobs use it like any registered model.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ DATA_KEYS: dict[str, tuple[str, Any]] = {
     "split_seed": ("a non-negative integer", lambda v: _is_int(v) and v >= 0),
     "preprocess": (f"one of {', '.join(map(repr, PREPROCESS))}", lambda v: v in PREPROCESS),
 }
-MODEL_KEYS = ("name", "label", "args", "grid", "fit", "eval")
+MODEL_KEYS = ("name", "module", "label", "args", "grid", "fit", "eval")
 TOP_KEYS = ("name", "seeds", "data", "fit", "eval", "models", "samples")
 
 
@@ -148,7 +152,29 @@ def _check_data(data: Any, base: Path, errors: list[str]) -> dict[str, Any]:
     return table
 
 
-def _check_models(models: Any, errors: list[str]) -> list[dict[str, Any]]:
+def _user_model(entry: dict[str, Any], key: str, base: Path, errors: list[str]) -> str | None:
+    """The registered name of the model an entry takes from a file of the user's own
+    (``module = "mymodels.py"``, relative to the config, with ``name`` its attribute), or None
+    after reporting why it cannot be used."""
+    from probgen.models.plugins import load_file
+
+    module, name = entry["module"], entry.get("name")
+    if not isinstance(module, str) or not module.endswith(".py"):
+        errors.append(f"{key}.module = {_show(module)}: expected the path of a Python file (.py) defining the model")
+        return None
+    if not isinstance(name, str) or not name.isidentifier():
+        errors.append(f"{key}.name = {_show(name)}: expected the name of a model class or factory in {module}")
+        return None
+    path = Path(module).expanduser()
+    path = path if path.is_absolute() else (base / path).resolve()
+    try:
+        return load_file(path, name)
+    except (ValueError, TypeError) as err:
+        errors.append(f"{key}.module = {_show(module)}: {err}")
+        return None
+
+
+def _check_models(models: Any, errors: list[str], base: Path = Path(".")) -> list[dict[str, Any]]:
     from probgen.models import MODELS
 
     if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
@@ -161,11 +187,16 @@ def _check_models(models: Any, errors: list[str]) -> list[dict[str, Any]]:
             if name not in MODEL_KEYS:
                 errors.append(f"{key}.{name}: unknown key; expected one of {', '.join(MODEL_KEYS)}")
         name = entry.get("name")
+        label_default = name
+        if "module" in entry:  # the user's own file: its model is registered, then used by that name
+            name = _user_model(entry, key, base, errors)
+            if name is None:
+                continue
         if name not in MODELS:
             known = ", ".join(sorted(MODELS))
             errors.append(f"{key}.name = {_show(name)}: expected a registered model, one of {known}")
             continue
-        label = entry.get("label", name)
+        label = entry.get("label", label_default)
         if not isinstance(label, str) or not label or "/" in label or label.startswith("."):
             errors.append(f"{key}.label = {_show(label)}: expected a non-empty name without '/'")
             label = name
@@ -230,7 +261,7 @@ def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "
         "data": data,
         "fit": _check_table(raw.get("fit", {}), "fit", FIT_OPTIONS, errors),
         "eval": _check_table(raw.get("eval", {}), "eval", EVAL_OPTIONS, errors),
-        "models": _check_models(raw.get("models"), errors),
+        "models": _check_models(raw.get("models"), errors, Path(base)),
         "samples": samples,
     }
     if data_ok and config["models"]:  # build the valid entries' models on the data

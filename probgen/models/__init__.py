@@ -1,5 +1,7 @@
 """Model families. Each model is a Pyro model/guide pair on the :class:`GenerativeModel` contract,
-registered by name with :func:`register` (``probgen list`` shows them)."""
+registered by name with :func:`register` (``probgen list`` shows them). A user's own Pyro
+program needs no subclass: :class:`PyroModel`; installed packages add models through the
+``probgen.models`` entry-point group (:mod:`probgen.models.plugins`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from probgen.models.naive_bayes import (
     CategoricalNaiveBayes,
     GaussianNaiveBayes,
 )
+from probgen.models.pyro_model import ProgramSites, PyroModel, pyro_model_class
 from probgen.models.registry import MODELS, ModelSpec, build_model, model_class, register
 from probgen.models.vae import VAE, ConditionalVAE
 
@@ -66,6 +69,8 @@ __all__ = [
     "NSF",
     "NSFAutoregressive",
     "PixelCNN",
+    "ProgramSites",
+    "PyroModel",
     "QuadraticDiscriminantAnalysis",
     "RBM",
     "GaussianRBM",
@@ -74,5 +79,6 @@ __all__ = [
     "build_model",
     "independent",
     "model_class",
+    "pyro_model_class",
     "register",
 ]

@@ -1,4 +1,9 @@
-"""The model registry: a decorator beside each class, read by checkpoints, the CLI and compare."""
+"""The model registry: a decorator beside each class, read by checkpoints, the CLI and compare.
+
+Installed packages add models through the ``probgen.models`` entry-point group (see
+:mod:`probgen.models.plugins`); ``import probgen`` loads them last, once the package is whole, so
+a plug-in that imports probgen itself finds every name, and a broken one only warns.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from typing import Any, TypeVar
 
 from probgen.data.support import parse_support
 from probgen.models.base import GenerativeModel
+from probgen.models.pyro_model import pyro_model_class
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "model_class", "register"]
 
 M = TypeVar("M", bound=type[GenerativeModel])
+F = TypeVar("F")
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,12 @@ def register(
     description: str,
     fit_defaults: dict[str, Any] | None = None,
     compare_budget: dict[str, Any] | None = None,
-) -> Callable[[M], M]:
+) -> Callable[[F], Any]:
     """Class decorator: make a :class:`GenerativeModel` known as ``name``.
+
+    Decorating a function ``factory(event_shape, support, **kwargs)`` that returns a
+    :class:`~probgen.models.PyroModel` registers the class :func:`~probgen.models.pyro_model_class`
+    builds from it (and returns that class, which is called as the function was).
 
     ``fit_defaults`` are the model's own training options (epochs, lr, batch size, patience);
     ``compare_budget`` shortens them for ``probgen compare`` (e.g. ``{"epochs": 10}`` for a model
@@ -62,9 +73,13 @@ def register(
         'my-model'
     """
 
-    def decorate(cls: M) -> M:
+    def decorate(cls: Any) -> Any:
+        if not isinstance(cls, type) and callable(cls):
+            cls = pyro_model_class(cls, name, description=description)
         if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
-            raise TypeError(f"register({name!r}) decorates GenerativeModel subclasses, got {cls!r}")
+            raise TypeError(
+                f"register({name!r}) decorates GenerativeModel subclasses or PyroModel factories, got {cls!r}"
+            )
         known = MODELS.get(name)
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"model name {name!r} is already registered to {known.cls.__qualname__}")

@@ -96,7 +96,7 @@ def _resume_or_start(model: Any, train: DataSource, options: FitOptions) -> Any:
     from probgen.checkpoint import load_checkpoint
 
     if options.resume and options.checkpoint is not None and options.checkpoint.exists():
-        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device))
+        resumed = load_checkpoint(options.checkpoint, map_location=str(model.device), model=model)
         model.load_state_dict(resumed.model.state_dict())
         last = {k[len("last.") :]: v for k, v in resumed.training_state.items() if k.startswith("last.")}
         if last:
