@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import torch
+from _summary import print_summary
 
 import probgen as pg
 from probgen.plots import image_grid, save_figure
@@ -83,9 +84,11 @@ def main() -> None:
     toy = pg.models.DDPM(1, "real", steps=50, hidden=(64, 64))
     rounds, per_round = (2, 3) if args.quick else (6, 100)
     print(f"1-D mixture: true mean log density of the test points {truth:.3f} nats")
+    bounds = []
     for r in range(rounds):
         pg.fit(toy, train, epochs=per_round, batch_size=100, lr=2e-3, init_from_data=r == 0, progress=False)
         bound = pg.log_likelihood(toy, test, method="elbo", num_samples=4)
+        bounds.append({"epochs": (r + 1) * per_round, "nll": bound.nll, "stderr": bound.stderr})
         print(f"  after {(r + 1) * per_round:4d} epochs: bound {bound.nats:.3f} ± {bound.stderr:.3f} "
               f"(below the truth by {truth - bound.nats:.3f})")  # fmt: skip
 
@@ -96,13 +99,20 @@ def main() -> None:
     epochs = 3 if args.quick else 400
     pg.fit(ddpm, digits, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, progress=not args.quick)
     print("digits (17 levels), variational bound on held-out log p(x):")
-    print("  ", pg.log_likelihood(ddpm, held_out, method="elbo", num_samples=1 if args.quick else 10))
+    digits_bound = pg.log_likelihood(ddpm, held_out, method="elbo", num_samples=1 if args.quick else 10)
+    print("  ", digits_bound)
     terms = ddpm.variational_bound(held_out.x)
     print("   terms (nats/example): " + ", ".join(f"{k} {v.mean().item():.2f}" for k, v in terms.items()))
     baseline = pg.models.IndependentCategorical.from_dataset(digits).fit_closed_form(digits.x)
-    print("   independent categorical (exact):", pg.log_likelihood(baseline, held_out))
+    independent = pg.log_likelihood(baseline, held_out)
+    print("   independent categorical (exact):", independent)
 
     plot_figures(ddpm, held_out.x, out)
+    print_summary({
+        "mixture": {"true_nll": -truth, "bound_nll": bounds},
+        "digits": {"bound_nll": digits_bound.nll, "bound_stderr": digits_bound.stderr,
+                   "bits_per_dim": digits_bound.bits_per_dim, "independent_nll": independent.nll},
+    })  # fmt: skip
     print(f"plots in {out}/")
 
 

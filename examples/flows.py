@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _summary import print_summary
 
 import probgen as pg
 from probgen.models import IAF, MAF, NAF, NSF, NSFAutoregressive, RealNVP
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/example-flows")
     parser.add_argument("--quick", action="store_true", help="a tiny budget (smoke test)")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # small networks: one thread is faster, and never oversubscribes shared cores
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -88,6 +90,12 @@ def main() -> None:
     for label in ["independent gaussian", *FLOWS]:
         row = [r["baseline"] if label == "independent gaussian" else r["nats"][label] for r in results.values()]
         print(f"{label:16}" + "".join(f"{-nats:14.3f}" for nats in row))
+    print_summary(
+        {
+            name: {"independent gaussian": -r["baseline"], **{label: -nats for label, nats in r["nats"].items()}}
+            for name, r in results.items()
+        }
+    )  # test NLL in nats per example
     for label in FLOWS:
         plot_flow(label, results, out / f"{label.lower()}.png", grid=40 if args.quick else 120)
     print(f"plots in {out}/")

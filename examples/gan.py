@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import torch
+from _summary import print_summary
 
 import probgen as pg
 from probgen.inference.sample_metrics import mmd_test, mode_coverage, precision_recall, sample_metrics
@@ -47,12 +48,16 @@ def main() -> None:
     result = pg.fit(gan, train, epochs=epochs, batch_size=50, lr=3e-3 if args.quick else 1e-3)
 
     print("likelihood-free metrics against held-out data (never nats):")
+    summary = {}
     for name, model in (("GAN", gan), ("untrained generator", untrained)):
         metrics = sample_metrics(model, test, val=val, num_samples=len(test))
         coverage = mode_coverage(model.sample(2000), CENTRES, radius=0.3, min_count=20)
+        summary[name] = {k: metrics[k] for k in ("mmd2", "c2st_accuracy", "precision", "recall")}
+        summary[name]["modes_hit"] = coverage["modes_hit"]
         print(f"  {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if not isinstance(v, str)))
         print(f"    modes hit {coverage['modes_hit']}/8, samples within 3 sd of a mode {coverage['high_quality']:.2f}")
     same = mmd_test(test.x, val.x)
+    summary["held-out"] = {"mmd2": same.mmd2}
     print(f"  held-out vs held-out: MMD² {same.mmd2:.3g}, p {same.p_value:.3g}; "
           f"precision/recall {precision_recall(test.x, val.x)}")  # fmt: skip
     print("  (parzen_* is a weak estimate with a bandwidth chosen on validation data, not a likelihood)")
@@ -73,6 +78,10 @@ def main() -> None:
     table = pg.compare({"DCGAN": dcgan, "independent pixels": pixels}, digits_test, val=digits_val,
                        metric_kwargs={"num_samples": num_samples})  # fmt: skip
     print(table)  # metric columns for the DCGAN, exact nats for the independent pixels
+    rows = {row["model"]: row for row in table.rows}
+    summary["digits"] = {"independent pixels nll": rows["independent pixels"]["nll_nats"],
+                         "DCGAN mmd2": rows["DCGAN"]["mmd2"]}  # fmt: skip
+    print_summary(summary)
     plot_figures(result.history, gan, test.x, draws, out)
     print(f"plots in {out}/")
 

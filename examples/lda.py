@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from _boundary import decision_boundary  # noqa: E402
+from _summary import print_summary  # noqa: E402
 from sklearn.datasets import load_iris, load_wine  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: E402
 
@@ -53,14 +54,22 @@ def main() -> None:
 
     X, y = load_wine(return_X_y=True)
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    print(f"wine, 5-fold accuracy: {cross_val_score(LDA(), X, y, cv=cv).mean():.3f}")
+    accuracy = float(cross_val_score(LDA(), X, y, cv=cv).mean())
+    print(f"wine, 5-fold accuracy: {accuracy:.3f}")
 
     lda = LDA().fit(X, y)
     # 4 chains of independent exact draws (so R-hat is defined, and near 1). The summary needs only
     # the posterior: log_likelihood=False skips the pointwise log-likelihood of every draw at every bottle.
     idata = lda.to_inference_data(X, y, num_samples=200 if args.quick else 2000, log_likelihood=False)
     print("posterior of the class weights:")
-    print(az.summary(idata, var_names=["pi"]))
+    weights = az.summary(idata, var_names=["pi"])
+    print(weights)
+    pi = idata.posterior["pi"]
+    print_summary({
+        "cv_accuracy": accuracy, "pi_mean": pi.mean(("chain", "draw")).values.tolist(),
+        "pi_sd": pi.std(("chain", "draw")).values.tolist(), "draws": int(pi.sizes["chain"] * pi.sizes["draw"]),
+        "max_r_hat": float(weights["r_hat"].max()),
+    })  # fmt: skip
 
     Z = lda.transform(X)  # the Fisher projection onto (3 - 1) = 2 directions
     plot_projection(Z, y, out / "projection.png")

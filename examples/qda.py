@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from _boundary import decision_boundary
+from _summary import print_summary
 from sklearn.datasets import load_iris
 
 from probgen.classifiers import LDA, QDA
@@ -41,6 +42,10 @@ def main() -> None:
     table, notes = loo_compare(models)  # az.compare; high Pareto k-hat reported in words, once per model
     print(table[["elpd_loo", "se", "elpd_diff", "dse"]])
     print("\n".join(notes) or "Pareto k below the threshold at every flower: the LOO estimates are reliable")
+    print_summary({
+        "elpd_loo": {name: float(table.loc[name, "elpd_loo"]) for name in table.index},
+        "elpd_diff_se": {name: float(table.loc[name, "dse"]) for name in table.index},
+    })  # fmt: skip
 
     sepals = X[:, :2]
     plot_boundaries(sepals, y, out)

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import torch
+from _summary import print_summary
 
 import probgen as pg
 from probgen.models.energy import GaussianRBM
@@ -33,20 +34,26 @@ def main() -> None:
     hidden, epochs = (12, 3) if args.quick else (20, 200)
 
     baseline = pg.models.IndependentBernoulli(64).fit_closed_form(train.x)
-    print("independent Bernoulli (exact):", pg.log_likelihood(baseline, test))
+    independent = pg.log_likelihood(baseline, test)
+    print("independent Bernoulli (exact):", independent)
+    summary = {"digits": {"independent_nll": independent.nll}, "moons": {}}
     for name, persistent in (("CD-1", False), ("PCD-1", True)):
         torch.manual_seed(0)
         rbm = pg.models.RBM(64, "binary", hidden=hidden)
         options = {"k": 1, "persistent": persistent}
         result = pg.fit(rbm, train, val_data=val, epochs=epochs, lr=0.01, batch_size=20, strategy_options=options)
         plot_loss(result.history, name, out / f"loss-{name}.png")
-        print(f"RBM, {hidden} hidden units, {name}, best epoch {result.best_epoch}:", pg.log_likelihood(rbm, test))
+        score = pg.log_likelihood(rbm, test)
+        summary["digits"][f"{name}_nll"] = score.nll
+        print(f"RBM, {hidden} hidden units, {name}, best epoch {result.best_epoch}:", score)
 
     exact, _ = rbm.log_normalizer(method="exact")
     runs, steps = (20, 200) if args.quick else (100, 2000)
     torch.manual_seed(1)
     weights = rbm.ais_log_weights(runs, steps)
     estimate = torch.logsumexp(weights, 0) - math.log(runs)
+    summary["digits"]["log_z"] = {"exact": exact.item(), "ais": estimate.item(), "ais_run_sd": weights.std().item(),
+                                  "runs": runs}  # fmt: skip
     print(f"log Z: exact {exact.item():.3f}; AIS with {runs} runs and {steps} temperatures {estimate.item():.3f}")
     print(f"  (per-run estimates: sd {weights.std().item():.3f}, min {weights.min().item():.3f}, "
           f"max {weights.max().item():.3f})")  # fmt: skip
@@ -55,19 +62,23 @@ def main() -> None:
 
     moons, moons_test = pg.load_dataset("moons"), pg.load_dataset("moons", "test")
     gaussian = pg.models.IndependentGaussian.from_dataset(moons, estimator="mle").fit_closed_form(moons.x)
+    summary["moons"]["diagonal_gaussian_nll"] = pg.log_likelihood(gaussian, moons_test).nll
     print("moons, diagonal Gaussian (exact):", pg.log_likelihood(gaussian, moons_test))
     torch.manual_seed(0)
     grbm = GaussianRBM(2, "real", hidden=12, gibbs_steps=100)
     pg.fit(grbm, moons, epochs=3 if args.quick else 50, batch_size=50, lr=0.1, progress=False)
-    print("moons, Gaussian RBM, 12 hidden units, CD-1 (exact log Z over 2^12 hidden states):",
-          pg.log_likelihood(grbm, moons_test))  # fmt: skip
+    score = pg.log_likelihood(grbm, moons_test)
+    summary["moons"]["gaussian_rbm_nll"] = score.nll
+    print("moons, Gaussian RBM, 12 hidden units, CD-1 (exact log Z over 2^12 hidden states):", score)
     exact = grbm.log_normalizer(method="exact")[0].item()
     torch.manual_seed(1)
     weights = grbm.ais_log_weights(runs, steps)
     estimate = (torch.logsumexp(weights, 0) - math.log(runs)).item()
     print(f"  log Z: exact {exact:.3f}; AIS from the base Gaussian with {runs} runs and {steps} temperatures "
           f"{estimate:.3f} (runs' sd {weights.std().item():.3f})")  # fmt: skip
+    summary["moons"]["log_z"] = {"exact": exact, "ais": estimate, "ais_run_sd": weights.std().item(), "runs": runs}
     plot_moons(grbm, out / "gaussian-rbm-samples.png")
+    print_summary(summary)
     print(f"plots in {out}/")
 
 

@@ -9,7 +9,7 @@ import pyro
 
 pyro.settings.set(module_local_params=True)
 
-from probgen import data, inference, models  # noqa: E402
+from probgen import data, experiments, inference, models  # noqa: E402
 from probgen.checkpoint import load, load_checkpoint, save  # noqa: E402
 from probgen.data import get_data, load_dataset, load_file  # noqa: E402
 from probgen.inference import compare, fit, log_likelihood  # noqa: E402
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "compare",
     "data",
+    "experiments",
     "fit",
     "get_data",
     "inference",

@@ -35,6 +35,7 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from probgen.inference import fit
 from probgen.models.discriminant import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.naive_bayes import BernoulliNaiveBayes, CategoricalNaiveBayes, GaussianNaiveBayes
@@ -107,8 +108,6 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> _GenerativeClassifier:
         """Fit the posterior (by ``method``) on features ``X`` and labels ``y``; returns ``self``."""
-        import probgen as pg
-
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         X = self._check_support(X)
@@ -123,7 +122,7 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
             num_posterior_samples=self.num_posterior_samples,
             **{name: getattr(self, name) for name in self._model_params},
         ).double()
-        pg.fit(
+        fit(
             model,
             (torch.tensor(X), torch.tensor(codes)),
             epochs=self.epochs,

@@ -24,6 +24,7 @@ __all__ = [
     "image_grid",
     "image_rows",
     "latent_scatter",
+    "family_map",
     "legend_outside",
     "likelihood_bars",
     "loss_curve",
@@ -33,7 +34,13 @@ __all__ = [
 ]
 
 #: one colour per density kind, the same in every chart (``compare`` and ``run`` alike)
-KIND_COLOURS = {"exact": "tab:blue", "lower_bound": "tab:orange", "estimate": "tab:green", "unnormalized": "tab:red"}
+KIND_COLOURS = {
+    "exact": "tab:blue",
+    "lower_bound": "tab:orange",
+    "estimate": "tab:green",
+    "unnormalized": "tab:red",
+    "implicit": "tab:gray",
+}
 
 
 def _pyplot():
@@ -372,4 +379,65 @@ def latent_scatter(codes: Tensor, labels: Tensor | None, path: str | Path, *, ti
             ax.scatter(codes[keep, 0], codes[keep, 1], s=6, color=f"C{i % 10}", label=str(value))
         legend_outside(ax, title="label", title_fontsize=8, markerscale=2)
     ax.set(xlabel="z[0]", ylabel="z[1]", title=title)
+    return save_figure(fig, path)
+
+
+def _family_bands(rows: Sequence[Any], columns: int) -> tuple[list[str], dict, dict, float]:
+    """Each family a band as tall as its lines of names, top to bottom, a gap between bands."""
+    families = list(dict.fromkeys(r.family for r in rows))  # in the rows' order: by place
+    top, centres, bands = 0.0, {}, {}
+    for f in families:
+        lines = math.ceil(sum(r.family == f for r in rows) / columns)
+        bands[f] = (top - lines, top)
+        centres[f] = top - lines / 2
+        top -= lines + 0.6
+    return families, bands, centres, top
+
+
+def family_map(rows: Sequence[Any], path: str | Path, places: Sequence[str], *, columns: int = 2) -> Path:
+    """The map of model families as a PNG: places across, families down, one labelled point per
+    model coloured by its density kind (one legend, outside the axes).
+
+    Args:
+        rows: objects with ``name``, ``place`` (one of ``places``), ``family`` and ``density``,
+            e.g. the rows of :func:`probgen.models.families.family_map`.
+        path: where to write the PNG.
+        places: the places, left to right.
+        columns: model names per line inside a cell.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from types import SimpleNamespace as Row
+        >>> rows = [Row(name="maf", place="tractable", family="flow", density="exact")]
+        >>> family_map(rows, pathlib.Path(tempfile.mkdtemp()) / "map.png", ["tractable"]).suffix
+        '.png'
+    """
+    if not rows:
+        raise ValueError("family_map needs at least one row; got none")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    plt = _pyplot()
+    families, bands, centres, top = _family_bands(rows, columns)
+    fig, ax = plt.subplots(figsize=(13, 0.4 * -top + 1.6))
+    used: set[str] = set()
+    for f in families:
+        (low, high), members = bands[f], [r for r in rows if r.family == f]
+        place = list(places).index(members[0].place)
+        ax.add_patch(plt.Rectangle((place - 0.48, low - 0.2), 0.96, high - low + 0.4, color="#f0f0f0", zorder=0))
+        for i, r in enumerate(members):
+            x, y = place - 0.44 + (i % columns) * 0.94 / columns, high - 0.5 - i // columns
+            label = r.density if r.density not in used else None
+            used.add(r.density)
+            ax.scatter([x], [y], s=30, color=KIND_COLOURS.get(r.density, "black"), label=label, zorder=2)
+            ax.annotate(r.name, (x, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xticks(range(len(places)), list(places))
+    ax.set_yticks([centres[f] for f in families], families)
+    ax.set_xlim(-0.55, len(places) - 0.45)
+    ax.set_ylim(top + 0.3, 0.5)
+    ax.tick_params(axis="both", length=0)
+    ax.set(xlabel="place on the map (how the density is treated)", ylabel="family")
+    ax.set_title("probgen's registered models: tractable, approximate and implicit densities")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    legend_outside(ax, title="density kind", title_fontsize=8)
     return save_figure(fig, path)

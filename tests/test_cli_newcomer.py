@@ -141,10 +141,26 @@ def test_list_names_the_python_class_behind_every_model(capsys):
 def test_project_files_people_look_for():
     import pathlib
 
+    import probgen
+
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     root = pathlib.Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT" and (root / "LICENSE").read_text().startswith("MIT License")
     citation = (root / "CITATION.cff").read_text()
-    assert "cff-version:" in citation and f'version: "{project["version"]}"' in citation
-    assert f"## {project['version']}" in (root / "CHANGELOG.md").read_text()
+    # the version is kept once, in probgen/__init__.py, and pyproject reads it from there
+    assert "version" in project["dynamic"] and "version" not in project
+    version = probgen.__version__
+    assert "cff-version:" in citation and f'version: "{version}"' in citation
+    assert f"## {version}" in (root / "CHANGELOG.md").read_text()
+
+
+def test_list_map_prints_every_registered_model_with_its_place(capsys):
+    from probgen.models import MODELS
+
+    assert main(["list", "--map"]) == 0
+    out = capsys.readouterr().out
+    names = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
+    assert set(MODELS) <= names
+    rbm = next(line for line in out.splitlines() if line.startswith("rbm "))
+    assert "energy-based" in rbm and "log_normalizer" in rbm

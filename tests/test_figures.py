@@ -315,7 +315,16 @@ def _diffusion(ex, out):
     return {"chains.png", "samples.png"}
 
 
+def _generative_vs_discriminative(ex, out):
+    problem = ex.synthetic_problem(5)
+    models = ex.make_models(map_models=())
+    curves = ex.learning_curves(ex.synthetic_splits(problem, 40, 200), (10, 40), models, draws=2)
+    ex.plot_curves("synthetic", curves, out / "synthetic.png", problem.bayes_error)
+    return {"synthetic.png"}
+
+
 DRAWN: dict[str, Callable] = {
+    "generative_vs_discriminative": _generative_vs_discriminative,
     "factorized": _factorized,
     "naive_bayes": _classifiers("naive_bayes"),
     "lda": _classifiers("lda"),

@@ -8,7 +8,12 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> None:
-    """The command."""
+    """The command: the models and datasets, or with ``--map`` the map of model families."""
+    if args.map:
+        from probgen.models.families import format_family_map
+
+        print(format_family_map())
+        return
     from probgen import classifiers
     from probgen.data import DATASETS
     from probgen.models import MODELS

@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="probgen", description="Fit, score, sample and compare generative models.")
     parser.add_argument("--version", action="version", version=f"probgen {probgen.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser("list", help="registered models and bundled datasets").set_defaults(func=list_command.run)
+    p = sub.add_parser("list", help="registered models and bundled datasets")
+    p.add_argument(
+        "--map", action="store_true",
+        help="the map of model families: place, family, density kind and what log_likelihood reports of each",
+    )  # fmt: skip
+    p.set_defaults(func=list_command.run)
     for add in (_add_fit, _add_eval, _add_sample, _add_compare, _add_run, _add_report):
         add(sub)
     return parser

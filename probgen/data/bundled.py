@@ -116,6 +116,7 @@ def _synthetic(name: str, split: str, n: int, seed: int) -> Dataset:
     return Dataset(_SYNTHETIC[name](n, g), None, "real", name=name)
 
 
+#: the bundled datasets by name, each with a one-line description (``probgen list`` shows them)
 DATASETS: dict[str, str] = {
     "digits": "sklearn 8x8 digits, 17 grey levels (0..16); train 1000 / val 350 / test 447",
     "digits-binary": "sklearn 8x8 digits binarized at pixel >= 8; same split",

@@ -19,6 +19,7 @@ __all__ = ["make_objective", "OBJECTIVES"]
 
 Objective = Callable[[Any, Tensor, "Tensor | None"], Tensor]
 
+#: the training objectives ``fit(objective=...)`` takes by name, each a factory of the loss
 OBJECTIVES = {
     "elbo": "Monte-Carlo ELBO (pyro.infer.Trace_ELBO); maximum likelihood without latents",
     "analytic_kl": "ELBO with analytic KL where Pyro knows it (pyro.infer.TraceMeanField_ELBO)",

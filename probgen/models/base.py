@@ -72,6 +72,7 @@ __all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "check_labels"]
 SHAPE_ARGUMENTS = ("self", "event_shape", "support")
 
 DensityKind = Literal["exact", "estimate", "lower_bound", "unnormalized", "implicit"]
+#: every density kind a model may declare (see the module docstring)
 DENSITY_KINDS: tuple[str, ...] = get_args(DensityKind)
 
 

@@ -28,9 +28,13 @@ class ModelSpec:
     the shorter budget of the main job ``probgen compare`` (fit options laid over the defaults,
     counted in epochs, so its numbers do not depend on the machine's speed or load)."""
 
+    #: the model's class
     cls: type[GenerativeModel]
+    #: one line: what the model is
     description: str
+    #: the model's own training options (keyword arguments of :func:`probgen.fit`)
     fit_defaults: dict[str, Any] = field(default_factory=dict)
+    #: the options laid over ``fit_defaults`` for ``probgen compare`` (counted in epochs)
     compare_budget: dict[str, Any] = field(default_factory=dict)
 
     def budget(self, preset: str = "full") -> dict[str, Any]:
@@ -45,6 +49,7 @@ class ModelSpec:
         return parse_support(support)[0] in self.cls.supports and (has_labels or not self.cls.needs_labels)
 
 
+#: every registered model by name (:func:`register` adds one; ``probgen list`` shows them)
 MODELS: dict[str, ModelSpec] = {}
 
 

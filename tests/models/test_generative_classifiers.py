@@ -180,9 +180,11 @@ def test_log_likelihood_says_what_it_is_of():
         pg.compare({"cvae": cvae, "nb": exact}, iris)
 
 
+@pytest.mark.slow  # ~40 s: 600 NUTS iterations of ~14 leapfrog steps at ~5 ms each (Pyro, no JIT)
 def test_nuts_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
     """NUTS, 2 chains of 150 draws after 150 warm-up (tree depth <= 6): every posterior mean
-    within 0.3 posterior sd."""
+    within 0.3 posterior sd. (Quicker checks of NUTS, run by default: examples/naive_bayes.py's
+    smoke test and tests/test_classifiers.py.)"""
     x, y = iris
     nuts = GaussianNaiveBayes(4, "real", 3, method="nuts")
     pg.fit(

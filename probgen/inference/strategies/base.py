@@ -117,6 +117,7 @@ class FitStrategy(ABC):
         """Fit ``model`` on ``train`` (choosing the best state on ``val`` where it applies)."""
 
 
+#: the registered fit strategies by name (:func:`register_strategy` adds one)
 STRATEGIES: dict[str, FitStrategy] = {}
 S = TypeVar("S", bound=type[FitStrategy])
 
