@@ -18,7 +18,8 @@ its InferenceData has no ``log_likelihood`` group, and asking for one is a Value
 so (ArviZ itself would fail with an IndexError). :func:`psis_loo` and :func:`loo_compare` call
 ``az.loo`` / ``az.compare`` and report ArviZ's Pareto-k warning as one plain note per model.
 
-The model supplies the family-specific pieces it declares in :class:`BayesianModel`.
+The model supplies the family-specific pieces it declares in :class:`BayesianModel`; the
+InferenceData is laid out by the private helpers of ``arviz_export.py``.
 
 References:
     Vehtari, Gelman & Gabry, "Practical Bayesian model evaluation using leave-one-out
@@ -42,6 +43,7 @@ from pyro.nn import PyroModule
 from torch import Tensor
 
 from probgen._checks import check_int
+from probgen.models.arviz_export import _arviz_groups, _inference_data
 
 __all__ = [
     "POSTERIORS",
@@ -166,55 +168,19 @@ class Posterior(PyroModule):
                 leave it out (cheaper, when only ``az.summary`` is wanted).
             coords: coordinate values by dimension name, over the model's defaults.
         """
-        import arviz as az
-
-        if log_likelihood is None:
-            log_likelihood = self.pointwise
-        elif log_likelihood and not self.pointwise:
-            raise ValueError(self.no_loo_reason())
+        log_likelihood = self._wants_log_likelihood(log_likelihood)
         draws, chains = self.export_draws(model, num_samples, num_chains)
-        num_draws = next(iter(draws.values())).shape[0]
-        per_chain = num_draws // chains
+        groups, dims = _arviz_groups(model, x, y, draws, chains, log_likelihood, num_predictive)
+        attrs = {"probgen_posterior": type(self).__name__, "probgen_draws": self.draws_note}
+        return _inference_data(model, x, y, groups, dims, coords, attrs)
 
-        def by_chain(t: Tensor) -> Any:  # draws of chain c are rows c * per_chain ... (c + 1) * per_chain - 1
-            return t.detach().cpu().reshape(chains, per_chain, *t.shape[1:]).numpy()
-
-        variables, dims = model.arviz_variables(draws)
-        groups: dict[str, Any] = {"posterior": {k: by_chain(v) for k, v in variables.items()}}
-        dims |= {"obs": ["obs_id"], "x": ["obs_id", "feature"], "y": ["obs_id"]}
-        x_flat = x.reshape(len(x), -1)
-        with torch.no_grad():
-            if log_likelihood:  # [S, N], a few draws at a time: a draw's terms can be [N, C, D, D]
-                log_lik = torch.cat(
-                    [
-                        model.pointwise_log_likelihood(x, y, {k: v[start : start + 16] for k, v in draws.items()})
-                        for start in range(0, num_draws, 16)
-                    ]
-                )
-                groups["log_likelihood"] = {"obs": by_chain(log_lik)}
-            reps = min(num_draws, 100) if num_predictive is None else num_predictive
-            check_int("num_predictive", reps, minimum=0)
-            if reps:  # the first ceil(reps / chains) draws of every chain: the same (chain, draw) as the posterior
-                first = min(-(-reps // chains), per_chain)
-                rows = [c * per_chain + d for c in range(chains) for d in range(first)]
-                replicate = torch.stack(
-                    [model.replicate({k: v[s].expand(len(y), *v.shape[1:]) for k, v in draws.items()}, y) for s in rows]
-                )
-                groups["posterior_predictive"] = {"x": replicate.reshape(chains, first, *x_flat.shape).cpu().numpy()}
-        coords = dict(coords or {})
-        if "feature" in coords:  # the columns of a feature-by-feature matrix are the same features
-            coords.setdefault("feature_bis", coords["feature"])
-        all_coords = model.arviz_coords() | {"obs_id": np.arange(len(x))} | coords
-        used = {dim for names in dims.values() for dim in names}
-        all_coords = {dim: np.asarray(values) for dim, values in all_coords.items() if dim in used}
-        self._check_coords(all_coords, {**groups["posterior"], "x": x_flat.cpu().numpy()}, dims)
-        return az.from_dict(
-            **groups,
-            observed_data={"x": x_flat.cpu().numpy(), "y": y.cpu().numpy()},
-            coords=all_coords,
-            dims=dims,
-            posterior_attrs={"probgen_posterior": type(self).__name__, "probgen_draws": self.draws_note},
-        )
+    def _wants_log_likelihood(self, log_likelihood: bool | None) -> bool:
+        """Whether to export the log_likelihood group (by default where PSIS-LOO is defined)."""
+        if log_likelihood is None:
+            return self.pointwise
+        if log_likelihood and not self.pointwise:
+            raise ValueError(self.no_loo_reason())
+        return log_likelihood
 
     def export_draws(
         self, model: BayesianModel, num_samples: int | None, num_chains: int | None
@@ -229,17 +195,6 @@ class Posterior(PyroModule):
                 f"pass a multiple of {chains}"
             )
         return self.draws(model, total), chains
-
-    @staticmethod
-    def _check_coords(coords: dict[str, Any], values: dict[str, Any], dims: dict[str, list[str]]) -> None:
-        """Coordinates of the right length, with a message naming them (ArviZ's is a deep xarray error)."""
-        for name, value in values.items():
-            event = value.shape[value.ndim - len(dims[name]) :]
-            for dim, size in zip(dims[name], event, strict=True):
-                if dim in coords and len(coords[dim]) != size:
-                    raise ValueError(
-                        f"coords[{dim!r}] has {len(coords[dim])} values, but {name!r} has {size} along {dim!r}"
-                    )
 
 
 class ConjugatePosterior(Posterior):

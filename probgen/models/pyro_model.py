@@ -28,128 +28,46 @@ weights into a copy of ``template`` (a PyroModel built from the same program) an
 weights or sites that do not match. A factory registered by name (``pg.models.register`` on a
 function ``factory(event_shape, support, **kwargs) -> PyroModel``, or a plug-in) loads with a
 plain ``pg.load(path)``.
+
+The inspection of the program (its sites, the convention checks, the messengers it runs under) is
+in ``pyro_program.py`` and the class a factory becomes in ``pyro_factory.py``; ``ProgramSites`` and
+``pyro_model_class`` are importable from here as before.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import pyro
 import pyro.infer.autoguide as autoguide
 import pyro.poutine as poutine
 import torch
 from pyro.nn import pyro_method
-from pyro.params.param_store import ParamStoreDict
-from pyro.poutine.messenger import Messenger
-from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
 from torch.distributions import constraints, transform_to
 
 from probgen.models.base import GenerativeModel
+from probgen.models.pyro_factory import _factory_class
+from probgen.models.pyro_program import (
+    ProgramSites,
+    _autoguide_class,
+    _broadcasts,
+    _check_guide_trace,
+    _key,
+    _LocalScale,
+    _model_sites,
+    _nesting,
+    _ParamCapture,
+)
 
 __all__ = ["PyroModel", "ProgramSites", "pyro_model_class"]
 
 #: the densities a program can declare: exact without latents, a lower bound with them
 _DENSITIES = ("exact", "lower_bound")
-
-
-@dataclass(frozen=True)
-class ProgramSites:
-    """What inspecting a program found: its observed site, its local (inside the data plate) and
-    global latent sites, in the order the model samples them, and the plates it nests."""
-
-    observed: str
-    local: tuple[str, ...] = ()
-    global_: tuple[str, ...] = ()
-    max_plate_nesting: int = 1
-    vectorizable: bool = True
-
-    @property
-    def latents(self) -> tuple[str, ...]:
-        return (*self.global_, *self.local)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able: what a checkpoint records of the program (vectorizability is not structure)."""
-        return {"observed": self.observed, "local": list(self.local), "global": list(self.global_)}
-
-
-def _key(name: str) -> str:
-    """A ``pyro.param`` name as a ``ParameterDict`` key (which may not contain '.'), reversibly."""
-    return name.replace("%", "%25").replace(".", "%2E")
-
-
-def _is_store_param(msg: dict) -> bool:
-    """Whether a param message is a user's ``pyro.param`` statement (one that would read Pyro's
-    param store), not the announcement of a ``PyroModule``'s own parameter."""
-    return getattr(msg["fn"], "__func__", None) is ParamStoreDict.get_param
-
-
-class _ParamCapture(Messenger):
-    """Answers the user's ``pyro.param`` statements with parameters of ``owner`` (creating each
-    on its first statement), so they are trained, saved and moved with the model."""
-
-    def __init__(self, owner: PyroModel) -> None:
-        super().__init__()
-        self.owner = owner
-
-    def _pyro_param(self, msg: dict) -> None:
-        if not _is_store_param(msg):
-            return
-        args = msg["args"]
-        init = args[1] if len(args) > 1 else None
-        constraint = msg["kwargs"].get("constraint") or constraints.real
-        msg["value"] = self.owner._param_value(args[0], init, constraint)
-        msg["done"] = True
-
-
-class _LocalScale(Messenger):
-    """Multiplies the scale of every sample site inside the plate ``plate`` by ``factor`` (N / B):
-    what ``pyro.plate(name, N, subsample=...)`` would do, for a program whose plate has size B."""
-
-    def __init__(self, plate: str, factor: float) -> None:
-        super().__init__()
-        self.plate, self.factor = plate, factor
-
-    def _process_message(self, msg: dict) -> None:
-        if msg["type"] == "sample" and any(f.name == self.plate for f in msg["cond_indep_stack"]):
-            msg["scale"] = msg["scale"] * self.factor
-
-
-def _autoguide_class(name: str) -> type:
-    """``"auto_normal"`` -> ``pyro.infer.autoguide.AutoNormal`` (any AutoGuide, by snake-case name)."""
-    camel = "".join(part.capitalize() for part in name.split("_"))
-    cls = getattr(autoguide, camel, None)
-    if not (isinstance(cls, type) and issubclass(cls, autoguide.AutoGuide)) or camel == "AutoGuide":
-        raise ValueError(
-            f"guide={name!r}: expected a guide callable, an AutoGuide or the snake-case name of one of "
-            "pyro.infer.autoguide's guides, such as 'auto_normal', 'auto_delta', 'auto_diagonal_normal', "
-            "'auto_multivariate_normal'"
-        )
-    return cls
-
-
-def _random_sites(trace: Any) -> list[tuple[str, dict]]:
-    return [
-        (name, site)
-        for name, site in trace.nodes.items()
-        if site["type"] == "sample" and not isinstance(site["fn"], _Subsample)
-    ]
-
-
-def _plate_names(site: dict) -> set[str]:
-    return {frame.name for frame in site["cond_indep_stack"]}
-
-
-def _nesting(trace: Any) -> int:
-    dims = [-f.dim for _, site in _random_sites(trace) for f in site["cond_indep_stack"] if f.dim is not None]
-    return max([1, *dims])
 
 
 class PyroModel(GenerativeModel):
@@ -256,7 +174,7 @@ class PyroModel(GenerativeModel):
     def _model_for_guide(self, x: Tensor, y: Tensor | None = None) -> None:
         """The user's model with its ``pyro.param`` statements answered by this model: what an
         AutoGuide traces to find the latent sites."""
-        with _ParamCapture(self):
+        with _ParamCapture(self._param_value):
             self._fns["model"](x)
 
     def _build_guide(self, sites: ProgramSites) -> None:
@@ -288,63 +206,18 @@ class PyroModel(GenerativeModel):
         """Trace the program on ``x``; check it against the convention; return its sites."""
         with torch.no_grad():
             trace = poutine.trace(self.model).get_trace(x)
-        random = _random_sites(trace)
-        observed = [name for name, site in random if site["is_observed"]]
         plate = self.data_plate_name
-        if len(observed) != 1:
-            found = ", ".join(f"{n!r} ({'observed' if s['is_observed'] else 'latent'})" for n, s in random) or "none"
-            raise ValueError(
-                f"the model has {len(observed)} observed sites; expected exactly one, pyro.sample(name, d, obs=x) "
-                f"inside pyro.plate({plate!r}, x.shape[0]) (sample sites found: {found})"
-            )
-        obs = trace.nodes[observed[0]]
-        if plate not in _plate_names(obs):
-            raise ValueError(
-                f"observed site {observed[0]!r} is outside the data plate {plate!r}; expected it inside "
-                f"pyro.plate({plate!r}, x.shape[0]) (plates around it: {sorted(_plate_names(obs)) or 'none'})"
-            )
-        if tuple(obs["fn"].event_shape) == self.event_shape:
-            log_prob_shape: Any = tuple(obs["fn"].log_prob(obs["value"]).shape)
-        else:
-            log_prob_shape = "(not computed)"
-        if tuple(obs["fn"].event_shape) != self.event_shape or log_prob_shape != (x.shape[0],):
-            raise ValueError(
-                f"observed site {observed[0]!r} has event_shape {tuple(obs['fn'].event_shape)} and log_prob of "
-                f"shape {log_prob_shape}; expected event_shape {self.event_shape} (one example: use "
-                f".to_event(k)) and log_prob of shape ({x.shape[0]},)"
-            )
-        local, global_ = [], []
-        for name, site in random:
-            if site["is_observed"]:
-                continue
-            if site["fn"].support.is_discrete:
-                raise ValueError(
-                    f"latent site {name!r} is discrete ({type(site['fn']).__name__}): PyroModel needs continuous "
-                    "latents (enumeration is not supported); marginalise it in the model (e.g. MixtureSameFamily)"
-                )
-            (local if plate in _plate_names(site) else global_).append(name)
-        sites = ProgramSites(observed[0], tuple(local), tuple(global_), _nesting(trace))
+        sites = _model_sites(trace, plate, self.event_shape, x.shape[0])
         if self._fns["guide"] is None:
             self._build_guide(sites)
         nesting = sites.max_plate_nesting
         if sites.latents:
             with torch.no_grad():
                 guide_trace = poutine.trace(self.guide).get_trace(x)
-            drawn = {n: s for n, s in _random_sites(guide_trace)}
-            missing = [n for n in sites.latents if n not in drawn]
-            if missing:
-                raise ValueError(
-                    f"the guide draws no value for latent site(s) {', '.join(map(repr, missing))} of the model; "
-                    f"expected a pyro.sample statement of each (the guide draws {sorted(drawn) or 'none'})"
-                )
-            outside = [n for n in sites.local if plate not in _plate_names(drawn[n])]
-            if outside:
-                raise ValueError(
-                    f"the guide draws local latent site(s) {', '.join(map(repr, outside))} outside the data plate; "
-                    f"expected them inside pyro.plate({plate!r}, x.shape[0]) as in the model"
-                )
+            _check_guide_trace(guide_trace, sites, plate)
             nesting = max(nesting, _nesting(guide_trace))
-        sites = ProgramSites(sites.observed, sites.local, sites.global_, nesting, self._broadcasts(x, sites, nesting))
+        vectorizable = _broadcasts(self.model, self.guide, x, sites.observed, nesting)
+        sites = ProgramSites(sites.observed, sites.local, sites.global_, nesting, vectorizable)
         if sites.latents and not sites.vectorizable and not self._warned:
             self._warned = True
             warnings.warn(
@@ -354,19 +227,6 @@ class PyroModel(GenerativeModel):
                 stacklevel=3,
             )
         return sites
-
-    def _broadcasts(self, x: Tensor, sites: ProgramSites, nesting: int) -> bool:
-        """Whether model and guide run inside a plate of 2 particles left of their plates, and the
-        observed site's log-density is then one per particle and example."""
-        try:
-            with torch.no_grad(), pyro.plate("particles", 2, dim=-(nesting + 1)):
-                guide_trace = poutine.trace(self.guide).get_trace(x)
-                model_trace = poutine.trace(poutine.replay(self.model, trace=guide_trace)).get_trace(x)
-            obs = model_trace.nodes[sites.observed]
-            shape = torch.broadcast_shapes(obs["fn"].log_prob(obs["value"]).shape, (2, x.shape[0]))
-        except (RuntimeError, ValueError, IndexError, TypeError):
-            return False
-        return tuple(shape) == (2, x.shape[0])
 
     # ------------------------------------------------------------------ parameters
     def _param_value(self, name: str, init: Any, constraint: constraints.Constraint) -> Tensor:
@@ -405,7 +265,7 @@ class PyroModel(GenerativeModel):
     @contextmanager
     def _handlers(self, x: Tensor) -> Iterator[None]:
         with ExitStack() as stack:
-            stack.enter_context(_ParamCapture(self))
+            stack.enter_context(_ParamCapture(self._param_value))
             if self.num_data is not None and self.num_data != x.shape[0]:
                 stack.enter_context(_LocalScale(self.data_plate_name, self.num_data / x.shape[0]))
             yield
@@ -539,53 +399,4 @@ def pyro_model_class(
         >>> m.config["name"], m.config["scale"], Gaussian.accepted_kwargs()
         ('doc-gaussian', 2.0, ['scale'])
     """
-    if not callable(factory) or isinstance(factory, type):
-        raise TypeError(f"expected a function factory(event_shape, support, **kwargs), got {factory!r}")
-    signature = inspect.signature(factory)
-    positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) < 2 and not any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values()):
-        raise TypeError(
-            f"{getattr(factory, '__name__', factory)!r} takes {len(positional)} positional argument(s); expected "
-            "factory(event_shape, support, **kwargs) returning a PyroModel"
-        )
-    shape_names = {p.name for p in positional[:2]}
-    accepted = {
-        p.name: p
-        for p in signature.parameters.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in shape_names
-    }
-    label = name or factory.__name__
-
-    def __init__(self: PyroModel, event_shape: Any, support: str, **kwargs: Any) -> None:
-        built = factory(event_shape, support, **kwargs)
-        if not isinstance(built, PyroModel):
-            raise TypeError(f"{label}(event_shape, support) returned {type(built).__name__}; expected a PyroModel")
-        PyroModel.__init__(self, **built._arguments, event_shape=built.event_shape, support=built.support)
-        self._kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-
-    def _config_kwargs(self: PyroModel) -> dict[str, Any]:
-        return dict(self._kwargs)
-
-    def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
-        return dict(accepted)
-
-    def from_config(cls: type, config: dict[str, Any]) -> PyroModel:
-        kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support", "pyro_program")}
-        cls.check_kwargs(kwargs)
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-        model = cls(tuple(config["event_shape"]), config["support"], **kwargs)
-        model.check_program(config)
-        return model
-
-    namespace = {
-        "__init__": __init__,
-        "_config_kwargs": _config_kwargs,
-        "accepted_parameters": classmethod(accepted_parameters),
-        "from_config": classmethod(from_config),
-        "__module__": getattr(factory, "__module__", __name__),
-        "__doc__": description or factory.__doc__,
-        "__qualname__": getattr(factory, "__qualname__", label),
-        "name": label,
-        "factory": staticmethod(factory),
-    }
-    return type(factory.__name__, (PyroModel,), namespace)
+    return _factory_class(PyroModel, factory, name, description=description)

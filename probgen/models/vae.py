@@ -121,6 +121,29 @@ class VAE(GenerativeModel):
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
+        image_shape = self._check_options(architecture, beta, posterior_flow, prior, bounded_pseudo_inputs, flow_hidden)
+        self.encoder_dropout = check_dropout("encoder_dropout", encoder_dropout)
+        self.flow_length = check_int("flow_length", flow_length)
+        self.bounded_pseudo_inputs, self.flow_hidden = bounded_pseudo_inputs, tuple(flow_hidden)
+        self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
+        self.posterior_flow, self.prior = posterior_flow, prior
+        self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
+        self.architecture, self.image_shape, self.beta = architecture, image_shape, float(beta)
+        self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
+        self._standard: dict = {}  # N(0, 1) per (device, dtype), expanded for each batch
+        self._build_networks()
+
+    def _check_options(
+        self,
+        architecture: str,
+        beta: float,
+        posterior_flow: str | None,
+        prior: str,
+        bounded_pseudo_inputs: bool,
+        flow_hidden: Sequence[int],
+    ) -> tuple[int, ...] | None:
+        """ValueError for an option out of range or at odds with the data; the image shape (H, W)
+        of single-channel images, else None."""
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
         image_shape = self.event_shape[1:] if len(self.event_shape) == 3 and self.event_shape[0] == 1 else None
@@ -145,15 +168,10 @@ class VAE(GenerativeModel):
             isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in flow_hidden
         ):
             raise ValueError(f"flow_hidden must be a sequence of positive integers, got {flow_hidden!r}")
-        self.encoder_dropout = check_dropout("encoder_dropout", encoder_dropout)
-        self.flow_length = check_int("flow_length", flow_length)
-        self.bounded_pseudo_inputs, self.flow_hidden = bounded_pseudo_inputs, tuple(flow_hidden)
-        self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
-        self.posterior_flow, self.prior = posterior_flow, prior
-        self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
-        self.architecture, self.image_shape, self.beta = architecture, image_shape, float(beta)
-        self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
-        self._standard: dict = {}  # N(0, 1) per (device, dtype), expanded for each batch
+        return image_shape
+
+    def _build_networks(self) -> None:
+        """The encoder, the decoder and, where asked for, the posterior flow and the prior network."""
         d, lik, c = self.num_dims, self.likelihood, self.num_classes
         self.encoder = make_encoder(
             self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c, self.encoder_dropout
@@ -167,13 +185,15 @@ class VAE(GenerativeModel):
             lik.params_per_dim,
         )
         self.flow: PosteriorFlow | None = None
-        if posterior_flow is not None:
+        if self.posterior_flow is not None:
             context_dim = self.encoder.head.in_features  # the features h(x) (and label) of the encoder
-            self.flow = PosteriorFlow(posterior_flow, self.latent_dim, context_dim, self.flow_length, self.flow_hidden)
+            self.flow = PosteriorFlow(
+                self.posterior_flow, self.latent_dim, context_dim, self.flow_length, self.flow_hidden
+            )
         self.prior_net: VampPrior | FlowPrior | None = None
-        if prior == "vamp":
+        if self.prior == "vamp":
             self.prior_net = VampPrior(self.num_pseudo_inputs, d, bounded=self.bounded_pseudo_inputs)
-        elif prior == "flow":
+        elif self.prior == "flow":
             self.prior_net = FlowPrior(self.latent_dim, self.flow_length)
 
     # -------------------------------------------------------------- the Pyro program

@@ -53,6 +53,11 @@ class NUTSStrategy(FitStrategy):
     """NUTS on the whole training set (held in memory); R-hat and effective sizes in ``extra``."""
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
+        if model.posterior is None:  # NUTS keeps its draws in the model's posterior object
+            raise ValueError(
+                f"{type(model).__name__} has no posterior object to hold NUTS draws; run pyro.infer.MCMC on "
+                "model.model yourself and pass its samples to pg.to_inference_data(model, x, draws=...)"
+            )
         nuts = _options(options.strategy_options)
         x, y = train.all()
         x = model.validate(x, name=train.name)

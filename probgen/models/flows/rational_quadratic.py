@@ -24,6 +24,8 @@ References:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from pyro.distributions.torch_transform import TransformModule
@@ -116,17 +118,9 @@ def rational_quadratic_spline(
         >>> x, bool((log_det + inv_log_det).abs().max() < 1e-5), log_det[[0, 2]]
         (tensor([-5.0000,  0.5000,  5.0000]), True, tensor([0., 0.]))
     """
-    k = unnormalized_widths.shape[-1]
-    if unnormalized_heights.shape[-1] != k or unnormalized_derivatives.shape[-1] != k - 1:
-        raise ValueError(
-            f"a spline of {k} bins needs {k} heights and {k - 1} derivatives; got widths "
-            f"{tuple(unnormalized_widths.shape)}, heights {tuple(unnormalized_heights.shape)}, "
-            f"derivatives {tuple(unnormalized_derivatives.shape)}"
-        )
-    if not bound > 0:
-        raise ValueError(f"bound must be > 0, got {bound}")
-    if min_bin_width * k > 1 or min_bin_height * k > 1:
-        raise ValueError(f"{k} bins of at least {min_bin_width} x {min_bin_height} do not fit in the interval")
+    _check_spline(
+        unnormalized_widths, unnormalized_heights, unnormalized_derivatives, bound, min_bin_width, min_bin_height
+    )
     widths, x_knots = _knots(unnormalized_widths, min_bin_width, bound)
     heights, y_knots = _knots(unnormalized_heights, min_bin_height, bound)
     derivatives = F.pad(min_derivative + F.softplus(unnormalized_derivatives), (1, 1), value=1.0)
@@ -135,6 +129,51 @@ def rational_quadratic_spline(
     # the spline is evaluated everywhere and the identity selected outside: clamping keeps that
     # discarded branch (and so its gradient, which torch.where multiplies by 0) finite
     v = inputs.clamp(-bound, bound)
+    bin_ = _bin_of(v, inverse, x_knots, widths, y_knots, heights, derivatives)
+    outputs, log_det = _spline_inverse(v, bin_) if inverse else _spline_forward(v, bin_)
+    return torch.where(inside, outputs, inputs), torch.where(inside, log_det, torch.zeros_like(log_det))
+
+
+def _check_spline(
+    widths: Tensor, heights: Tensor, derivatives: Tensor, bound: float, min_bin_width: float, min_bin_height: float
+) -> None:
+    """ValueError unless the unnormalized parameters, the bound and the minima make a spline."""
+    k = widths.shape[-1]
+    if heights.shape[-1] != k or derivatives.shape[-1] != k - 1:
+        raise ValueError(
+            f"a spline of {k} bins needs {k} heights and {k - 1} derivatives; got widths "
+            f"{tuple(widths.shape)}, heights {tuple(heights.shape)}, "
+            f"derivatives {tuple(derivatives.shape)}"
+        )
+    if not bound > 0:
+        raise ValueError(f"bound must be > 0, got {bound}")
+    if min_bin_width * k > 1 or min_bin_height * k > 1:
+        raise ValueError(f"{k} bins of at least {min_bin_width} x {min_bin_height} do not fit in the interval")
+
+
+class _Bin(NamedTuple):
+    """The bin each value falls in: its left knot, width and height, the derivatives at its two
+    knots, and its slope ``height / width``."""
+
+    x_left: Tensor
+    width: Tensor
+    y_left: Tensor
+    height: Tensor
+    d_left: Tensor
+    d_right: Tensor
+    slope: Tensor
+
+
+def _bin_of(
+    v: Tensor,
+    inverse: bool,
+    x_knots: Tensor,
+    widths: Tensor,
+    y_knots: Tensor,
+    heights: Tensor,
+    derivatives: Tensor,
+) -> _Bin:
+    """The bin of each value ``v``: among the x knots, or the y knots for the inverse."""
     knots = y_knots if inverse else x_knots
     # the bin holds the value: exact comparisons against the interior knots (an eps here, as in
     # Pyro's, sends values just above a knot into the bin below, outside the quadratic's range)
@@ -146,28 +185,32 @@ def rational_quadratic_spline(
 
     x_left, width, y_left, height = pick(x_knots), pick(widths), pick(y_knots), pick(heights)
     d_left, d_right = pick(derivatives[..., :-1]), pick(derivatives[..., 1:])
-    slope = height / width
-    if inverse:
-        # a xi^2 + b xi + c = 0 for the relative position xi in [0, 1] (Durkan et al., appendix A)
-        offset = v - y_left  # >= 0: the bin was chosen by v >= y_left
-        curvature = d_left + d_right - 2 * slope
-        a = height * (slope - d_left) + offset * curvature
-        b = height * d_left - offset * curvature
-        c = -slope * offset
-        # clamped at 0 for rounding only; floored at the smallest normal number rather than at 0
-        # so that the square root's gradient stays finite
-        discriminant = (b * b - 4 * a * c).clamp(min=torch.finfo(v.dtype).tiny)
-        # a + b = height * slope > 0, so b > 0 where a <= 0 and the denominator is < 0 everywhere
-        xi = _unit(2 * c / (-b - torch.sqrt(discriminant)))
-        outputs = x_left + xi * width
-        log_det = -_log_slope(xi, slope, d_left, d_right)
-    else:
-        xi = _unit((v - x_left) / width)
-        mix = xi * (1 - xi)
-        denominator = slope * (xi**2 + (1 - xi) ** 2) + (d_left + d_right) * mix
-        outputs = y_left + height * (slope * xi**2 + d_left * mix) / denominator
-        log_det = _log_slope(xi, slope, d_left, d_right)
-    return torch.where(inside, outputs, inputs), torch.where(inside, log_det, torch.zeros_like(log_det))
+    return _Bin(x_left, width, y_left, height, d_left, d_right, height / width)
+
+
+def _spline_forward(v: Tensor, bin_: _Bin) -> tuple[Tensor, Tensor]:
+    """``y`` and ``log dy/dx`` of the values ``v`` in their bins."""
+    xi = _unit((v - bin_.x_left) / bin_.width)
+    mix = xi * (1 - xi)
+    denominator = bin_.slope * (xi**2 + (1 - xi) ** 2) + (bin_.d_left + bin_.d_right) * mix
+    outputs = bin_.y_left + bin_.height * (bin_.slope * xi**2 + bin_.d_left * mix) / denominator
+    return outputs, _log_slope(xi, bin_.slope, bin_.d_left, bin_.d_right)
+
+
+def _spline_inverse(v: Tensor, bin_: _Bin) -> tuple[Tensor, Tensor]:
+    """``x`` and ``log dx/dy`` of the values ``v`` (outputs ``y``) in their bins."""
+    # a xi^2 + b xi + c = 0 for the relative position xi in [0, 1] (Durkan et al., appendix A)
+    offset = v - bin_.y_left  # >= 0: the bin was chosen by v >= y_left
+    curvature = bin_.d_left + bin_.d_right - 2 * bin_.slope
+    a = bin_.height * (bin_.slope - bin_.d_left) + offset * curvature
+    b = bin_.height * bin_.d_left - offset * curvature
+    c = -bin_.slope * offset
+    # clamped at 0 for rounding only; floored at the smallest normal number rather than at 0
+    # so that the square root's gradient stays finite
+    discriminant = (b * b - 4 * a * c).clamp(min=torch.finfo(v.dtype).tiny)
+    # a + b = height * slope > 0, so b > 0 where a <= 0 and the denominator is < 0 everywhere
+    xi = _unit(2 * c / (-b - torch.sqrt(discriminant)))
+    return bin_.x_left + xi * bin_.width, -_log_slope(xi, bin_.slope, bin_.d_left, bin_.d_right)
 
 
 class _SplineTransform(TransformModule):

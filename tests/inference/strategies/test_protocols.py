@@ -40,3 +40,9 @@ def test_a_model_without_the_interface_is_refused_naming_it(strategy):
         TypeError, match=f"{strategy}.*{PROTOCOLS[strategy].__name__}.*{_hooks(PROTOCOLS[strategy])[0]}"
     ):
         pg.fit(model, torch.ones(6, 4), strategy=strategy, epochs=1, progress=False)
+
+
+def test_nuts_on_a_model_without_a_posterior_object_says_what_to_do_instead():
+    model = pg.models.VAE(4, "binary", latent_dim=2, hidden=(8,))
+    with pytest.raises(ValueError, match="no posterior object.*draws="):
+        pg.fit(model, torch.ones(6, 4), strategy="nuts", progress=False)

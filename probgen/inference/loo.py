@@ -1,0 +1,575 @@
+"""LOO for any fitted Bayesian program: ArviZ ``InferenceData`` and PSIS-LOO, variational fits included.
+
+:func:`to_inference_data` exports a fitted model's posterior draws, the pointwise log-likelihood
+``log p(x_i | theta_s)`` and the observed data, so that ``az.loo``, ``az.waic`` and
+``az.compare`` take it:
+
+- a probgen Bayesian model whose posterior object exports itself (the classifiers: closed form,
+  MAP, VI or NUTS) is handed to that export (its names and coordinates); for a variational fit
+  the same draws' importance log-weights are added (below);
+- any other model with global latents (a :class:`~probgen.models.PyroModel` of a user's plain
+  Pyro program, the factorized baselines) is read through its Pyro program: the global latents
+  (sample sites outside the data plate) are drawn from the model's guide, and each draw is put
+  into the program with ``poutine.condition`` to score every example. Draws are vectorised in
+  one ``pyro.plate`` left of the program's plates where the model declares it ``vectorizable``
+  (and a trial on the data with a few draws confirms it), one run per draw otherwise. Local
+  latents (sites inside the data plate) are marginalised per example by importance sampling
+  with the guide (``num_particles`` draws of them per posterior draw, the guide conditioned on
+  that draw's globals), so with local latents the pointwise log-likelihood is an
+  importance-sampling estimate (exact when the guide's local conditional is exact).
+
+Draws from a guide q are not posterior draws. Where the model says its predictive is not the
+exact posterior's (``model.predictive != "posterior"``) the export keeps, per draw, the
+importance log-weight ``log p(theta, D) - log q(theta)`` as ``sample_stats.log_weight``, and
+:func:`loo` then computes PSIS-LOO corrected for q (Vehtari et al. 2024, section 6; Yao et al.
+2018): the LOO ratios of draws from q are ``log w(theta_s) - log p(x_i | theta_s)``, smoothed by
+PSIS (:func:`arviz.psislw`), and ``elpd_loo_i = log sum_s softmax(lw_i)_s p(x_i | theta_s)``;
+its Pareto k-hats say where the correction (and q itself) cannot be trusted. For exact draws
+(conjugate) and MCMC draws, plain ``az.loo`` on the InferenceData is the estimate, and
+:func:`loo` calls it.
+
+References:
+    Vehtari, Gelman & Gabry, "Practical Bayesian model evaluation using leave-one-out
+    cross-validation and WAIC", Statistics and Computing 27 (2017).
+    Vehtari, Simpson, Gelman, Yao & Gabry, "Pareto Smoothed Importance Sampling" (JMLR 2024).
+    Yao, Vehtari, Simpson & Gelman, "Yes, but Did It Work?: Evaluating Variational
+    Inference" (ICML 2018).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.poutine.subsample_messenger import _Subsample
+from torch import Tensor
+
+from probgen._checks import check_int
+from probgen.inference.data import DataSource
+from probgen.inference.diagnostics import KHAT_BAD, importance_diagnostics
+from probgen.models.base import GenerativeModel
+
+__all__ = ["PSIS_VARIATIONAL_NOTE", "loo", "to_inference_data"]
+
+#: what :func:`loo` says of a LOO estimate computed from draws of a variational approximation
+PSIS_VARIATIONAL_NOTE = (
+    "PSIS-corrected LOO from a variational approximation: the draws come from the guide q, "
+    "reweighted by p(theta, D) / q(theta) and Pareto-smoothed per held-out point"
+)
+#: the plate that vectorises draws; left of every plate of the program
+_DRAWS_PLATE = "_probgen_loo_draws"
+#: data-sized values evaluated at once (draws x particles x examples), bounding memory
+_CHUNK_VALUES = 2**20
+
+
+@runtime_checkable
+class ExportingPosterior(Protocol):
+    """A posterior object that exports itself to ArviZ (probgen's Bayesian classifiers')."""
+
+    predictive: str
+    pointwise: bool
+
+    def to_inference_data(self, model: Any, x: Tensor, y: Tensor, **kwargs: Any) -> Any: ...
+    def no_loo_reason(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Program:
+    """What tracing a model's program on the data found."""
+
+    observed: tuple[str, ...]
+    plate: str
+    global_: tuple[str, ...]
+    local: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]]  # one run's value shape of each global site
+    batch_dims: dict[str, int]  # and how many of its leading dims are batch dims
+    nesting: int
+    vectorized: bool = False  # draws in one plate left of the program's (else one run per draw)
+
+
+# ---------------------------------------------------------------------------------------- reading the program
+def _random_sites(trace: Any) -> list[dict]:
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
+
+
+def _plates(site: dict) -> dict[str, Any]:
+    return {frame.name: frame for frame in site["cond_indep_stack"]}
+
+
+def _inspect(program: Callable, x: Tensor, nesting: int) -> _Program:
+    """The observed sites, the data plate (the plate of size N around them) and the latents."""
+    with torch.no_grad():
+        trace = poutine.trace(program).get_trace(x)
+    sites = _random_sites(trace)
+    observed = [s for s in sites if s["is_observed"]]
+    if not observed:
+        raise ValueError("the model's program has no observed site; expected pyro.sample(name, d, obs=x)")
+    frames = [f for f in _plates(observed[0]).values() if f.size == len(x) and f.dim is not None]
+    if not frames:
+        raise ValueError(
+            f"observed site {observed[0]['name']!r} is in no plate of size {len(x)} (the data); expected it "
+            "inside pyro.plate('data', x.shape[0])"
+        )
+    plate = next((f.name for f in frames if f.name == "data"), frames[0].name)
+    latent = [s for s in sites if not s["is_observed"]]
+    global_ = [s for s in latent if plate not in _plates(s)]
+    if not global_:
+        raise ValueError(
+            "the model has no global latent site (a sample site outside the data plate): there is no posterior "
+            "over parameters, so LOO has nothing to reweight; expected a Bayesian model"
+        )
+    return _Program(
+        observed=tuple(s["name"] for s in observed if plate in _plates(s)),
+        plate=plate,
+        global_=tuple(s["name"] for s in global_),
+        local=tuple(s["name"] for s in latent if plate in _plates(s)),
+        shapes={s["name"]: tuple(s["value"].shape) for s in global_},
+        batch_dims={s["name"]: s["value"].dim() - s["fn"].event_dim for s in global_},
+        nesting=max([nesting, *(-f.dim for s in sites for f in s["cond_indep_stack"] if f.dim is not None)]),
+    )
+
+
+def _vectorizes(model: GenerativeModel, prog: _Program, x: Tensor) -> bool:
+    """Whether the model declares it broadcasts and, tried on the data with a few draws (3, or 5
+    for 3 examples: a number unlike the data's, so that an ``expand`` to the data's size cannot
+    pass by chance), guide and program then score ``[draws, N]``."""
+    if not model.vectorizable:
+        return False
+    trial, num = replace(prog, vectorized=True), 3 if len(x) != 3 else 5
+    try:
+        values, log_q = _guide_draws(model, trial, x, num)
+        per_example, prior = _score(model, trial, x, values)
+    except (RuntimeError, ValueError, IndexError, TypeError):
+        return False
+    return tuple(per_example.shape) == (num, len(x)) and tuple(log_q.shape) == tuple(prior.shape) == (num,)
+
+
+def _layout(prog: _Program, name: str, value: Tensor) -> Tensor:
+    """Draws ``[P, *shape]`` of a global site laid out for the draws plate at dim -(nesting + 1)."""
+    pad = prog.nesting - prog.batch_dims[name]
+    return value.reshape(value.shape[0], *([1] * pad), *prog.shapes[name])
+
+
+def _per_row(site: dict, rows: int, data_dim: int | None, nesting: int) -> Tensor:
+    """A site's unscaled log-density summed to ``[rows]`` or, given the data plate's dim, ``[rows, N]``."""
+    lp = site["fn"].log_prob(site["value"])
+    lp = lp.reshape((1,) * (nesting + 1 - lp.dim()) + tuple(lp.shape))
+    if data_dim is None:
+        return lp.expand(rows, *lp.shape[1:]).reshape(rows, -1).sum(1)
+    size = next(f.size for f in site["cond_indep_stack"] if f.dim == data_dim)
+    lp = lp.movedim(nesting + 1 + data_dim, 1)
+    return lp.expand(rows, size, *lp.shape[2:]).reshape(rows, size, -1).sum(-1)
+
+
+# ---------------------------------------------------------------------------------------- draws and scores
+def _guide_draws(model: GenerativeModel, prog: _Program, x: Tensor, num: int) -> tuple[dict[str, Tensor], Tensor]:
+    """``num`` draws of the global sites from the guide, ``{site: [num, *shape]}``, and log q of each."""
+
+    def log_q(trace: Any, rows: int) -> Tensor:  # every guide site outside the data plate (auxiliaries too)
+        outside = [s for s in _random_sites(trace) if prog.plate not in _plates(s)]
+        return sum((_per_row(s, rows, None, prog.nesting) for s in outside), x.new_zeros(rows))
+
+    with torch.no_grad():
+        if prog.vectorized:
+            with pyro.plate(_DRAWS_PLATE, num, dim=-(prog.nesting + 1)):
+                trace = poutine.trace(model.guide).get_trace(x)
+            values = {n: trace.nodes[n]["value"].reshape(num, *prog.shapes[n]) for n in prog.global_}
+            return values, log_q(trace, num)
+        traces = [poutine.trace(model.guide).get_trace(x) for _ in range(num)]
+    values = {n: torch.stack([t.nodes[n]["value"].reshape(prog.shapes[n]) for t in traces]) for n in prog.global_}
+    return values, torch.cat([log_q(t, 1) for t in traces])
+
+
+def _score(model: GenerativeModel, prog: _Program, x: Tensor, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """For draws ``values`` (``[P, *shape]``), the per-example log-weight of one run,
+    ``log p(x_i, z_i | theta) - log q(z_i | x_i, theta)`` (``[P, N]``; z: the local latents, drawn from
+    the guide conditioned on theta), and the prior log-density ``log p(theta)`` (``[P]``)."""
+    rows = next(iter(values.values())).shape[0]
+    if prog.vectorized:  # one run, the draws in a plate left of the program's plates
+        runs = [({n: _layout(prog, n, v) for n, v in values.items()}, rows)]
+    else:  # one run per draw
+        runs = [({n: v[p].reshape(prog.shapes[n]) for n, v in values.items()}, 1) for p in range(rows)]
+    per_example, prior = [], []
+    for data, p in runs:
+        draws_plate = pyro.plate(_DRAWS_PLATE, p, dim=-(prog.nesting + 1)) if prog.vectorized else nullcontext()
+        with torch.no_grad(), draws_plate:
+            program = poutine.condition(model.model, data=data)
+            if prog.local:
+                guide_trace = poutine.trace(poutine.condition(model.guide, data=data)).get_trace(x)
+                program = poutine.replay(program, trace=guide_trace)
+            trace = poutine.trace(program).get_trace(x)
+        dim = next(f.dim for n in prog.observed for f in trace.nodes[n]["cond_indep_stack"] if f.name == prog.plate)
+        inside = [trace.nodes[n] for n in (*prog.observed, *prog.local)]
+        lw = sum(_per_row(s, p, dim, prog.nesting) for s in inside)
+        if prog.local:
+            lw = lw - sum(_per_row(guide_trace.nodes[n], p, dim, prog.nesting) for n in prog.local)
+        per_example.append(lw)
+        prior.append(sum(_per_row(trace.nodes[n], p, None, prog.nesting) for n in prog.global_))
+    return torch.cat(per_example), torch.cat(prior)
+
+
+def _pointwise(
+    model: GenerativeModel, prog: _Program, x: Tensor, values: dict[str, Tensor], num_particles: int
+) -> tuple[Tensor, Tensor]:
+    """``log p(x_i | theta_s)`` (``[S, N]``; local latents marginalised by importance sampling with
+    ``num_particles`` draws) and ``log p(theta_s)`` (``[S]``), in chunks of bounded size."""
+    k = num_particles if prog.local else 1
+    num = next(iter(values.values())).shape[0]
+    chunk = max(1, _CHUNK_VALUES // (k * len(x)))
+    log_lik, log_prior = [], []
+    for start in range(0, num, chunk):
+        part = {n: v[start : start + chunk].repeat_interleave(k, 0) for n, v in values.items()}
+        per_example, prior = _score(model, prog, x, part)
+        rows = per_example.shape[0] // k
+        log_lik.append(torch.logsumexp(per_example.reshape(rows, k, -1), 1) - math.log(k))
+        log_prior.append(prior.reshape(rows, k)[:, 0])
+    return torch.cat(log_lik), torch.cat(log_prior)
+
+
+# ---------------------------------------------------------------------------------------- the export
+def _data(model: GenerativeModel, data: Any) -> tuple[Tensor, Tensor | None]:
+    x, y = DataSource(data, "data").all()
+    x = model.validate(x, name="data")
+    return x, model.check_labels(y, len(x))
+
+
+def _chains(num_samples: int, num_chains: int) -> None:
+    check_int("num_samples", num_samples, minimum=2)
+    check_int("num_chains", num_chains)
+    if num_samples % num_chains:
+        raise ValueError(
+            f"num_samples={num_samples} draws cannot be split into num_chains={num_chains} chains of equal length; "
+            f"pass a multiple of {num_chains}"
+        )
+
+
+def _user_draws(draws: Mapping[str, Any], prog: _Program, model: GenerativeModel) -> tuple[dict[str, Tensor], int]:
+    """Given draws ``{site: [chains, draws, *shape]}`` (``MCMC.get_samples(group_by_chain=True)``), flattened."""
+    missing = [n for n in prog.global_ if n not in draws]
+    if missing:
+        raise ValueError(f"draws has no value for global site(s) {missing}; expected {{site: [chains, draws, ...]}}")
+    values = {n: torch.as_tensor(draws[n], dtype=model.dtype, device=model.device) for n in prog.global_}
+    for n, v in values.items():
+        if tuple(v.shape[2:]) != prog.shapes[n]:
+            raise ValueError(
+                f"draws[{n!r}] has shape {tuple(v.shape)}; expected (chains, draws, *{prog.shapes[n]}) for site {n!r}"
+            )
+    chains = next(iter(values.values())).shape[0]
+    return {n: v.flatten(0, 1) for n, v in values.items()}, chains
+
+
+def _site_dims(model: GenerativeModel, prog: _Program) -> dict[str, list[str]]:
+    """A global site shaped like one example (a per-feature parameter) gets the ``feature`` dimension."""
+    flat = (math.prod(model.event_shape),)
+    return {n: ["feature"] for n in prog.global_ if prog.shapes[n] in (model.event_shape, flat) and len(flat) == 1}
+
+
+def to_inference_data(
+    model: GenerativeModel,
+    data: Any,
+    *,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    num_particles: int = 64,
+    draws: Mapping[str, Any] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    seed: int | None = 0,
+) -> Any:
+    """An ``arviz.InferenceData`` of a fitted Bayesian model on ``data`` for ``az.loo``,
+    ``az.waic``, ``az.compare`` and ``az.summary`` (what is drawn: the module docstring).
+
+    Groups: ``posterior`` (the global latent sites; ``num_chains`` chains of independent draws, so
+    R-hat is near 1 by construction), ``log_likelihood`` (``log p(x_i | theta_s)``, dims
+    ``(chain, draw, obs_id)``), ``observed_data`` (``x``: ``(obs_id, feature)``) and, for draws
+    from an approximation, ``sample_stats`` ``log_weight`` = log p(theta, D) - log q(theta) and
+    ``lp`` = log p(theta, D) (for :func:`loo`). The posterior's ``probgen_draws`` attribute says
+    what the draws are.
+
+    Args:
+        model: a fitted probgen model with global latents (a ``PyroModel``, a Bayesian baseline
+            or classifier).
+        data: the examples (tensor, array, Dataset or ``(x, y)``); the training data for LOO.
+        num_samples: draws in all, a multiple of ``num_chains`` (NUTS fits keep their own).
+        num_chains: chains of independent draws.
+        num_particles: importance draws of the local latents per posterior draw.
+        draws: draws of one's own, ``{site: [chains, draws, *shape]}`` (as
+            ``MCMC.get_samples(group_by_chain=True)``), scored as posterior draws (no weights).
+        coords: coordinate values by dimension name (``feature`` names, say).
+        seed: seeds Pyro's generators first (None: leave them).
+
+    Raises:
+        TypeError / ValueError: not a probgen model; no global latent; bad ``num_samples`` or ``draws``.
+
+    Example:
+        >>> import torch, pyro, pyro.distributions as dist, probgen as pg
+        >>> def mean(x):
+        ...     mu = pyro.sample("mu", dist.Normal(x.new_zeros(()), 2.0))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(mu[..., None], 1.0).to_event(1), obs=x)
+        >>> def exact(x):  # the conjugate posterior of mu given the 3 points below: N(0.8, 1 / 3.25)
+        ...     pyro.sample("mu", dist.Normal(x.new_tensor(0.8), 3.25**-0.5))
+        >>> m = pg.models.PyroModel(mean, exact, event_shape=(1,), support="real").double()
+        >>> idata = to_inference_data(m, torch.tensor([[0.5], [1.0], [1.1]], dtype=torch.float64), num_samples=40)
+        >>> dict(idata.log_likelihood["x"].sizes), sorted(idata.sample_stats.data_vars)
+        ({'chain': 4, 'draw': 10, 'obs_id': 3}, ['log_weight', 'lp'])
+    """
+    if not isinstance(model, GenerativeModel):
+        raise TypeError(f"model must be a fitted probgen model (e.g. pg.models.PyroModel), got {type(model).__name__}")
+    _chains(num_samples, num_chains)
+    check_int("num_particles", num_particles)
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    x, y = _data(model, data)
+    posterior = model.posterior
+    if draws is None and isinstance(posterior, ExportingPosterior):
+        return _exported(model, posterior, x, y, num_samples, num_chains, coords, seed)
+    return _program_export(model, x, num_samples, num_chains, num_particles, draws, coords)
+
+
+def _program_export(
+    model: GenerativeModel,
+    x: Tensor,
+    num_samples: int,
+    num_chains: int,
+    num_particles: int,
+    draws: Mapping[str, Any] | None,
+    coords: Mapping[str, Any] | None,
+) -> Any:
+    """The export read through the model's Pyro program (guide draws, or ``draws``)."""
+    prog = _inspect(model.model, x, model.max_plate_nesting)
+    prog = replace(prog, vectorized=_vectorizes(model, prog, x))
+    if draws is not None:
+        values, chains = _user_draws(draws, prog, model)
+        note, log_q = "the given draws (e.g. MCMC), scored as posterior draws", None
+    else:
+        values, log_q = _guide_draws(model, prog, x, num_samples)
+        if all(bool((v == v[:1]).all()) for v in values.values()):
+            raise ValueError(
+                f"{model.name}'s guide gives one point (e.g. an AutoDelta: a MAP fit), not a posterior: PSIS-LOO "
+                "has no draws to reweight; expected a guide with spread (guide='auto_normal'), or draws from NUTS"
+            )
+        chains = num_chains
+        exact = model.predictive == "posterior"
+        note = "independent draws from the " + ("exact posterior" if exact else "guide q (a variational approximation)")
+        note += ", split into chains (R-hat ~ 1 by construction)"
+        log_q = None if exact else log_q
+    log_lik, log_prior = _pointwise(model, prog, x, values, num_particles)
+    return _assemble(model, prog, x, values, log_lik, log_prior, log_q, chains, note, coords)
+
+
+def _assemble(
+    model: GenerativeModel,
+    prog: _Program,
+    x: Tensor,
+    values: dict[str, Tensor],
+    log_lik: Tensor,
+    log_prior: Tensor,
+    log_q: Tensor | None,
+    chains: int,
+    note: str,
+    coords: Mapping[str, Any] | None,
+) -> Any:
+    import arviz as az  # slow to import; most of probgen never needs it
+
+    def by_chain(t: Tensor) -> np.ndarray:  # chains one after the other along the leading dim
+        return t.detach().cpu().double().reshape(chains, -1, *t.shape[1:]).numpy()
+
+    name = prog.observed[0] if len(prog.observed) == 1 else "obs"
+    x_flat = x.reshape(len(x), -1).cpu().numpy()
+    dims = _site_dims(model, prog) | {name: ["obs_id"], "x": ["obs_id", "feature"]}
+    groups: dict[str, Any] = {"posterior": {n: by_chain(v) for n, v in values.items()}}
+    groups["log_likelihood"] = {name: by_chain(log_lik)}
+    if log_q is not None:
+        lp = log_prior + log_lik.sum(1)
+        groups["sample_stats"] = {"log_weight": by_chain(lp - log_q), "lp": by_chain(lp)}
+    all_coords = {"obs_id": np.arange(len(x)), "feature": np.arange(x_flat.shape[1])} | dict(coords or {})
+    if len(all_coords["feature"]) != x_flat.shape[1]:
+        raise ValueError(
+            f"coords['feature'] has {len(all_coords['feature'])} names; the data have {x_flat.shape[1]} features"
+        )
+    return az.from_dict(
+        **groups,
+        observed_data={"x": x_flat},
+        coords={k: np.asarray(v) for k, v in all_coords.items()},
+        dims=dims,
+        posterior_attrs={"probgen_draws": note, "probgen_model": model.name},
+    )
+
+
+def _exported(
+    model: GenerativeModel,
+    posterior: ExportingPosterior,
+    x: Tensor,
+    y: Tensor | None,
+    num_samples: int,
+    num_chains: int,
+    coords: Mapping[str, Any] | None,
+    seed: int | None,
+) -> Any:
+    """The posterior object's own export; for a variational fit, with the log-weights of its draws.
+
+    The posterior draws its export first, ``num_samples`` calls of its guide on one placeholder
+    row; replaying those calls from the same seed under ``poutine.trace`` gives the same draws
+    with their log q (checked value for value against the export)."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()))
+    kwargs = {"num_samples": num_samples, "num_chains": num_chains, "coords": dict(coords or {}) or None}
+    if model.fit_strategy == "nuts" or not posterior.pointwise:
+        kwargs = {"coords": kwargs["coords"]}  # NUTS keeps its chains; a MAP point is one draw
+    pyro.set_rng_seed(seed)
+    idata = posterior.to_inference_data(model, x, y, **kwargs)
+    if posterior.predictive != "variational":
+        return idata
+    pyro.set_rng_seed(seed)
+    one_x = torch.zeros(1, *model.event_shape, dtype=model.dtype, device=model.device)
+    one_y = torch.zeros(1, dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        traces = [poutine.trace(model.guide).get_trace(one_x, one_y) for _ in range(num_samples)]
+    sites = [n for n, s in traces[0].nodes.items() if s["type"] == "sample" and not s["infer"].get("is_auxiliary")]
+    values = {n: torch.stack([t.nodes[n]["value"] for t in traces]) for n in sites}
+    exported, _ = model.arviz_variables(values)
+    for n, v in exported.items():
+        if not np.allclose(idata.posterior[n].values.reshape(v.shape), v.cpu().double().numpy(), rtol=1e-12, atol=0):
+            raise RuntimeError(f"the replayed guide draws of {n!r} differ from the exported ones; cannot weight them")
+    log_q = torch.stack([t.log_prob_sum() for t in traces])
+    log_joint = torch.stack([_log_joint(model, x, y, {n: v[s] for n, v in values.items()}) for s in range(num_samples)])
+    lw = (log_joint - log_q).detach().cpu().double().reshape(num_chains, -1).numpy()
+    idata.add_groups(sample_stats={"log_weight": lw, "lp": log_joint.cpu().double().reshape(num_chains, -1).numpy()})
+    return idata
+
+
+def _log_joint(model: GenerativeModel, x: Tensor, y: Tensor | None, values: dict[str, Tensor]) -> Tensor:
+    """``log p(theta, D)``: the model's program on all the data, conditioned on ``theta``."""
+    with torch.no_grad():
+        trace = poutine.trace(poutine.condition(model.model, data=values)).get_trace(x, y)
+    return trace.log_prob_sum()
+
+
+# ---------------------------------------------------------------------------------------- PSIS-LOO
+def loo(
+    source: Any,
+    data: Any = None,
+    *,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    num_particles: int = 64,
+    seed: int | None = 0,
+) -> Any:
+    """PSIS-LOO of a fitted Bayesian model (or of its :func:`to_inference_data`), corrected for q
+    where the draws come from a variational approximation.
+
+    With ``sample_stats.log_weight`` (draws from a guide q), each point's ratios ``log w(theta_s)
+    - log p(x_i | theta_s)`` are Pareto-smoothed (:func:`arviz.psislw`; the draws are
+    independent, so relative efficiency 1) and ``elpd_loo_i = log sum_s softmax(lw_i)_s
+    p(x_i | theta_s)``; ``p_loo`` is the q-corrected lppd minus elpd_loo. The result says so
+    (``method``, ``note``) with the k-hat of every point (``pareto_k``) and of q's own weights
+    (``khat_q``, Yao et al. 2018); a k-hat above ``min(1 - 1 / log10(S), 0.7)`` warns
+    (UserWarning). Without weights (exact or MCMC draws) it is ``az.loo(idata, pointwise=True)``.
+
+    Args:
+        source: a fitted probgen model (with ``data``) or an ``arviz.InferenceData``.
+        data: the examples (usually the training data) when ``source`` is a model.
+        num_samples, num_chains, num_particles, seed: for :func:`to_inference_data`.
+
+    Returns:
+        An ``arviz.ELPDData`` (``az.compare`` takes it) as ``az.loo``'s; PSIS-corrected, also
+        ``method`` (``"psis-variational"``), ``khat_q`` and ``note``. A ValueError without a
+        ``log_likelihood`` group (a MAP point has no posterior to reweight).
+
+    Example:
+        >>> import torch, pyro, pyro.distributions as dist, probgen as pg
+        >>> def mean(x):
+        ...     mu = pyro.sample("mu", dist.Normal(x.new_zeros(()), 2.0))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(mu[..., None], 1.0).to_event(1), obs=x)
+        >>> def wide(x):  # wider than the exact posterior N(0.8, 1 / 3.25); exact LOO: -3.467
+        ...     pyro.sample("mu", dist.Normal(x.new_tensor(0.8), 0.8))
+        >>> m = pg.models.PyroModel(mean, wide, event_shape=(1,), support="real").double()
+        >>> elpd = loo(m, torch.tensor([[0.5], [1.0], [1.1]], dtype=torch.float64), num_samples=400)
+        >>> elpd["method"], round(float(elpd["elpd_loo"]), 1), bool(elpd["khat_q"] < 0.7)
+        ('psis-variational', -3.5, True)
+    """
+    import arviz as az
+
+    if isinstance(source, az.InferenceData):
+        idata = source
+    elif data is None:
+        raise ValueError("loo(model, data): a model needs the data to score; or pass its InferenceData alone")
+    else:
+        idata = to_inference_data(
+            source, data, num_samples=num_samples, num_chains=num_chains, num_particles=num_particles, seed=seed
+        )
+    _check_pointwise(idata)
+    if "sample_stats" not in idata.groups() or "log_weight" not in idata.sample_stats:
+        return az.loo(idata, pointwise=True)
+    return _psis_variational(idata)
+
+
+def _check_pointwise(idata: Any) -> None:
+    if "log_likelihood" not in idata.groups():
+        note = idata.posterior.attrs.get("probgen_draws", "") if "posterior" in idata.groups() else ""
+        raise ValueError(
+            f"this InferenceData has no log_likelihood group ({note or 'no pointwise log-likelihood'}), so "
+            "PSIS-LOO is not defined for it: a MAP point has no posterior draws to reweight"
+        )
+
+
+def _psis_variational(idata: Any) -> Any:
+    import arviz as az
+    from arviz.stats.stats_utils import ELPDData
+
+    names = list(idata.log_likelihood.data_vars)
+    if len(names) != 1:
+        raise ValueError(f"the log_likelihood group has variables {names}; expected one (the observed data)")
+    ll_da = idata.log_likelihood[names[0]].stack(__sample__=("chain", "draw"))
+    ll = ll_da.values.reshape(-1, ll_da.shape[-1])  # [N, S]
+    lw = idata.sample_stats["log_weight"].stack(__sample__=("chain", "draw")).values  # [S]
+    num = lw.shape[0]
+    with warnings.catch_warnings():  # reported below, once, in words
+        warnings.simplefilter("ignore")
+        smoothed, khat = az.psislw(lw[None, :] - ll, 1.0)
+        full, _ = az.psislw(lw[None, :].copy(), 1.0)
+    loo_i = _logsumexp(smoothed + ll)
+    lppd = _logsumexp(full + ll).sum()
+    q_diag = importance_diagnostics(torch.as_tensor(lw), "the guide q as a proposal for the posterior")
+    good_k = min(1 - 1 / np.log10(num), KHAT_BAD)
+    bad = int((khat > good_k).sum())
+    note = f"{PSIS_VARIATIONAL_NOTE}; Pareto k-hat of q's weights {q_diag.khat_max:.2f}"
+    if bad or not q_diag.khat_max <= KHAT_BAD:
+        note += (
+            f"; k-hat > {good_k:.2f} for {bad} of {khat.size} held-out points (largest {np.max(khat):.2f}): the "
+            "estimate is unreliable; use a better (wider, closer to the posterior) guide, or NUTS"
+        )
+        warnings.warn(note, UserWarning, stacklevel=3)
+    shape = ll_da.shape[:-1]
+    coords = {d: ll_da.coords[d].values for d in ll_da.dims[:-1]}
+
+    def as_array(values: np.ndarray, label: str) -> Any:  # by obs_id, as az.loo gives them
+        return _data_array(values.reshape(shape), ll_da.dims[:-1], coords, label)
+
+    elpd = float(loo_i.sum())
+    return ELPDData(
+        data=[elpd, float((loo_i.size * np.var(loo_i)) ** 0.5), float(lppd - elpd), num, loo_i.size, bool(bad),
+              as_array(loo_i, "loo_i"), as_array(khat, "pareto_k"), "log", good_k, "psis-variational",
+              q_diag.khat_max, note],
+        index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
+               "good_k", "method", "khat_q", "note"],
+    )  # fmt: skip
+
+
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    return torch.logsumexp(torch.as_tensor(a), -1).numpy()
+
+
+def _data_array(values: np.ndarray, dims: tuple[str, ...], coords: dict[str, Any], name: str) -> Any:
+    import xarray as xr
+
+    return xr.DataArray(values, dims=dims, coords=coords, name=name)
