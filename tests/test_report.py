@@ -7,6 +7,8 @@ two epochs each) is shared by the tests of this file.
 import csv
 import json
 import math
+import re
+import shlex
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,8 +17,15 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from probgen.experiments import run_experiment, validate_config
-from probgen.experiments.report import REPORT_FILE, write_report
-from probgen.experiments.tables import SAMPLE_COLUMNS, SAMPLE_KEYS
+from probgen.experiments.report import (
+    COLUMN_LABELS,
+    KIND_LABELS,
+    REPORT_FILE,
+    figure_caption,
+    render_report,
+    write_report,
+)
+from probgen.experiments.tables import JOB_COLUMNS, SAMPLE_COLUMNS, SAMPLE_HEADERS, SAMPLE_KEYS
 
 #: a model label with characters HTML must escape
 ODD_LABEL = 'gauss<b>&"x"'
@@ -45,16 +54,20 @@ def run_dir(tmp_path_factory):
 
 
 class _Page(HTMLParser):
-    """The tables (rows of cell texts), images (src, alt) and captions of a page."""
+    """The tables (rows of cell texts), images (src, alt) and captions of a page, and the text
+    and attributes of every element (``elements``: (tag, attrs, text), text nested inside)."""
 
     def __init__(self):
         super().__init__()
         self.tables, self.images, self.captions, self.tags = [], [], [], set()
+        self.elements, self._open = [], []
         self._cell = self._caption = None
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
         attrs = dict(attrs)
+        if tag not in ("img", "meta", "br"):  # void elements have no end tag
+            self._open.append([tag, attrs, ""])
         if tag == "table":
             self.tables.append([])
         elif tag == "tr":
@@ -67,6 +80,8 @@ class _Page(HTMLParser):
             self._caption = ""
 
     def handle_endtag(self, tag):
+        if self._open and self._open[-1][0] == tag:
+            self.elements.append(tuple(self._open.pop()))
         if tag in ("td", "th"):
             self.tables[-1][-1].append(self._cell)
             self._cell = None
@@ -75,10 +90,16 @@ class _Page(HTMLParser):
             self._caption = None
 
     def handle_data(self, data):
+        for element in self._open:
+            element[2] += data
         if self._cell is not None:
             self._cell += data
         if self._caption is not None:
             self._caption += data
+
+    def find(self, tag, **attrs):
+        """The elements of ``tag`` whose attributes include ``attrs``."""
+        return [e for e in self.elements if e[0] == tag and all(e[1].get(k) == v for k, v in attrs.items())]
 
 
 def _parse(text: str) -> _Page:
@@ -97,33 +118,41 @@ def _job_id(run_dir: Path, i: int) -> str:
     return json.loads((run_dir / "results.json").read_text())["jobs"][i]["job"]
 
 
-def _check_tables(tables: list[list[list[str]]], results: dict) -> int:
+#: the page's column headers (with units) back to the keys of results.json
+JOB_KEYS = {label: key for key, label in COLUMN_LABELS.items() if key in JOB_COLUMNS}
+JOB_KEYS["Parzen log p (nats, weak)"] = "parzen_nats"
+SUMMARY_KEYS = {"NLL (nats)": "nll_nats", "bits/dim": "bits_per_dim", "± stderr": "stderr_nats"}
+SUMMARY_KEYS |= {"± stderr (nats)": "stderr_nats"} | dict(zip(SAMPLE_HEADERS, SAMPLE_COLUMNS, strict=True))
+
+
+def _check_tables(tables: list[list[list[str]]], results: dict, page: bool = False) -> int:
     """Each table's cells against results.json: every number to the printed precision (4 decimals,
-    or 4 significant digits for MMD² and p-values), blanks where the value is None, and the
-    density kind of each row. Returns how many numbers were compared."""
+    or 4 significant digits for MMD² and p-values), blanks (or, on the page, a column left out)
+    where the value is None, and the density kind of each row (on the page, its label). Returns
+    how many numbers were compared."""
     summary, jobs = tables
+    kind = (lambda k: KIND_LABELS[k]) if page else (lambda k: k)
     compared = 0
     head = summary[0]
-    columns = {"NLL (nats)": "nll_nats", "bits/dim": "bits_per_dim", "± stderr": "stderr_nats"}
-    columns |= dict(zip(head[-len(SAMPLE_COLUMNS) :], SAMPLE_COLUMNS, strict=True))
     assert [row[0] for row in summary[1:]] == [r["model"] for r in results["summary"]]
     for row, expected in zip(summary[1:], results["summary"], strict=True):
-        cells = dict(zip(head, row, strict=True))
-        assert cells["kind"] == expected["kind"]
-        for header, key in columns.items():
+        cells = {SUMMARY_KEYS.get(h, h): c for h, c in zip(head, row, strict=True)}
+        assert cells["kind"] == kind(expected["kind"])
+        for key in set(SUMMARY_KEYS.values()):
             if expected[key] is None:
-                assert cells[header] == "", (header, cells[header])
+                assert cells.get(key, "") == "", (key, cells[key])
             else:
-                assert _number(cells[header]) == pytest.approx(expected[key], rel=5e-4, abs=5e-5), header
+                assert _number(cells[key]) == pytest.approx(expected[key], rel=5e-4, abs=5e-5), key
                 compared += 1
-    head = [h.removesuffix(" (weak)") for h in jobs[0]]
+    head = [JOB_KEYS.get(h, h.removesuffix(" (weak)")) for h in jobs[0]]
     numeric = ["nll_nats", "stderr_nats", "bits_per_dim", "num_params", "epochs_run", "num_examples"]
     for row, expected in zip(jobs[1:], results["jobs"], strict=True):
         cells = dict(zip(head, row, strict=True))
-        assert (cells["job"], cells["model"], cells["kind"]) == (expected["job"], expected["model"], expected["kind"])
+        assert (cells["job"], cells["model"]) == (expected["job"], expected["model"])
+        assert cells["kind"] == kind(expected["kind"])
         for key in [*numeric, *SAMPLE_COLUMNS]:
             if expected[key] is None:
-                assert cells[key] == ""
+                assert cells.get(key, "") == ""
             else:
                 assert _number(cells[key]) == pytest.approx(expected[key], rel=5e-4, abs=5e-5), key
                 compared += 1
@@ -177,7 +206,7 @@ def test_report_tables_equal_results_json(run_dir):
     results = json.loads((run_dir / "results.json").read_text())
     page = _parse((run_dir / REPORT_FILE).read_text(encoding="utf-8"))
     assert len(page.tables) == 2
-    assert _check_tables(page.tables, results) == NUMBERS
+    assert _check_tables(page.tables, results, page=True) == NUMBERS
 
 
 def test_report_shows_every_figure_from_relative_paths(run_dir):
@@ -192,8 +221,12 @@ def test_report_shows_every_figure_from_relative_paths(run_dir):
         with Image.open(path) as image:
             image.load()  # decodes the whole file
             assert image.width > 0 and image.height > 0
-    assert len(page.captions) == len(files) and all(page.captions)
-    assert f"{_job_id(run_dir, 0)}: training (and validation) loss per epoch" in page.captions
+    numbered = [re.fullmatch(r"Figure (\d+)\. (.+)", c) for c in page.captions]
+    assert [int(m[1]) for m in numbered] == list(range(1, len(files) + 1))
+    captions = [m[2] for m in numbered]
+    assert captions == [figure_caption(f.relative_to(run_dir)) for f in files]
+    assert f"{_job_id(run_dir, 0)}: training (and validation) loss per epoch" in captions
+    assert captions[0].startswith("Negative log-likelihood in bits/dim")  # the run's plots first
 
 
 def test_report_is_self_contained_and_escaped(run_dir):
@@ -203,6 +236,68 @@ def test_report_is_self_contained_and_escaped(run_dir):
     assert not {"script", "link", "iframe"} & page.tags
     assert ODD_LABEL not in text and "gauss&lt;b&gt;&amp;&quot;x&quot;" in text
     assert [row[0] for row in page.tables[0][1:]] == ["gan", ODD_LABEL]  # the text itself, unescaped once
+
+
+def test_report_leaves_out_empty_columns_and_names_them(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    page = _parse((run_dir / REPORT_FILE).read_text(encoding="utf-8"))
+    empty = [c for c in JOB_COLUMNS if all(r.get(c) is None for r in results["jobs"])]
+    assert "error" in empty and "stopped" in empty  # nothing failed or was cut in the tiny run
+    shown = [JOB_KEYS.get(h, h.removesuffix(" (weak)")) for h in page.tables[1][0]]
+    assert shown == [c for c in JOB_COLUMNS if c not in empty]
+    notes = [e[2] for e in page.find("p", **{"class": "note"}) if e[2].startswith("columns empty")]
+    labels = [COLUMN_LABELS.get(c, c) for c in empty]
+    assert notes[-1] == f"columns empty in every row, left out: {', '.join(labels)}"
+    assert all(e[2] for e in page.find("th", scope="col"))
+    titles = {e[2]: e[1].get("title") for e in page.find("th")}
+    assert "nats" in titles["NLL (nats)"] and "lower bound" in titles["kind"]  # units and kinds explained
+
+
+def test_report_says_how_the_run_was_made(run_dir):
+    meta = json.loads((run_dir / "meta.json").read_text())
+    page = _parse((run_dir / REPORT_FILE).read_text(encoding="utf-8"))
+    facts = dict(zip([e[2] for e in page.find("dt")], [e[2] for e in page.find("dd")], strict=True))
+    command = [Path(meta["command"][0]).name, *meta["command"][1:]]
+    assert shlex.split(facts["command"]) == command
+    assert facts["versions"] == f"probgen {meta['probgen']}, torch {meta['torch']}, pyro {meta['pyro']}, " + (
+        f"python {meta['python']}"
+    )
+    assert facts["started"] == meta["started"]
+    (config,) = page.find("pre")
+    assert config[2] == (run_dir / "config.resolved.json").read_text()
+    assert [e[1]["id"] for e in page.find("h2") if e[1].get("id")] == ["how"]
+    assert page.find("a", href="#how")
+
+
+def _results_with_diagnostics(folder: Path) -> dict:
+    """A run directory whose job rows carry the evidence work's diagnostics: a summary line and a
+    failed check with its warning, bare k-hat/ESS keys, and none."""
+    row = {c: None for c in JOB_COLUMNS} | {"model": "vae", "seed": 0, "kind": "estimate", "method": "ais"}
+    rows = [
+        row | {"job": "vae-s0", "nll_nats": 41.5, "diagnostic": "k̂ max 0.91, ESS 3.2/100 [FAILED]",
+               "diagnostic_warning": "k-hat above 0.7 for 40% of examples: raise num_samples"},
+        row | {"job": "vae-s1", "seed": 1, "nll_nats": 41.25, "k_hat_max": 0.312, "ess": 87.06},
+        row | {"job": "gauss-s0", "model": "gauss", "kind": "exact", "method": "exact", "nll_nats": 50.0},
+    ]  # fmt: skip
+    summary = [{"model": "vae", "seeds": 2, "nll_nats": 41.375, "kind": "estimate"}]
+    (folder / "results.json").write_text(json.dumps({"jobs": rows, "summary": summary}))
+    return {"jobs": rows, "summary": summary}
+
+
+def test_report_shows_diagnostics_and_footnotes_failed_ones(tmp_path):
+    _results_with_diagnostics(tmp_path)
+    page = _parse(render_report(tmp_path))
+    head, *rows = page.tables[1]
+    cells = [dict(zip(head, row, strict=True)) for row in rows]
+    assert head[-1] == "diagnostics"
+    assert [c["diagnostics"] for c in cells] == ["k̂ max 0.91, ESS 3.2/100 [FAILED] ⚠ 1", "k̂ max 0.31, ESS 87.1", ""]
+    assert [c["kind"] for c in cells] == ["estimate", "estimate", "exact"]
+    (link,) = [e for e in page.find("a") if e[1].get("href", "").startswith("#jobs-warning")]
+    (note,) = page.find("li", id=link[1]["href"][1:])
+    assert note[2] == "vae-s0: k-hat above 0.7 for 40% of examples: raise num_samples"
+    assert "diagnostics" not in page.tables[0][0]  # the summary rows carry none
+    assert [e[1]["class"] for e in page.find("td") if "warn" in e[1].get("class", "")] == ["text warn"]
+    assert page.find("p", **{"class": "note"})[-1][2] == "no meta.json: the command and versions are unknown"
 
 
 def test_write_report_replaces_atomically_and_refuses_other_directories(run_dir, tmp_path):
@@ -230,6 +325,20 @@ def _chromium() -> str:
     pytest.skip("no Chromium or Chrome installed (e.g. `apt-get install chromium`)")
 
 
+#: the page's width against the window's, and the jobs table's box scrolled to its right end:
+#: its first cell's left edge (sticky) and the last header cell of the first screen's
+LAYOUT = """() => {
+  const box = document.querySelectorAll('.scroll')[1];
+  const first = box.querySelector('tbody td');
+  const second = box.querySelector('thead th:nth-child(2)');
+  box.scrollLeft = box.scrollWidth;
+  return {page: document.documentElement.scrollWidth, window: window.innerWidth, box: box.scrollWidth,
+          visible: box.clientWidth, scrolled: box.scrollLeft,
+          box_left: box.getBoundingClientRect().left + box.clientLeft,
+          first_cell: first.getBoundingClientRect().left, last_cell: second.getBoundingClientRect().left};
+}"""
+
+
 def test_report_in_headless_chromium(run_dir):
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -237,8 +346,9 @@ def test_report_in_headless_chromium(run_dir):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 900, "height": 800})
             page.goto((run_dir / REPORT_FILE).as_uri(), wait_until="load")
+            layout = page.evaluate(LAYOUT)
             images = page.eval_on_selector_all(
                 "img", "els => els.map(e => ({src: e.getAttribute('src'), done: e.complete, width: e.naturalWidth}))"
             )
@@ -249,4 +359,8 @@ def test_report_in_headless_chromium(run_dir):
             browser.close()
     assert len(images) == len(list(run_dir.rglob("*.png")))
     assert all(img["done"] and img["width"] > 0 for img in images), images
-    assert _check_tables(tables, results) == NUMBERS
+    assert _check_tables(tables, results, page=True) == NUMBERS
+    # the page never scrolls sideways: the wide jobs table scrolls in its own box, first column in view
+    assert layout["page"] <= layout["window"], layout
+    assert layout["box"] > layout["visible"] and layout["scrolled"] > 0, layout
+    assert abs(layout["first_cell"] - layout["box_left"]) <= 1 and layout["last_cell"] < layout["box_left"], layout

@@ -3,6 +3,11 @@
 ``--out`` holds the checkpoint, its run record (``run.json``, written before training so that a
 killed fit can be resumed and evaluated), ``history.json``, ``scores.json`` and the loss curve.
 A directory that holds another fit is never replaced silently (``--overwrite``, ``--resume``).
+
+``--tensorboard DIR`` writes a TensorBoard run directory (a scalar per epoch for each number of
+``history.json``, a sample grid at the end); ``--mlflow [URI]`` logs an MLflow run (parameters,
+the same metrics, the held-out scores, and the checkpoint, history, scores and loss curve as
+artifacts) to URI or MLflow's default local store (:mod:`probgen.inference.tracking`).
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ def _fit(args: argparse.Namespace, rank: int, distributed: bool) -> None:
     parts = splits(spec)
     print(parts.describe())
     train = parts.train
+    trackers = _trackers(args, train, spec_for_record(parts)) if main_rank else []  # before --out is made
+    options["callbacks"] = trackers
     pyro.set_rng_seed(options.get("seed", 0))
     model = build(args.model, train, model_args)  # before the output folder: bad model args leave none
     with _rank_output(args.out, main_rank) as out:
@@ -144,6 +151,48 @@ def _fit(args: argparse.Namespace, rank: int, distributed: bool) -> None:
             pg.save(model, ckpt, optimizer=optimizer, extra=extra)
             wrote(ckpt)
             _write_outputs(out, args.model, model.fit_strategy, train.name, result.history, extra["scores"])
+            _track_outputs(trackers, out, extra["scores"])
+
+
+def _trackers(args: argparse.Namespace, train: Any, split: dict[str, Any]) -> list[Any]:
+    """The callbacks ``--tensorboard DIR`` and ``--mlflow [URI]`` ask for (read with getattr: a
+    parser without the flags asks for none); a missing extra is a UsageError saying what to install."""
+    from probgen.inference.tracking import MissingExtraError, MLflow, TensorBoard
+
+    board, store = getattr(args, "tensorboard", None), getattr(args, "mlflow", None)
+    trackers: list[Any] = []
+    try:
+        if board is not None:
+            trackers.append(TensorBoard(board, image_shape=train.image_shape))
+        if store is not None:  # "" or True: the flag without a URI, MLflow's default store
+            uri = store if isinstance(store, str) and store else None
+            params = {"data": split, "model_args": args.model_args or "{}", "out": str(args.out)}
+            trackers.append(MLflow(uri, experiment="probgen", run_name=Path(args.out).name, params=params))
+    except MissingExtraError as err:
+        raise UsageError(str(err)) from None
+    return trackers
+
+
+def _track_outputs(trackers: list[Any], out: Path, scores: list[dict]) -> None:
+    """Add what is written after the fit to the MLflow run: the held-out scores as metrics
+    (``test_nll_nats``, ...), and the checkpoint (now with its scores), history, scores, run record
+    and loss curve as artifacts."""
+    from probgen.checkpoint import CHECKPOINT_NAME
+    from probgen.inference.tracking import MLflow
+
+    for tracker in trackers:
+        if not isinstance(tracker, MLflow):
+            continue
+        numbers = {
+            f"{row['split']}_{key}": float(value)
+            for row in scores
+            for key, value in row.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+        tracker.log_metrics(numbers)
+        for name in (CHECKPOINT_NAME, "history.json", "scores.json", RUN_FILE, "loss.png"):
+            if (out / name).is_file():
+                tracker.log_artifact(out / name)
 
 
 def _say_fitted(name: str, strategy: str, train: Any, result: Any, has_val: bool, patience: int | None) -> None:

@@ -182,6 +182,16 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     _add_dtype_option(p, "the model's and the data's dtype (default float32)")
     p.add_argument("--precision", choices=["bf16"], help="bf16: the training objective under torch.autocast")
     p.add_argument(
+        "--tensorboard", metavar="DIR",
+        help='write a TensorBoard run directory: losses, lr and epoch time per epoch, a sample grid '
+        '(pip install -e ".[tensorboard]")',
+    )  # fmt: skip
+    p.add_argument(
+        "--mlflow", nargs="?", const="", default=None, metavar="URI",
+        help="log an MLflow run (params, metrics, checkpoint) to URI, default MLflow's local store "
+        '(pip install -e ".[mlflow]")',
+    )  # fmt: skip
+    p.add_argument(
         "--nproc", type=_positive_int, default=1,
         help="processes on this machine, each fitting its part of every batch (gloo on cpu, nccl on cuda); "
         "across nodes use torchrun (docs/scale.md)",
@@ -253,6 +263,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seed_int, nargs="+", help="override the config's seeds")
     p.add_argument("--dry-run", action="store_true", help="check the config and list the jobs; fit nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars or job lines")
+    p.add_argument(
+        "--jobs", type=_positive_int,
+        help="run N jobs at once: N local worker processes (default 1: one after another), or the workers of a "
+        "Dask LocalCluster with --executor dask",
+    )  # fmt: skip
+    p.add_argument(
+        "--executor", choices=["local", "dask"],
+        help="local (default): this machine; dask: a Dask cluster (--scheduler, else a LocalCluster of --jobs)",
+    )  # fmt: skip
+    p.add_argument("--scheduler", help="a Dask scheduler address, e.g. tcp://10.0.0.1:8786 (implies --executor dask)")
+    p.add_argument(
+        "--retries", type=_seed_int,  # a non-negative integer
+        help="times a job whose worker process died is run again before it is marked failed (default 1)",
+    )  # fmt: skip
     p.set_defaults(func=run.run)
 
 

@@ -1,4 +1,5 @@
-"""``probgen run CONFIG.toml``: check the whole config, then run (or continue) its jobs into ``--out``."""
+"""``probgen run CONFIG.toml``: check the whole config, then run (or continue) its jobs into ``--out``,
+one after another here, on ``--jobs N`` local worker processes, or on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -6,13 +7,37 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from probgen.cli.common import UsageError, wrote
 
-__all__ = ["DRY_RUN_SHOWN", "run"]
+__all__ = ["DRY_RUN_SHOWN", "executor_spec", "run"]
 
 #: ``run --dry-run`` lists this many jobs, then says how many more there are
 DRY_RUN_SHOWN = 50
+
+
+def executor_spec(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """Where the jobs run: the config's ``[executor]`` with the command line's flags over it
+    (``--scheduler`` implies ``--executor dask``; ``--executor local`` drops the config's scheduler)."""
+    spec = dict(config.get("executor") or {})
+    if args.executor is not None and args.executor != spec.get("kind", "local"):
+        spec = {k: v for k, v in spec.items() if k in ("retries", "threads")} | {"kind": args.executor}
+    if args.scheduler is not None:
+        if args.executor == "local":
+            raise UsageError(f"--scheduler {args.scheduler!r} with --executor local: expected --executor dask with it")
+        spec |= {"kind": "dask", "scheduler": args.scheduler}
+        spec.pop("jobs", None)
+    if args.jobs is not None:
+        if spec.get("scheduler") is not None:
+            raise UsageError(
+                f"--jobs {args.jobs} with the Dask scheduler {spec['scheduler']!r}: expected one of them "
+                "(--jobs sizes a local pool or LocalCluster; a scheduler's cluster has its own workers)"
+            )
+        spec["jobs"] = args.jobs
+    if args.retries is not None:
+        spec["retries"] = args.retries
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,8 +67,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is an existing file; expected a directory (it is created if missing)")
+    from probgen.experiments.executors import DASK_INSTALL, DaskMissing, make_executor
+
+    spec = executor_spec(args, config)
+    try:
+        make_executor(spec)  # refuses a bad spec, or Dask missing, before the run directory is touched
+    except DaskMissing:
+        raise UsageError(f"--executor dask needs Dask, which is not installed: {DASK_INSTALL}") from None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     log = (lambda line: None) if args.quiet else print
-    done = run_experiment(config, out, config_text=path.read_text(encoding="utf-8"), progress=not args.quiet, log=log)
+    text = path.read_text(encoding="utf-8")
+    done = run_experiment(config, out, config_text=text, progress=not args.quiet, log=log, executor=spec)
     print(summary_markdown(done["summary"]))
     for file in done["files"]:
         wrote(file)

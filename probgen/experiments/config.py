@@ -22,7 +22,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["ConfigError", "load_config", "validate_config", "FIT_OPTIONS", "EVAL_OPTIONS", "PREPROCESS"]
+__all__ = [
+    "ConfigError",
+    "load_config",
+    "validate_config",
+    "FIT_OPTIONS",
+    "EVAL_OPTIONS",
+    "EXECUTOR_KEYS",
+    "PREPROCESS",
+]
 
 PREPROCESS = ("none", "binarize", "dequantize")
 EVAL_METHODS = ("auto", "exact", "iwae", "elbo", "ais")
@@ -69,7 +77,16 @@ DATA_KEYS: dict[str, tuple[str, Any]] = {
     "preprocess": (f"one of {', '.join(map(repr, PREPROCESS))}", lambda v: v in PREPROCESS),
 }
 MODEL_KEYS = ("name", "module", "label", "args", "grid", "fit", "eval")
-TOP_KEYS = ("name", "seeds", "data", "fit", "eval", "models", "samples")
+TOP_KEYS = ("name", "seeds", "data", "fit", "eval", "models", "samples", "executor")
+#: ``[executor]``: where the jobs run (see :func:`probgen.experiments.executors.make_executor`);
+#: the command line's ``--jobs``/``--executor``/``--scheduler``/``--retries`` override it
+EXECUTOR_KEYS: dict[str, tuple[str, Any]] = {
+    "kind": ("'local' or 'dask'", lambda v: v in ("local", "dask")),
+    "jobs": ("a positive integer (worker processes)", lambda v: _is_int(v) and v >= 1),
+    "scheduler": ("a Dask scheduler address such as 'tcp://host:8786'", lambda v: isinstance(v, str) and bool(v)),
+    "retries": ("a non-negative integer (runs again of a job whose worker died)", lambda v: _is_int(v) and v >= 0),
+    "threads": ("a positive integer (threads per job)", lambda v: _is_int(v) and v >= 1),
+}
 
 
 class ConfigError(ValueError):
@@ -231,6 +248,16 @@ def _check_models(models: Any, errors: list[str], base: Path = Path(".")) -> lis
     return checked
 
 
+def _check_executor(table: Any, errors: list[str]) -> dict[str, Any]:
+    """The ``[executor]`` table: its keys, and a scheduler only with ``kind = "dask"``."""
+    checked = _check_table(table, "executor", EXECUTOR_KEYS, errors)
+    if "scheduler" in checked and checked.get("kind") != "dask":
+        errors.append(f"executor.scheduler = {_show(checked['scheduler'])}: expected it with kind = 'dask'")
+    if "scheduler" in checked and "jobs" in checked:
+        errors.append("executor.jobs: also executor.scheduler; expected one (jobs sizes a LocalCluster)")
+    return checked
+
+
 def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "config") -> dict[str, Any]:
     """The config with its keys checked and defaults filled in, or a :class:`ConfigError` listing
     every problem (one line each). Paths are resolved against ``base`` (the config's folder).
@@ -263,6 +290,7 @@ def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "
         "eval": _check_table(raw.get("eval", {}), "eval", EVAL_OPTIONS, errors),
         "models": _check_models(raw.get("models"), errors, Path(base)),
         "samples": samples,
+        "executor": _check_executor(raw.get("executor", {}), errors),
     }
     if data_ok and config["models"]:  # build the valid entries' models on the data
         from probgen.experiments.jobs import check_jobs

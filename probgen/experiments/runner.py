@@ -7,7 +7,8 @@ Layout of ``RUN/``::
     meta.json              probgen / torch / pyro versions, git hash (if any), start time, command
     jobs/<job>/            checkpoint.safetensors (during the fit, for resuming), model.safetensors
                            (the fitted model), fit.json, history.csv, loss.png, samples.png,
-                           inference_data.nc (Bayesian models), result.json (written last)
+                           inference_data.nc (Bayesian models), result.json (written last), .lock
+                           (held by the process running the job, so that no job runs twice at once)
     results.json|csv|md    one row per job and per variant (mean ± sd over seeds)
     report.html            the tables and every figure on one static page (relative image paths)
     plots/                 likelihood.png (bars with error bars, coloured by kind), loss_curves.png
@@ -17,6 +18,10 @@ A job whose ``result.json`` matches its spec is skipped; a job with a finished f
 (``fit.json``) is only evaluated; a job with a fit checkpoint continues from it
 (``probgen.fit(..., resume=True)``). Every file is written atomically (temporary file, then
 ``os.replace``), so a kill at any moment loses no finished result.
+
+The jobs run one after another in this process, or on a pool of local processes or a Dask
+cluster (:mod:`probgen.experiments.executors`): the workers read the data and write their job
+folders, this process holds the run directory's lock, schedules and writes the tables.
 """
 
 from __future__ import annotations
@@ -80,9 +85,17 @@ def _read_json(path: Path) -> Any:
 
 @contextlib.contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`TimeLimit` in this (main) thread after ``seconds``; no limit elsewhere."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
+    """Raise :class:`TimeLimit` in the calling thread after ``seconds`` (None: no limit).
+
+    The main thread uses SIGALRM; another thread (a Dask worker runs its tasks in threads) gets
+    the exception from a timer through ``PyThreadState_SetAsyncExc``, which CPython raises in
+    that thread between two bytecodes, as a signal handler's exception would be."""
+    if seconds is None:
         yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        with _thread_time_limit(seconds):
+            yield
         return
 
     def alarm(signum: int, frame: Any) -> None:
@@ -95,6 +108,31 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _thread_time_limit(seconds: float) -> Iterator[None]:
+    import ctypes
+
+    target, guard, state = ctypes.c_ulong(threading.get_ident()), threading.Lock(), {"inside": True, "fired": False}
+
+    def fire() -> None:
+        with guard:  # never after the block has ended
+            if state["inside"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(TimeLimit))
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with guard:
+            state["inside"] = False
+            if state["fired"]:  # fired as the block was ending: drop it if it is still pending
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
 
 
 def _git_hash() -> str | None:
@@ -232,40 +270,64 @@ def run_job(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Fit and evaluate one job in ``folder`` (continuing what a killed run left); return its row.
-    Messages go to ``log`` (default: the ``probgen.experiments`` logger at INFO level)."""
+    Messages go to ``log`` (default: the ``probgen.experiments`` logger at INFO level).
+
+    The job holds ``folder/.lock`` while it runs: a second process given the same job (an
+    orphaned worker of a killed run, a Dask task rescheduled from a worker thought dead) is
+    refused with :class:`~probgen._io.DirectoryLocked` instead of writing beside it."""
     log = log or logger.info
+    folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder):
+        spec = job.spec()
+        finished = _read_json(folder / "result.json")
+        if isinstance(finished, dict) and finished.get("job") == spec:
+            log(f"{job.id}: finished before, skipped")
+            return finished["row"]
+        known = _read_json(folder / "job.json")
+        if known is not None and known != spec:
+            for stale in (FIT_CHECKPOINT, MODEL_FILE, "fit.json", "result.json"):
+                (folder / stale).unlink(missing_ok=True)  # another spec under this name: start it afresh
+        write_text(folder / "job.json", json.dumps(spec, indent=1))
+        model, info = _fitted(job, splits, folder, progress, log)
+        if model is None:  # cut by its time limit before one epoch: a row without numbers, saying so
+            row = _row(job, splits, None, info) | _empty_scores()
+        else:
+            row = _scored(job, splits, folder, model, info, samples)
+        write_text(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
+        return row
+
+
+def _fitted(job: Job, splits: Any, folder: Path, progress: bool, log: Callable[[str], None]) -> tuple:
+    """The job's model and fit record: loaded when its fit finished before, else fitted (and
+    saved with its history and loss curve); the model is None when a time limit left nothing."""
     import pyro
 
     import probgen as pg
     from probgen.plots import fit_curve
 
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = job.spec()
-    finished = _read_json(folder / "result.json")
-    if isinstance(finished, dict) and finished.get("job") == spec:
-        log(f"{job.id}: finished before, skipped")
-        return finished["row"]
-    known = _read_json(folder / "job.json")
-    if known is not None and known != spec:
-        for stale in (FIT_CHECKPOINT, MODEL_FILE, "fit.json", "result.json"):
-            (folder / stale).unlink(missing_ok=True)  # another spec under this name: start it afresh
-    write_text(folder / "job.json", json.dumps(spec, indent=1))
     fitted = _read_json(folder / "fit.json")
     if isinstance(fitted, dict) and (folder / MODEL_FILE).exists():
-        model, info = pg.load(folder / MODEL_FILE), fitted
         log(f"{job.id}: fitted before, evaluating")
-    else:
-        pyro.set_rng_seed(job.model_seed)
-        model, info = _fit(job, build_job_model(job, splits.train), splits, folder, progress, log)
-        if model is None:  # cut by its time limit before one epoch: a row without numbers, saying so
-            row = _row(job, splits, None, info) | _empty_scores()
-            write_text(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
-            return row
-        pg.save(model, folder / MODEL_FILE, extra={"job": spec})
-        write_text(folder / "history.csv", _history_csv(info["history"]))
-        if len(info["history"]) > 1:
-            fit_curve(info["history"], folder / "loss.png", strategy=info["strategy"], title=job.variant)
-        write_text(folder / "fit.json", json.dumps(info, indent=1))
+        return pg.load(folder / MODEL_FILE), fitted
+    pyro.set_rng_seed(job.model_seed)
+    model, info = _fit(job, build_job_model(job, splits.train), splits, folder, progress, log)
+    if model is None:
+        return None, info
+    pg.save(model, folder / MODEL_FILE, extra={"job": job.spec()})
+    write_text(folder / "history.csv", _history_csv(info["history"]))
+    if len(info["history"]) > 1:
+        fit_curve(info["history"], folder / "loss.png", strategy=info["strategy"], title=job.variant)
+    write_text(folder / "fit.json", json.dumps(info, indent=1))
+    return model, info
+
+
+def _scored(job: Job, splits: Any, folder: Path, model: Any, info: dict[str, Any], samples: int) -> dict[str, Any]:
+    """The row of a fitted job: its held-out score (or likelihood-free metrics), samples and
+    ArviZ data, each drawn with the job's seed."""
+    import pyro
+
+    import probgen as pg
+
     data = getattr(splits, job.eval["split"])
     row = _row(job, splits, model, info)
     started = time.perf_counter()
@@ -281,7 +343,6 @@ def run_job(
     row["eval_seconds"] = time.perf_counter() - started
     row["samples_png"] = _samples(job, model, splits.train, folder, samples)
     row["inference_data"] = _inference_data(model, data, folder)
-    write_text(folder / "result.json", json.dumps({"job": spec, "row": row}, indent=1))
     return row
 
 
@@ -325,46 +386,93 @@ def run_experiment(
     config_text: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    executor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every job of a checked config (see :func:`~probgen.experiments.validate_config`) in
     ``out``, skipping finished jobs and continuing interrupted ones; write the tables, plots and
     ``report.html``.
 
-    With ``progress``, an overall bar counts the jobs (with an ETA) above each job's fit bar (its
-    loss and ETA); without, no bar at all. Messages go to ``log`` (default: the
-    ``probgen.experiments`` logger at INFO level, see :func:`probgen.progress.configure_logging`).
+    ``executor`` (default: the config's ``[executor]`` table, else one job after another here)
+    says where the jobs run, e.g. ``{"jobs": 4}`` (four local worker processes) or ``{"kind":
+    "dask", "scheduler": "tcp://host:8786"}``; see
+    :func:`~probgen.experiments.executors.make_executor`. Each job's numbers depend only on its
+    config and seed, so every executor writes the same ``results.json`` numbers.
+
+    With ``progress``, an overall bar counts the jobs (with an ETA; with workers, also how many
+    run and how many failed) above each job's fit bar when they run here; without, no bar at
+    all. Messages go to ``log`` (default: the ``probgen.experiments`` logger at INFO level, see
+    :func:`probgen.progress.configure_logging`).
 
     Returns:
         ``{"jobs": rows, "summary": rows per variant, "files": paths written at the top level}``.
     """
+    from probgen.experiments.executors import make_executor
+
     log = log or logger.info
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = expand_jobs(config)
+    pool = make_executor(config.get("executor") if executor is None else executor)  # refuses bad specs first
     with locked(out):
         _check_run_dir(out, config)
         files = []
         if config_text is not None:
             files.append(write_text(out / "config.toml", config_text))
-        resolved = json.loads(json.dumps(config)) | {"jobs": [j.spec() for j in jobs]}
+        # what is computed, not where: a run continued on another executor has the same file
+        what = {k: v for k, v in config.items() if k != "executor"}
+        resolved = json.loads(json.dumps(what)) | {"jobs": [j.spec() for j in jobs]}
         files.append(write_text(out / "config.resolved.json", json.dumps(resolved, indent=1)))
-        files.append(write_text(out / "meta.json", json.dumps(_meta(), indent=1)))
+        meta = _meta() if pool is None else _meta() | {"executor": pool.describe()}
+        files.append(write_text(out / "meta.json", json.dumps(meta, indent=1)))
         splits = load_splits(config["data"])
         log(splits.describe())
-        rows = []
         with progress_bar(total=len(jobs), desc=f"run {config['name']}", disable=not progress) as overall:
-            for i, job in enumerate(jobs):
-                log(f"[{i + 1}/{len(jobs)}] {job.id}")
-                try:
-                    row = run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress,
-                                  log=log)  # fmt: skip
-                except Exception as err:  # noqa: BLE001 - one job's failure never loses the others
-                    row = failed_row(job, splits, err)
-                    log(f"{job.id}: failed: {row['error']}")
-                rows.append(row)
-                write_reports(out, rows, final=False)
-                overall.set_postfix(done=job.id)
-                overall.update(1)
+            if pool is None:
+                rows = _run_here(jobs, config, splits, out, overall, progress, log)
+            else:
+                rows = _run_on(pool, jobs, config, splits, out, overall, log)
         summary, written = write_reports(out, rows, final=True)
         files += [out / "jobs", *written, write_report(out)]
     return {"jobs": rows, "summary": summary, "files": files}
+
+
+def _run_here(jobs: list[Job], config: dict, splits: Any, out: Path, overall: Any, progress: bool, log: Any) -> list:
+    """The serial run: one job after another in this process, each with its fit's bar."""
+    rows = []
+    for i, job in enumerate(jobs):
+        log(f"[{i + 1}/{len(jobs)}] {job.id}")
+        try:
+            row = run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress, log=log)
+        except Exception as err:  # noqa: BLE001 - one job's failure never loses the others
+            row = failed_row(job, splits, err)
+            log(f"{job.id}: failed: {row['error']}")
+        rows.append(row)
+        write_reports(out, rows, final=False)
+        overall.set_postfix(done=job.id)
+        overall.update(1)
+    return rows
+
+
+def _run_on(pool: Any, jobs: list[Job], config: dict, splits: Any, out: Path, overall: Any, log: Any) -> list:
+    """Jobs on workers: rows arrive as jobs finish, each job's messages with it; the tables are
+    rewritten after each, rows in the config's job order (as a serial run orders them)."""
+    from probgen.experiments.executors import JobTask
+
+    task = JobTask.of(config, out, jobs, run_job, failed_row)
+    by_id, failed = {}, 0
+    log(f"running {len(jobs)} job(s) on {pool.describe()['where']}")
+    for done in pool.results(jobs, task):
+        for line in done.lines:
+            log(line)
+        if not done.final:
+            continue
+        row = done.row if done.error is None else failed_row(done.job, splits, done.error)
+        if done.error is not None:
+            log(f"{done.job.id}: failed: {row['error']}")
+        failed += bool(row.get("error"))
+        by_id[done.job.id] = row
+        log(f"[{len(by_id)}/{len(jobs)}] {done.job.id} done")
+        write_reports(out, [by_id[j.id] for j in jobs if j.id in by_id], final=False)
+        overall.set_postfix(running=pool.running, failed=failed)
+        overall.update(1)
+    return [by_id[j.id] for j in jobs]

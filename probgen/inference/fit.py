@@ -10,6 +10,7 @@ import pyro
 import torch
 
 from probgen._checks import check_int
+from probgen.inference.callbacks import check_callbacks, notify
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import PRECISIONS, SINGLE, join_process_group
 from probgen.inference.placement import DTYPES, check_device, check_dtype, place_model
@@ -24,6 +25,7 @@ def _settings(options: dict[str, Any], checkpoint: str | Path | None) -> FitOpti
     if unknown:
         raise TypeError(f"fit() got unknown option(s) {unknown}; expected some of {sorted(known)}")
     settings = FitOptions(checkpoint=None if checkpoint is None else Path(checkpoint), **options)
+    settings.callbacks = check_callbacks(settings.callbacks)
     _check(settings)
     return settings
 
@@ -95,13 +97,15 @@ def fit(
             ``init_from_data``, ``validate``, ``progress``, ``strategy_options`` (NUTS'
             ``num_samples``, ``warmup_steps``, ``num_chains``), ``distributed`` (run in every process
             of a ``torch.distributed`` group, each rank on its part of every batch; docs/scale.md)
-            and ``precision`` ("bf16": the objective under ``torch.autocast`` in bfloat16).
+            ``precision`` ("bf16": the objective under ``torch.autocast`` in bfloat16) and ``callbacks``
+            (:class:`~probgen.inference.callbacks.Callback` objects; :mod:`probgen.inference.tracking`).
 
     Returns:
         A :class:`~probgen.inference.strategies.FitResult`; the model is left at its best epoch.
 
     Raises:
         NonFiniteLossError: a loss or gradient became NaN/inf; the message names the site.
+        ValueError: a callback raised; the message names it (the model is at its last good state).
 
     Example:
         >>> import probgen as pg
@@ -117,6 +121,14 @@ def fit(
     val = None if val_data is None else DataSource(val_data, "validation data")
     if settings.seed is not None:  # each rank its own stream of draws (its own noise)
         pyro.set_rng_seed(settings.seed + shard.rank)
+    return _watched(name, model, train, val, settings, shard.rank)
+
+
+def _watched(name: str, model: Any, train: DataSource, val: DataSource | None, settings: FitOptions, rank: int) -> Any:
+    """The strategy's fit between the callbacks' ``on_fit_start`` and ``on_fit_end`` (rank 0 alone reports)."""
+    watchers = settings.callbacks if rank == 0 else []
+    notify(watchers, "on_fit_start", model, settings)
     result = STRATEGIES[name].fit(model, train, val, settings)
     model.fitted.fill_(True)
+    notify(watchers, "on_fit_end", result, model)
     return result

@@ -75,6 +75,8 @@ class FitOptions:
     progress: bool = True
     #: strategy-specific options (e.g. NUTS: num_samples, warmup_steps, num_chains)
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    #: :class:`~probgen.inference.callbacks.Callback` objects watching the fit (rank 0 only)
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass

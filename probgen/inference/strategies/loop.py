@@ -11,6 +11,9 @@ After every epoch the checkpoint holds the best epoch's weights (what :func:`pro
 returns), the optimizer, the history and, as its training state, the last epoch's weights and
 the states of the random number generators (torch's, and the generator that shuffles the
 batches): a fit resumed from it continues exactly as the uninterrupted fit would have.
+
+The fit's callbacks (:mod:`probgen.inference.callbacks`) hear of each validation, epoch and
+checkpoint, on rank 0 only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from probgen.inference.callbacks import notify
 from probgen.inference.data import DataSource, Part
 from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, gather_rng_states
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_parts
@@ -214,11 +218,13 @@ class EpochLoop:
             model.eval()
             if val is not None and val_fn is not None:
                 record["val_loss"] = val_fn(val)
+                self.notify("on_validation", epoch, record["val_loss"], model)
             record["seconds"] = time.perf_counter() - started
             if options.lr_decay is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] *= options.lr_decay
             self.result.history.append(record)
+            self.notify("on_epoch_end", epoch, dict(record), model)  # a copy: callbacks only watch
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
             if not self._keep(record, epoch, generator, bar):
                 break
@@ -228,6 +234,17 @@ class EpochLoop:
         model.load_state_dict(self.best_state)
         model.after_fit(*hook_batch(model, train))
         return self.result
+
+    def notify(self, method: str, *args: Any) -> None:
+        """Call ``method`` of the fit's callbacks (rank 0 only); a callback that raises leaves
+        the model at its last good state and stops the fit with a ValueError naming it."""
+        if not self.options.callbacks or not self.shard.is_main:
+            return
+        try:
+            notify(self.options.callbacks, method, *args)
+        except ValueError:
+            self.model.load_state_dict(self.best_state)
+            raise
 
     def _keep(self, record: dict, epoch: int, generator: torch.Generator, bar: Any) -> bool:
         """Track the best epoch and checkpoint; False when patience has run out.
@@ -283,3 +300,4 @@ class EpochLoop:
             weights=self.best_state,
             training_state=state,
         )
+        self.notify("on_checkpoint", Path(self.options.checkpoint), epoch, holds_best)
