@@ -1,4 +1,6 @@
-"""Annealed importance sampling (AIS) estimates of log p(x) for local-latent models.
+"""Annealed importance sampling (AIS) estimates of log p(x) for local-latent models, and the
+HMC transition that the annealing engine of :mod:`probgen.inference.annealing` (AIS and tempered
+SMC on a whole Pyro program, for :mod:`probgen.inference.evidence`) shares.
 
 For each example, K chains start at the guide's ``q(z | x)`` and move through the geometric
 path ``f_t(z) = (1 - beta_t) log q(z | x) + beta_t log p(x, z)``, ``beta`` from 0 to 1, with
@@ -29,7 +31,7 @@ from torch.distributions import constraints
 from probgen._checks import check_int
 from probgen.inference.importance import random_sites, trace_log_density
 
-__all__ = ["ais_log_likelihood"]
+__all__ = ["ais_log_likelihood", "hmc_transition"]
 
 
 def _latent_sites(trace) -> dict[str, dict]:
@@ -44,29 +46,44 @@ def _latent_sites(trace) -> dict[str, dict]:
     return sites
 
 
-def _hmc_transition(
-    z: dict[str, Tensor], energy_and_grad, eps: float, leapfrog_steps: int, batch_shape: tuple[int, int]
+def hmc_transition(
+    z: dict[str, Tensor],
+    energy_and_grad,
+    eps: float | Tensor,
+    leapfrog_steps: int,
+    batch_shape: tuple[int, ...],
+    scale: dict[str, Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """One HMC transition (per chain and example) leaving ``exp(f)`` invariant; returns the new
-    state and which proposals were accepted."""
+    """One HMC transition (per element of ``batch_shape``, the leading dims of every value)
+    leaving ``exp(f)`` invariant; returns the new state and which proposals were accepted.
+
+    ``eps`` may be a tensor broadcasting against the values (a step size per group of chains);
+    ``scale`` gives each coordinate's position scale, i.e. a diagonal mass matrix
+    ``M = diag(scale^-2)`` (None: the identity).
+    """
     names = list(z)
+    scale = scale if scale is not None else {n: 1.0 for n in names}
+    lead = len(batch_shape)
+
+    def kinetic(m: dict[str, Tensor]) -> Tensor:
+        return sum(((m[n] * scale[n]) ** 2).reshape(*batch_shape, -1).sum(-1) for n in names) / 2
+
     f0, grad = energy_and_grad(z)
-    momentum = {n: torch.randn_like(v) for n, v in z.items()}
-    kinetic0 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
+    momentum = {n: torch.randn_like(v) / scale[n] for n, v in z.items()}
+    kinetic0 = kinetic(momentum)
     proposal = dict(z)
     momentum = {n: momentum[n] + 0.5 * eps * grad[n] for n in names}
     for step in range(leapfrog_steps):
-        proposal = {n: proposal[n] + eps * momentum[n] for n in names}
+        proposal = {n: proposal[n] + eps * scale[n] ** 2 * momentum[n] for n in names}
         f1, grad = energy_and_grad(proposal)
-        scale = eps if step < leapfrog_steps - 1 else 0.5 * eps
-        momentum = {n: momentum[n] + scale * grad[n] for n in names}
-    kinetic1 = sum((m**2).reshape(*batch_shape, -1).sum(-1) for m in momentum.values()) / 2
-    log_accept = (f1 - kinetic1) - (f0 - kinetic0)
+        half = 0.5 if step == leapfrog_steps - 1 else 1.0
+        momentum = {n: momentum[n] + half * eps * grad[n] for n in names}
+    log_accept = (f1 - kinetic(momentum)) - (f0 - kinetic0)
     accept = torch.log(torch.rand_like(log_accept)) < torch.nan_to_num(log_accept, nan=-math.inf)
     with torch.no_grad():
         moved = {}
         for n in names:
-            mask = accept.reshape(*batch_shape, *([1] * (z[n].dim() - 2)))
+            mask = accept.reshape(*batch_shape, *([1] * (z[n].dim() - lead)))
             moved[n] = torch.where(mask, proposal[n].detach(), z[n])
     return moved, accept
 
@@ -80,10 +97,12 @@ def ais_log_likelihood(
     num_steps: int = 500,
     leapfrog_steps: int = 5,
     step_size: float = 0.05,
-) -> Tensor:
+    return_weights: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Per-example AIS estimate of ``log p(x)`` (``[B]``), K chains each, HMC transitions.
 
     The step size adapts between annealing steps towards an acceptance rate of about 0.65.
+    With ``return_weights`` it also returns the chains' log weights ``[K, B]`` (for k-hat/ESS).
     """
     check_int("num_chains", num_chains)
     check_int("num_steps", num_steps)
@@ -121,9 +140,10 @@ def ais_log_likelihood(
     for t in range(1, num_steps + 1):
         beta_prev, beta = betas[t - 1], betas[t]
         log_weight = log_weight + (beta - beta_prev) * (current_p - current_q)
-        z, accept = _hmc_transition(z, lambda v, b=beta: energy_and_grad(v, b), eps, leapfrog_steps, batch_shape)
+        z, accept = hmc_transition(z, lambda v, b=beta: energy_and_grad(v, b), eps, leapfrog_steps, batch_shape)
         with torch.no_grad():
             current_q, current_p = log_q(z), log_joint(z)
         rate = accept.double().mean().item()
         eps *= 1.02 if rate > 0.65 else 0.98
-    return torch.logsumexp(log_weight, 0) - math.log(num_chains)
+    estimate = torch.logsumexp(log_weight, 0) - math.log(num_chains)
+    return (estimate, log_weight) if return_weights else estimate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
+from probgen.inference.diagnostics import Diagnostics, importance_diagnostics
 from probgen.inference.distributed import SINGLE, Shard, all_sum, broadcast_value, current_shard
 from probgen.inference.placement import place_model
 from probgen.inference.strategies.base import model_batches
@@ -39,6 +41,9 @@ class LogLikelihood:
         num_dims: the D of bits/dim.
         conditional: True when it is of x given the labels, log p(x | y).
         predictive: for Bayesian models, "posterior", "variational" or "plug-in" (else None).
+        diagnostics: for "iwae" and "ais", the Pareto k-hat and importance ESS of each
+            example's weights, summarised (:class:`~probgen.inference.diagnostics.Diagnostics`;
+            of this process's examples when distributed); None otherwise.
     """
 
     nats: float
@@ -51,6 +56,7 @@ class LogLikelihood:
     num_dims: int
     conditional: bool = False
     predictive: str | None = None
+    diagnostics: Diagnostics | None = None
 
     @property
     def nll(self) -> float:
@@ -70,6 +76,8 @@ class LogLikelihood:
             "num_dims": self.num_dims,
             "conditional": self.conditional,
             "predictive": self.predictive,
+            "diagnostic": self.diagnostics.summary if self.diagnostics else None,
+            "diagnostics": self.diagnostics.as_dict() if self.diagnostics else None,
         }
 
     def __str__(self) -> str:
@@ -78,9 +86,10 @@ class LogLikelihood:
         if self.kind == "exact" and self.conditional:
             what = f" ({of})"
         predictive = f", {self.predictive} predictive" if self.predictive else ""
+        diagnostics = f"; {self.diagnostics.summary}" if self.diagnostics else ""
         return (
             f"NLL {self.nll:.3f} ± {self.stderr:.3f} nats/example, "
-            f"{self.bits_per_dim:.4f} bits/dim [{self.kind}, {self.method}{predictive}]{what}"
+            f"{self.bits_per_dim:.4f} bits/dim [{self.kind}, {self.method}{predictive}]{what}{diagnostics}"
         )
 
 
@@ -112,23 +121,53 @@ def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -
     return method
 
 
+def _iwae_weights(model: Any, x: Tensor, y: Tensor | None, num_samples: int, per_pass: int) -> Tensor:
+    """Each example's K log importance weights ``[K, B]``, drawn ``per_pass`` at a time (the
+    weights are K x B numbers, not K x B data-sized values, so memory stays bounded)."""
+    from probgen.inference.importance import log_importance_weights
+
+    sizes = [min(per_pass, num_samples - start) for start in range(0, num_samples, per_pass)]
+    return torch.cat([log_importance_weights(model, x, y, k) for k in sizes], 0)
+
+
 def _scores(
     model: Any, source: DataSource, method: str, num_samples: int, batch_size: int, ais_steps: int, shard: Shard
-) -> Tensor:
+) -> tuple[Tensor, Tensor | None]:
+    """Per-example values and, for "iwae" and "ais", the log weights ``[K, examples]``."""
     from probgen.inference.ais import ais_log_likelihood
     from probgen.inference.importance import iwae_bound
 
     per_pass = max(1, VALUES_PER_PASS // (batch_size * model.num_dims))
     out = [torch.zeros(0, dtype=model.dtype, device=model.device)]  # a rank may get no rows
+    weights = []
     with torch.no_grad():
         for x, y in model_batches(model, source, batch_size, labels=model.conditional, shard=shard):
             if method in ("exact", "log_normalizer"):
                 out.append((model.log_prob(x, y) if model.conditional else model.log_prob(x)).detach())
             elif method == "ais":
-                out.append(ais_log_likelihood(model, x, y, num_chains=num_samples, num_steps=ais_steps))
+                value, log_w = ais_log_likelihood(
+                    model, x, y, num_chains=num_samples, num_steps=ais_steps, return_weights=True
+                )
+                out.append(value)
+                weights.append(log_w)
+            elif method == "iwae":
+                weights.append(_iwae_weights(model, x, y, num_samples, per_pass))
+                out.append(torch.logsumexp(weights[-1], 0) - math.log(num_samples))
             else:
-                out.append(iwae_bound(model, x, y, num_samples, max_particles_per_pass=per_pass, mean=method == "elbo"))
-    return torch.cat(out)
+                out.append(iwae_bound(model, x, y, num_samples, max_particles_per_pass=per_pass, mean=True))
+    return torch.cat(out), torch.cat(weights, 1) if weights else None
+
+
+def _diagnose(method: str, weights: Tensor | None) -> Diagnostics | None:
+    """k-hat and ESS of each example's weights; a warning saying what to do when k-hat > 0.7."""
+    if weights is None or weights.shape[1] == 0:
+        return None
+    diagnostics = dataclasses.replace(
+        importance_diagnostics(weights, f"log_likelihood(method={method!r})"), method=method
+    )
+    if diagnostics.warning:
+        warnings.warn(diagnostics.warning, stacklevel=3)
+    return diagnostics
 
 
 def _normalized(model: Any, values: Tensor, num_samples: int, shard: Shard) -> tuple[Tensor, str]:
@@ -196,16 +235,24 @@ def log_likelihood(
     place_model(model, device, dtype, distributed)
     shard = current_shard() if distributed else SINGLE
     with model.evaluating():
-        values = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
+        values, weights = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
     kind = {"exact": model.density, "iwae": "lower_bound", "elbo": "lower_bound"}.get(method, "estimate")
     if method == "log_normalizer":
         values, kind = _normalized(model, values, num_samples, shard)
     if method == "exact" and kind == "estimate":
         method = "monte_carlo"  # log_prob itself averages over draws
-    return _summary(model, values, kind, method, num_samples, shard)
+    return _summary(model, values, kind, method, num_samples, shard, _diagnose(method, weights))
 
 
-def _summary(model: Any, values: Tensor, kind: str, method: str, num_samples: int, shard: Shard) -> LogLikelihood:
+def _summary(
+    model: Any,
+    values: Tensor,
+    kind: str,
+    method: str,
+    num_samples: int,
+    shard: Shard,
+    diagnostics: Diagnostics | None = None,
+) -> LogLikelihood:
     """The mean of the per-example ``values`` (over every rank), its standard error and labels."""
     n, mean, stderr = _mean_and_stderr(values, shard)
     return LogLikelihood(
@@ -219,4 +266,5 @@ def _summary(model: Any, values: Tensor, kind: str, method: str, num_samples: in
         num_dims=model.num_dims,
         conditional=model.conditional,
         predictive=model.predictive,
+        diagnostics=diagnostics,
     )
