@@ -359,7 +359,7 @@ def _row(job: Job, splits: Any, model: Any, info: dict[str, Any] | None) -> dict
 
 def _empty_scores() -> dict[str, Any]:
     row = {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "kind": None, "method": None}
-    row |= {"num_samples": None, "metric_samples": None, "eval_seconds": None, "samples_png": None}
+    row |= {"diagnostic": None, "num_samples": None, "metric_samples": None, "eval_seconds": None, "samples_png": None}
     return row | dict.fromkeys(SAMPLE_KEYS) | {"inference_data": None}
 
 

@@ -34,13 +34,13 @@ SAMPLE_KEYS = (
 #: the likelihood-free columns of the tables (Parzen: a weak estimate of log p, higher is better)
 SAMPLE_COLUMNS = ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats")
 JOB_COLUMNS = (
-    "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples",
+    "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples", "diagnostic",
     "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "error", "split", "num_examples",
     *SAMPLE_COLUMNS,
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "model", "seeds", "nll_nats", "nll_sd", "stderr_nats", "bits_per_dim", "bpd_sd", "kind", "method",
-    "num_samples", "num_params", "train_seconds", "eval_seconds", "note", *SAMPLE_COLUMNS,
+    "num_samples", "diagnostic", "num_params", "train_seconds", "eval_seconds", "note", *SAMPLE_COLUMNS,
 )  # fmt: skip
 #: headers of the sample columns in the per-variant table (Markdown and HTML)
 SAMPLE_HEADERS = ("MMD²", "MMD p", "C2ST acc", "C2ST p", "precision", "recall", "Parzen log p (nats, weak)")
@@ -80,6 +80,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row |= {"num_dims": first.get("num_dims"), "conditional": first.get("conditional")}
         for key in ("train_seconds", "eval_seconds", *SAMPLE_COLUMNS):
             row[key] = _mean_sd([r.get(key) for r in group])[0]
+        # a Monte-Carlo number's diagnostic: the first seed's that failed, else the first seed's
+        diagnostics = [r.get("diagnostic") for r in group if r.get("diagnostic")]
+        failed = [d for d in diagnostics if "FAILED" in d]
+        row["diagnostic"] = (failed or diagnostics or [None])[0]
         notes = [(r["seed"], job_note(r)) for r in group if job_note(r)]
         row["note"] = "; ".join(note if len(group) == 1 else f"seed {seed} {note}" for seed, note in notes) or None
         out.append(row)
@@ -118,6 +122,8 @@ def summary_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[s
     when some variant has them. The Markdown and HTML tables are made of these cells."""
     headers = ["model", "seeds", "NLL (nats)", "± stderr", "bits/dim", "kind", "method", "K", "params", "train"]
     headers.append("eval")
+    diagnostics = any(r.get("diagnostic") for r in summary)  # Monte-Carlo numbers: k-hat, ESS, spread
+    headers += ["diagnostic"] if diagnostics else []
     notes = any(r.get("note") for r in summary)
     headers += ["note"] if notes else []
     samples = _has_samples(summary)
@@ -127,6 +133,7 @@ def summary_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[s
         row = [r["model"], str(r["seeds"]), _pm(r, "nll_nats", "nll_sd"), _cell(r, "stderr_nats")]
         row += [_pm(r, "bits_per_dim", "bpd_sd"), _cell(r, "kind"), _cell(r, "method"), _cell(r, "num_samples")]
         row += [_cell(r, "num_params"), _cell(r, "train_seconds"), _cell(r, "eval_seconds")]
+        row += [_cell(r, "diagnostic")] if diagnostics else []
         row += [_cell(r, "note")] if notes else []
         row += [_cell(r, key) for key in SAMPLE_COLUMNS] if samples else []
         cells.append(row)

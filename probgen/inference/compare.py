@@ -53,12 +53,15 @@ class ComparisonTable:
     @property
     def columns(self) -> tuple[str, ...]:
         """:attr:`shown` if set; else :data:`COLUMNS`, ``note`` when some row has one (a failed
-        job, a fit cut by a time limit), and :data:`METRIC_COLUMNS` when some row has metrics."""
+        job, a fit cut by a time limit), ``diagnostic`` when some row's number is a Monte-Carlo one
+        with a diagnostic (k-hat, ESS), and :data:`METRIC_COLUMNS` when some row has metrics."""
         if self.shown is not None:
             return self.shown
         with_metrics = any(row.get(col) is not None for row in self.rows for col in METRIC_COLUMNS)
         notes = ("note",) if any(row.get("note") for row in self.rows) else ()
-        return COLUMNS + notes + (METRIC_COLUMNS if with_metrics else ())
+        # a Monte-Carlo number's diagnostic (k-hat, ESS, run spread) in a column of its own
+        diagnostics = ("diagnostic",) if any(row.get("diagnostic") for row in self.rows) else ()
+        return COLUMNS + diagnostics + notes + (METRIC_COLUMNS if with_metrics else ())
 
     def _formatted(self) -> list[list[str]]:
         out = []
