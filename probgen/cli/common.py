@@ -67,8 +67,6 @@ def fit_kwargs(args: Any, defaults: dict[str, Any]) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             kwargs[key] = value
-    if kwargs.get("lr_decay") is not None and not 0 < kwargs["lr_decay"] <= 1:
-        raise UsageError(f"--lr-decay must be in (0, 1], got {kwargs['lr_decay']!r}")
     kwargs["progress"] = not args.quiet
     return kwargs
 

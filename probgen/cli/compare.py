@@ -81,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
     names = args.models or sorted(MODELS)
     check_model_names(names)
     check_device(args.device)
-    if args.lr_decay is not None and not 0 < args.lr_decay <= 1:
-        raise UsageError(f"--lr-decay must be in (0, 1], got {args.lr_decay!r}")
     specs = [data_spec(args, source) for source in args.data or ["digits", "digits-binary"]]
     # a failed or interrupted compare keeps the jobs it finished (the same command continues them)
     out_cm = output_dir(args.out, keep=_has_results) if args.out else tempfile.TemporaryDirectory(prefix="probgen-")

@@ -10,8 +10,20 @@ import sys
 from probgen.cli import compare, fit, report, run, sample
 from probgen.cli import eval as eval_command
 from probgen.cli import list as list_command
+from probgen.inference.options import EVAL_OPTIONS, FIT_OPTIONS, argument_type
 
 __all__ = ["BUDGET_PRESETS", "build_parser", "fit_examples"]
+
+
+def _fit(name: str):
+    """The argparse type of fit option ``name``, from the one options table."""
+    return argument_type(FIT_OPTIONS, name)
+
+
+def _eval(name: str):
+    """The argparse type of evaluation option ``name``, from the one options table."""
+    return argument_type(EVAL_OPTIONS, name)
+
 
 #: ``compare --budget``: the registered budget presets
 BUDGET_PRESETS = ("compare", "full")
@@ -45,16 +57,6 @@ _positive_int = _int_type(1, "a positive integer")
 _seed_int = _int_type(0, "a non-negative integer")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
 def _budget_preset(text: str) -> str:
     if text in BUDGET_PRESETS:
         return text
@@ -81,11 +83,11 @@ def _fraction(text: str) -> float:
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=_positive_int, help="passes over the training data")
-    p.add_argument("--batch-size", type=_positive_int, help="minibatch size")
-    p.add_argument("--lr", type=_positive_float, help="learning rate")
-    p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per epoch, in (0, 1]")
-    p.add_argument("--patience", type=_positive_int, help="early-stopping patience (epochs)")
+    p.add_argument("--epochs", type=_fit("epochs"), help="passes over the training data")
+    p.add_argument("--batch-size", type=_fit("batch_size"), help="minibatch size")
+    p.add_argument("--lr", type=_fit("lr"), help="learning rate")
+    p.add_argument("--lr-decay", type=_fit("lr_decay"), help="learning-rate factor per epoch, in (0, 1]")
+    p.add_argument("--patience", type=_fit("patience"), help="early-stopping patience (epochs)")
     p.add_argument("--objective", help="elbo | analytic_kl | ...")
     p.add_argument("--seed", type=_seed_int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
@@ -115,16 +117,18 @@ def fit_examples() -> str:
     from probgen.models import MODELS
 
     lines = ["examples (one per kind of model):"]
+    # (argument, example, data, kind, whether the kind needs labels): classifiers and factorized
+    # models both take `method` (how the posterior is computed), so the labels tell them apart
     picks = (
-        ("method", '{"method": "map"}', "iris", "classifiers (Naive Bayes, LDA, QDA)"),
-        ("estimator", '{"estimator": "map"}', "digits-binary", "factorized models"),
-        ("latent_dim", '{"latent_dim": 4}', "digits-binary", "VAEs"),
+        ("method", '{"method": "map"}', "iris", "classifiers (Naive Bayes, LDA, QDA)", True),
+        ("method", '{"method": "map"}', "digits-binary", "factorized models", False),
+        ("latent_dim", '{"latent_dim": 4, "hidden_features": [128]}', "digits-binary", "VAEs", False),
     )
-    for key, example, data, kind in picks:
+    for key, example, data, kind, labelled in picks:
         support = "real" if data == "iris" else "binary"
         for name, spec in sorted(MODELS.items()):
             cls = spec.cls
-            if key not in cls.accepted_parameters() or cls.conditional:
+            if key not in cls.accepted_parameters() or cls.conditional or cls.needs_labels != labelled:
                 continue
             if cls.density == "implicit" or not spec.suits(support, True):  # implicit: a class attribute
                 continue
@@ -240,7 +244,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "its full defaults; counted in epochs, so the numbers do not depend on the machine's speed or load",
     )  # fmt: skip
     p.add_argument(
-        "--time-limit", type=_positive_float,
+        "--time-limit", type=_fit("time_limit"),
         help="optional cap on each model's training seconds; a row it cut says so (such numbers depend on the machine)",
     )  # fmt: skip
     _add_fit_options(p)
@@ -257,9 +261,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="a TOML experiment config (see examples/configs/)")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
-    p.add_argument("--epochs", type=_positive_int, help="override every model's epochs (e.g. a quick smoke run)")
-    p.add_argument("--time-limit", type=_positive_float, help="override every job's training seconds at most")
-    p.add_argument("--num-samples", type=_positive_int, help="override the evaluation's K")
+    p.add_argument("--epochs", type=_fit("epochs"), help="override every model's epochs (e.g. a quick smoke run)")
+    p.add_argument("--time-limit", type=_fit("time_limit"), help="override every job's training seconds at most")
+    p.add_argument("--num-samples", type=_eval("num_samples"), help="override the evaluation's K")
     p.add_argument("--seeds", type=_seed_int, nargs="+", help="override the config's seeds")
     p.add_argument("--dry-run", action="store_true", help="check the config and list the jobs; fit nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars or job lines")

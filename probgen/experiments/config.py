@@ -17,6 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from probgen.inference.options import EVAL_METHODS  # noqa: F401 - named by the docs' config page
+from probgen.inference.options import EVAL_OPTIONS as _EVAL
+from probgen.inference.options import FIT_OPTIONS as _FIT
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -33,32 +37,10 @@ __all__ = [
 ]
 
 PREPROCESS = ("none", "binarize", "dequantize")
-EVAL_METHODS = ("auto", "exact", "iwae", "elbo", "ais")
-#: fit options a config may set (keys of ``probgen.fit``), with their checks; ``time_limit`` is per job
-FIT_OPTIONS: dict[str, tuple[str, Any]] = {
-    "epochs": ("a positive integer", lambda v: _is_int(v) and v >= 1),
-    "batch_size": ("a positive integer", lambda v: _is_int(v) and v >= 1),
-    "lr": ("a positive number", lambda v: _is_num(v) and v > 0),
-    "lr_decay": ("a number in (0, 1]", lambda v: _is_num(v) and 0 < v <= 1),
-    "patience": ("a positive integer", lambda v: _is_int(v) and v >= 1),
-    "objective": ("a string such as 'elbo' or 'analytic_kl'", lambda v: isinstance(v, str) and bool(v)),
-    "num_samples": ("a positive integer (particles of the objective)", lambda v: _is_int(v) and v >= 1),
-    "val_objective": (
-        "a string such as 'iwae' (what scores validation data)",
-        lambda v: isinstance(v, str) and bool(v),
-    ),
-    "val_num_samples": ("a positive integer (particles of val_objective)", lambda v: _is_int(v) and v >= 1),
-    "time_limit": ("a positive number of seconds", lambda v: _is_num(v) and v > 0),
-    "device": ("a device name such as 'cpu' or 'cuda'", lambda v: isinstance(v, str) and bool(v)),
-    "dtype": ("'float32' or 'float64'", lambda v: v in ("float32", "float64")),
-    "precision": ("'fp32' or 'bf16'", lambda v: v in ("fp32", "bf16")),
-}
-EVAL_OPTIONS: dict[str, tuple[str, Any]] = {
-    "method": (f"one of {', '.join(EVAL_METHODS)}", lambda v: v in EVAL_METHODS),
-    "num_samples": ("a positive integer (K, importance samples or chains)", lambda v: _is_int(v) and v >= 1),
-    "batch_size": ("a positive integer", lambda v: _is_int(v) and v >= 1),
-    "split": ("'test' or 'val'", lambda v: v in ("test", "val")),
-}
+#: fit and eval options a config may set, in the words and checks of the one options table
+#: (:mod:`probgen.inference.options`, which ``probgen.fit`` and the CLI read); ``time_limit`` is per job
+FIT_OPTIONS: dict[str, tuple[str, Any]] = {k: (o.expected, o.check) for k, o in _FIT.items()}
+EVAL_OPTIONS: dict[str, tuple[str, Any]] = {k: (o.expected, o.check) for k, o in _EVAL.items()}
 DATA_KEYS: dict[str, tuple[str, Any]] = {
     "name": ("a bundled dataset name (see `probgen list`)", lambda v: isinstance(v, str) and bool(v)),
     "file": ("a path to a .npy/.npz/.csv/IDX file", lambda v: isinstance(v, str) and bool(v)),

@@ -9,10 +9,10 @@ from typing import Any
 import pyro
 import torch
 
-from probgen._checks import check_int
 from probgen.inference.callbacks import check_callbacks, notify
 from probgen.inference.data import DataSource
 from probgen.inference.distributed import PRECISIONS, SINGLE, join_process_group
+from probgen.inference.options import FIT_OPTIONS, check_option
 from probgen.inference.placement import DTYPES, check_device, check_dtype, place_model
 from probgen.inference.strategies import STRATEGIES, FitOptions, FitResult
 
@@ -31,17 +31,11 @@ def _settings(options: dict[str, Any], checkpoint: str | Path | None) -> FitOpti
 
 
 def _check(options: FitOptions) -> None:
-    check_int("epochs", options.epochs)
-    check_int("batch_size", options.batch_size)
-    check_int("num_samples", options.num_samples)
-    if options.val_num_samples is not None:
-        check_int("val_num_samples", options.val_num_samples)
-    if isinstance(options.lr, bool) or not isinstance(options.lr, int | float) or not options.lr > 0:
-        raise ValueError(f"lr must be a positive number, got {options.lr!r}")
-    if options.patience is not None:
-        check_int("patience", options.patience)
-    if options.lr_decay is not None and not 0 < options.lr_decay <= 1:
-        raise ValueError(f"lr_decay must be in (0, 1], got {options.lr_decay!r}")
+    """Every option against the one table of :mod:`probgen.inference.options` (None: unset)."""
+    for name in ("epochs", "batch_size", "num_samples", "val_num_samples", "lr", "patience", "lr_decay"):
+        value = getattr(options, name)
+        if value is not None:
+            check_option(FIT_OPTIONS, name, value)
     if options.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {options.precision!r}")
     if not isinstance(options.distributed, bool):

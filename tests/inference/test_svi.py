@@ -1,4 +1,5 @@
 import math
+import re
 
 import pyro
 import pytest
@@ -11,7 +12,7 @@ from probgen.models import IndependentBernoulli, IndependentGaussian
 
 def test_minibatch_loss_is_scaled_to_the_full_data(float64):
     x = torch.bernoulli(torch.full((100, 3), 0.3))
-    model = IndependentBernoulli(3, estimator="mle").fit_closed_form(x)
+    model = IndependentBernoulli(3, method="mle").fit_closed_form(x)
     loss = make_objective("elbo")
     full = loss(model, x, None).item()
     assert full == pytest.approx(-model.log_prob(x).sum().item())
@@ -25,7 +26,7 @@ def test_minibatch_loss_is_scaled_to_the_full_data(float64):
 
 def test_scaling_leaves_the_prior_term_unscaled(float64):
     x = torch.bernoulli(torch.full((40, 2), 0.5))
-    model = IndependentBernoulli(2, estimator="map").fit_closed_form(x)
+    model = IndependentBernoulli(2, method="map").fit_closed_form(x)
     loss = make_objective("elbo")
     with model.scaled_to(400):
         scaled = loss(model, x, None).item()
@@ -55,7 +56,7 @@ def test_same_seed_same_result():
 
 def test_nan_loss_names_the_site_and_keeps_the_last_good_checkpoint(tmp_path):
     x = torch.randn(64, 2)
-    model = IndependentGaussian(2, estimator="mle")
+    model = IndependentGaussian(2, method="mle")
     ckpt = tmp_path / "best.safetensors"
     pg.fit(model, x, epochs=3, checkpoint=ckpt, progress=False)
     good = ckpt.read_bytes()
@@ -69,7 +70,7 @@ def test_nan_loss_names_the_site_and_keeps_the_last_good_checkpoint(tmp_path):
             self._calls += 1
             return super().likelihood(params)
 
-    bad = Poison(2, estimator="mle")
+    bad = Poison(2, method="mle")
     bad._calls = 0
     bad.load_state_dict(model.state_dict())
     with pytest.raises(
@@ -93,13 +94,13 @@ def test_nan_loss_before_any_checkpoint_says_there_is_none(tmp_path):
             return super().likelihood({**params, "mu": params["mu"] * float("nan")})
 
     with pytest.raises(NonFiniteLossError) as caught:
-        pg.fit(Poison(2, estimator="mle"), x, epochs=2, batch_size=32, checkpoint=ckpt, progress=False)
+        pg.fit(Poison(2, method="mle"), x, epochs=2, batch_size=32, checkpoint=ckpt, progress=False)
     assert "no checkpoint was written yet" in str(caught.value) and "last good checkpoint" not in str(caught.value)
     assert not ckpt.exists()
 
 
 def test_non_finite_parameter_is_named():
-    model = IndependentGaussian(2, estimator="mle")
+    model = IndependentGaussian(2, method="mle")
     with torch.no_grad():
         model.posterior.assign({"mu": torch.tensor([0.0, float("inf")])})
     with pytest.raises(NonFiniteLossError, match="parameter 'posterior.mu"):
@@ -132,7 +133,7 @@ def test_interrupted_then_resumed_fit_equals_the_uninterrupted_one(tmp_path):
 
     def vae():
         pyro.set_rng_seed(0)
-        return VAE(64, "binary", latent_dim=2, hidden=(16,))
+        return VAE(64, "binary", latent_dim=2, hidden_features=(16,))
 
     straight = vae()
     whole = pg.fit(straight, train, epochs=6, checkpoint=tmp_path / "s.safetensors", **options)
@@ -176,7 +177,7 @@ def test_bad_data_types():
 def test_pyro_svi_gives_the_same_first_step(float64):
     """fit's step equals pyro.infer.SVI's with the same ELBO and Adam."""
     x = torch.bernoulli(torch.full((50, 3), 0.3))
-    a, b = IndependentBernoulli(3, estimator="mle"), IndependentBernoulli(3, estimator="mle")
+    a, b = IndependentBernoulli(3, method="mle"), IndependentBernoulli(3, method="mle")
     pg.fit(a, x, epochs=1, batch_size=50, lr=0.1, seed=0, init_from_data=False, progress=False)
     svi = pyro.infer.SVI(b.model, b.guide, pyro.optim.Adam({"lr": 0.1}), pyro.infer.Trace_ELBO())
     svi.step(x)
@@ -193,7 +194,7 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_fit_on_cuda_matches_cpu():
     data = pg.load_dataset("digits-binary")
-    cpu, gpu = IndependentBernoulli(64, estimator="mle"), IndependentBernoulli(64, estimator="mle")
+    cpu, gpu = IndependentBernoulli(64, method="mle"), IndependentBernoulli(64, method="mle")
     pg.fit(cpu, data, epochs=3, progress=False)
     pg.fit(gpu, data, epochs=3, device="cuda", progress=False)
     assert torch.allclose(cpu.estimate()["theta"], gpu.estimate()["theta"].cpu(), atol=1e-5)
@@ -216,7 +217,7 @@ def test_the_one_pass_elbo_falls_back_to_pyros_draws_for_a_discrete_latent(float
             pyro.sample("shift", pyro.distributions.Normal(0.5 * one, one))
             pyro.sample("on", pyro.distributions.Bernoulli(0.6 * one))
 
-    model, x = Switch(2, estimator="mle").double(), torch.randn(5, 2, dtype=torch.float64)
+    model, x = Switch(2, method="mle").double(), torch.randn(5, 2, dtype=torch.float64)
     ours, reference = make_objective("elbo"), pyro.infer.Trace_ELBO()
     for seed in range(4):  # the first call (the check) and the later ones (fallback only)
         torch.manual_seed(seed)
@@ -232,7 +233,7 @@ def test_a_checkpoint_written_during_a_fit_holds_a_fitted_model(tmp_path):
 
     x = pg.load_dataset("digits-binary").x[:200]
     ckpt = tmp_path / "c.safetensors"
-    pg.fit(IndependentBernoulli(64, estimator="map"), x, epochs=1, checkpoint=ckpt, progress=False)
+    pg.fit(IndependentBernoulli(64, method="map"), x, epochs=1, checkpoint=ckpt, progress=False)
     model = pg.load_checkpoint(ckpt).model
     assert bool(model.fitted)
     with warnings.catch_warnings():
@@ -245,7 +246,7 @@ def test_validation_scored_by_its_own_objective():
     log_likelihood gives), not by the one-sample ELBO the model trains on."""
     train, val = pg.load_dataset("digits-binary").x[:300], pg.load_dataset("digits-binary", "val").x[:200]
     torch.manual_seed(0)
-    model = pg.models.VAE(64, "binary", latent_dim=2, hidden=(32,))
+    model = pg.models.VAE(64, "binary", latent_dim=2, hidden_features=(32,))
     options = {"epochs": 4, "batch_size": 100, "lr": 1e-2, "progress": False}
     result = pg.fit(model, train, val_data=val, val_objective="iwae", val_num_samples=50, **options)
     best = result.history[result.best_epoch]["val_loss"]
@@ -264,7 +265,7 @@ def test_training_epochs_run_in_train_mode_validation_and_evaluation_in_eval_mod
     from probgen.models import VAE
 
     train, val = pg.load_dataset("digits-binary").x[:200], pg.load_dataset("digits-binary", "val").x[:100]
-    vae = VAE(64, "binary", latent_dim=2, hidden=(8,))
+    vae = VAE(64, "binary", latent_dim=2, hidden_features=(8,))
     seen: list[bool] = []  # the encoder's mode at each call
     vae.encoder.register_forward_pre_hook(lambda module, args: seen.append(module.training))
     vae.eval()  # fit switches it to train mode for its epochs whatever the mode it was given in
@@ -279,3 +280,20 @@ def test_training_epochs_run_in_train_mode_validation_and_evaluation_in_eval_mod
     pg.log_likelihood(vae, val, method="iwae", num_samples=3)
     assert seen == [False]  # evaluation in eval mode ...
     assert vae.training and vae.encoder.training  # ... and each module's own mode back after it
+
+
+def test_fit_the_config_checker_and_the_cli_refuse_an_option_in_the_same_words(tmp_path, capsys):
+    """One options table (probgen.inference.options) behind pg.fit, [fit] of a run config and argparse."""
+    from probgen.cli import main
+    from probgen.experiments import ConfigError, validate_config
+    from probgen.inference.options import FIT_OPTIONS
+
+    expected = FIT_OPTIONS["lr_decay"].expected
+    with pytest.raises(ValueError, match=re.escape(f"lr_decay must be {expected}, got 2")):
+        pg.fit(pg.models.IndependentBernoulli(2), torch.ones(4, 2), lr_decay=2, epochs=1, progress=False)
+    raw = {"name": "x", "data": {"name": "iris"}, "fit": {"lr_decay": 2}, "models": [{"name": "gaussian-nb"}]}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw)
+    assert any(f"fit.lr_decay = 2: expected {expected}" in e for e in caught.value.errors)
+    assert main(["fit", "gaussian-nb", "--data", "iris", "--out", str(tmp_path), "--lr-decay", "2"]) == 2
+    assert f"expected {expected}, got '2'" in capsys.readouterr().err
