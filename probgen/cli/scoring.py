@@ -30,7 +30,8 @@ def score_implicit(model: Any, data: Any, split: str, tune: Any, seed: int) -> d
     """An implicit model's likelihood-free metrics on (at most ``METRIC_SAMPLES`` examples of)
     ``data``, from as many samples drawn with ``seed``, as ``probgen run`` computes them; the
     Parzen bandwidth is chosen on ``tune`` (another split) when there is one."""
-    from probgen.experiments.runner import METRIC_SAMPLES, implicit_metrics
+    from probgen.experiments.runner import implicit_metrics
+    from probgen.inference.sample_metrics import METRIC_SAMPLES
 
     x = data.x[:METRIC_SAMPLES]
     metrics = implicit_metrics(model, data, tune, seed)  # what `probgen run` reports for a job

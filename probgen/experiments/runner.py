@@ -46,6 +46,7 @@ from probgen._io import atomic_path, locked, write_text
 from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
 from probgen.experiments.report import write_report
 from probgen.experiments.tables import SAMPLE_KEYS, write_reports
+from probgen.inference.sample_metrics import METRIC_SAMPLES
 from probgen.progress import progress_bar
 
 __all__ = [
@@ -64,9 +65,6 @@ MODEL_FILE = "model.safetensors"
 logger = logging.getLogger("probgen.experiments")
 #: importance samples (K) for lower-bound models when the config names none (as the CLI)
 DEFAULT_K = 1000
-#: samples drawn (with the job's seed) from an implicit model for its likelihood-free metrics, and
-#: the most evaluation (and validation) examples they are compared with: the first ones of the split
-METRIC_SAMPLES = 1000
 
 
 #: ``stopped`` of a job whose time limit passed before its first epoch: it has no model to score

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from probgen._io import write_text
+from probgen.inference.sample_metrics import METRIC_COLUMNS, METRIC_KEYS
 
 __all__ = [
     "summarize",
@@ -26,13 +27,10 @@ __all__ = [
 ]
 
 #: what :func:`probgen.inference.sample_metrics.sample_metrics` reports for an implicit model (GAN,
-#: autoencoder), kept in each job row (None for the other rows): never in the nats column
-SAMPLE_KEYS = (
-    "mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall",
-    "parzen_nats", "parzen_stderr", "parzen_bandwidth", "parzen_kind",
-)  # fmt: skip
-#: the likelihood-free columns of the tables (Parzen: a weak estimate of log p, higher is better)
-SAMPLE_COLUMNS = ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats")
+#: autoencoder), kept in each job row (None for the other rows), and the columns the tables show of
+#: it: the one metric schema of :mod:`probgen.inference.sample_metrics`
+SAMPLE_KEYS = METRIC_KEYS
+SAMPLE_COLUMNS = METRIC_COLUMNS
 JOB_COLUMNS = (
     "job", "model", "seed", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples", "diagnostic",
     "num_params", "train_seconds", "eval_seconds", "epochs_run", "stopped", "error", "split", "num_examples",

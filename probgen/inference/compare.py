@@ -16,24 +16,17 @@ from probgen.data.dataset import Dataset
 from probgen.inference.data import DataSource
 from probgen.inference.evaluate import log_likelihood
 from probgen.inference.fit import fit
-from probgen.inference.sample_metrics import sample_metrics
+from probgen.inference.sample_metrics import METRIC_COLUMNS as SCHEMA_COLUMNS
+from probgen.inference.sample_metrics import METRIC_SAMPLES, sample_metrics
 
 __all__ = ["compare", "ComparisonTable", "COLUMNS", "METRIC_COLUMNS", "MAX_METRIC_SAMPLES"]
 
 COLUMNS = ("model", "nll_nats", "stderr_nats", "bits_per_dim", "kind", "method", "num_samples", "split", "seconds")
-#: the likelihood-free columns, filled for implicit models only (None for density models)
-METRIC_COLUMNS = (
-    "mmd2",
-    "mmd_p_value",
-    "c2st_accuracy",
-    "c2st_p_value",
-    "precision",
-    "recall",
-    "parzen_nats",
-    "parzen_kind",
-)
+#: the likelihood-free columns, filled for implicit models only (None for density models): the
+#: metric schema's columns, and the kind of the Parzen estimate beside them
+METRIC_COLUMNS = (*SCHEMA_COLUMNS, "parzen_kind")
 #: samples drawn from an implicit model by default: as many as evaluation examples, at most this
-MAX_METRIC_SAMPLES = 2000
+MAX_METRIC_SAMPLES = METRIC_SAMPLES
 #: what an implicit model's row holds in the likelihood columns
 _NO_LIKELIHOOD = {"nll_nats": None, "stderr_nats": None, "bits_per_dim": None, "predictive": None}
 

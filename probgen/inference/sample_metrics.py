@@ -36,6 +36,9 @@ from torch import Tensor
 from probgen._checks import check_int
 
 __all__ = [
+    "METRIC_COLUMNS",
+    "METRIC_KEYS",
+    "METRIC_SAMPLES",
     "MMDResult",
     "TwoSampleResult",
     "ParzenResult",
@@ -242,8 +245,20 @@ def mode_coverage(samples: Any, centres: Any, *, radius: float, min_count: int =
     }
 
 
+#: the one metric schema: every key :func:`sample_metrics` reports (the Parzen ones given ``val``)
+METRIC_KEYS = (
+    "mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall",
+    "parzen_nats", "parzen_stderr", "parzen_bandwidth", "parzen_kind",
+)  # fmt: skip
+#: the numbers of it that tables show as columns (Parzen: a weak estimate of log p, higher is better)
+METRIC_COLUMNS = ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats")
+#: samples drawn from an implicit model, and the most evaluation examples they are compared
+#: with (the first ones), wherever probgen scores one: ``pg.compare``, ``probgen run``, ``fit``, ``eval``
+METRIC_SAMPLES = 1000
+
+
 def sample_metrics(
-    model: Any, test: Any, *, val: Any = None, num_samples: int = 1000, classifier: str = "mlp", seed: int = 0
+    model: Any, test: Any, *, val: Any = None, num_samples: int = METRIC_SAMPLES, classifier: str = "mlp", seed: int = 0
 ) -> dict[str, Any]:
     """Every likelihood-free metric of ``model.sample(num_samples)`` against ``test`` (tensors or
     Datasets), with the ``classifier`` two-sample test; the Parzen estimate needs ``val``.

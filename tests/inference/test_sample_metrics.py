@@ -81,3 +81,26 @@ def test_bad_input_is_refused():
         precision_recall(torch.zeros(4, 2), torch.full((4, 2), math.nan))
     with pytest.raises(ValueError, match="unknown classifier 'svm'"):
         classifier_two_sample_test(torch.zeros(4, 2), torch.ones(4, 2), classifier="svm")
+
+
+def test_one_metric_schema_behind_every_table():
+    """sample_metrics reports exactly the schema's keys; pg.compare, probgen run's tables and the
+    CLI all take their columns and sample count from it."""
+    import importlib
+
+    import probgen as pg
+    import probgen.cli.scoring  # noqa: F401 - imports the schema it prints with
+    from probgen.experiments import runner, tables
+
+    compare = importlib.import_module("probgen.inference.compare")  # the module, not pg.compare
+    from probgen.inference.sample_metrics import METRIC_COLUMNS, METRIC_KEYS, METRIC_SAMPLES, sample_metrics
+
+    model = pg.models.IndependentGaussian(2).fit_closed_form(
+        torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    )
+    got = sample_metrics(model, torch.randn(40, 2), val=torch.randn(30, 2), num_samples=40, classifier="logistic")
+    assert tuple(got) == METRIC_KEYS
+    assert set(METRIC_COLUMNS) <= set(METRIC_KEYS)
+    assert tables.SAMPLE_KEYS == METRIC_KEYS and tables.SAMPLE_COLUMNS == METRIC_COLUMNS
+    assert compare.METRIC_COLUMNS[: len(METRIC_COLUMNS)] == METRIC_COLUMNS
+    assert runner.METRIC_SAMPLES == compare.MAX_METRIC_SAMPLES == METRIC_SAMPLES
