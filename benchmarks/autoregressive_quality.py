@@ -39,19 +39,19 @@ from probgen.models import FVBN, MADE, NADE, CausalTransformer, PixelCNN
 
 FAMILY = {
     "fvbn": (lambda d: FVBN.from_dataset(d), {"lr": 1e-2}),
-    "nade": (lambda d: NADE.from_dataset(d, hidden=500), {"lr": 1e-3}),
-    "made": (lambda d: MADE.from_dataset(d, hidden=(500,)), {"lr": 1e-3}),
-    "made-ensemble": (lambda d: MADE.from_dataset(d, hidden=(500, 500), num_masks=16), {"lr": 1e-3}),
+    "nade": (lambda d: NADE.from_dataset(d, num_hidden=500), {"lr": 1e-3}),
+    "made": (lambda d: MADE.from_dataset(d, hidden_features=(500,)), {"lr": 1e-3}),
+    "made-ensemble": (lambda d: MADE.from_dataset(d, hidden_features=(500, 500), num_masks=16), {"lr": 1e-3}),
     # dropout in training only; Adam's rate decays 0.998 an epoch (2e-3 -> 2.7e-4 at epoch 1000)
     "made-ensemble-dropout": (
-        lambda d: MADE.from_dataset(d, hidden=(1000, 1000), num_masks=16, dropout=0.3),
+        lambda d: MADE.from_dataset(d, hidden_features=(1000, 1000), num_masks=16, dropout=0.3),
         {"lr": 2e-3, "lr_decay": 0.998, "patience": 100},
     ),
-    "pixelcnn": (lambda d: PixelCNN(d.event_shape, d.support, channels=64, blocks=6), {"lr": 1e-3}),
-    "causal-transformer": (lambda d: CausalTransformer.from_dataset(d, width=64, layers=3), {"lr": 1e-3}),
+    "pixelcnn": (lambda d: PixelCNN(d.event_shape, d.support, hidden_channels=64, num_layers=6), {"lr": 1e-3}),
+    "causal-transformer": (lambda d: CausalTransformer.from_dataset(d, embed_dim=64, num_layers=3), {"lr": 1e-3}),
     # k-level data only: conditionals from a discretized mixture of 5 logistics (PixelCNN++)
     "pixelcnn-logistic": (
-        lambda d: PixelCNN(d.event_shape, d.support, channels=64, blocks=6, output="logistic", components=5),
+        lambda d: PixelCNN(d.event_shape, d.support, hidden_channels=64, num_layers=6, output="logistic", components=5),
         {"lr": 1e-3},
     ),
 }

@@ -37,8 +37,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {
-        "nade (H=500)": NADE(64, "binary", hidden=500),
-        "causal-transformer (width 64, 2 layers)": CausalTransformer(64, "binary", width=64, layers=2),
+        "nade (H=500)": NADE(64, "binary", num_hidden=500),
+        "causal-transformer (width 64, 2 layers)": CausalTransformer(64, "binary", embed_dim=64, num_layers=2),
     }
     for name, model in models.items():
         cached = seconds(model, args.n, args.repeats)

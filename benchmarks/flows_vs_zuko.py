@@ -2,7 +2,7 @@
 dependency: ``pip install zuko``).
 
 The same protocol for both libraries, in one process: the standard split (1,000 / 350 / 447),
-``num_layers`` layers of ``hidden`` widths (default 5 of [256, 256]), Adam 1e-3, batch 100,
+``num_layers`` layers of ``hidden_features`` widths (default 5 of [256, 256]), Adam 1e-3, batch 100,
 early stopping on the validation bound with ``patience`` (default 20), uniform dequantization
 with the logit pre-transform (alpha 0.05) for training, and the test log-likelihood estimated
 with 32-draw importance-weighted dequantization. zuko's flow is wrapped as a probgen model of
@@ -64,12 +64,14 @@ def pair(name: str, layers: int, hidden: list[int]) -> tuple[GenerativeModel, Ge
 
     shared = {"transforms": layers, "hidden_features": hidden}
     if name == "maf":
-        return MAF(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.MAF(64, **shared))
+        return MAF(64, num_layers=layers, hidden_features=hidden), ZukoFlow(64, flow=zuko.flows.MAF(64, **shared))
     if name == "realnvp":
-        return RealNVP(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.RealNVP(64, **shared))
+        return RealNVP(64, num_layers=layers, hidden_features=hidden), ZukoFlow(
+            64, flow=zuko.flows.RealNVP(64, **shared)
+        )
     if name == "naf":
-        return NAF(64, num_layers=layers, hidden=hidden), ZukoFlow(64, flow=zuko.flows.NAF(64, **shared))
-    ours = {"nsf": NSF, "nsf-ar": NSFAutoregressive}[name](64, num_layers=layers, hidden=hidden, bound=5.0)
+        return NAF(64, num_layers=layers, hidden_features=hidden), ZukoFlow(64, flow=zuko.flows.NAF(64, **shared))
+    ours = {"nsf": NSF, "nsf-ar": NSFAutoregressive}[name](64, num_layers=layers, hidden_features=hidden, bound=5.0)
     return ours, ZukoFlow(64, flow=zuko.flows.NSF(64, **shared))
 
 
@@ -122,7 +124,7 @@ def main() -> None:
             torch.manual_seed(args.seed)
             model = dequantized(pair(name, args.layers, args.hidden)[index], train)
             result = pg.fit(model, train, val_data=val, seed=args.seed, **budget)
-            scorer = dequantized(model.base, train, method="importance", num_samples=32)
+            scorer = dequantized(model.base, train, dequantization="importance", num_samples=32)
             torch.manual_seed(args.seed)
             score = pg.log_likelihood(scorer, test)
             rows.append((score.nll, step))

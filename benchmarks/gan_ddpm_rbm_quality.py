@@ -52,7 +52,7 @@ def rbm(quick: bool) -> None:
     epochs = 5 if quick else 100
     for persistent in (False, True):
         torch.manual_seed(0)
-        model = pg.models.RBM(64, "binary", hidden=20)
+        model = pg.models.RBM(64, "binary", num_hidden=20)
         t0 = time.perf_counter()
         pg.fit(model, train, val_data=val, epochs=epochs, batch_size=20, lr=0.01, progress=False,
                strategy_options={"k": 1, "persistent": persistent})  # fmt: skip
@@ -70,12 +70,12 @@ def rbm(quick: bool) -> None:
 
 def gaussian_rbm(quick: bool) -> None:
     train, test = pg.load_dataset("moons"), pg.load_dataset("moons", "test")
-    gaussian = pg.models.IndependentGaussian.from_dataset(train, estimator="mle").fit_closed_form(train.x)
+    gaussian = pg.models.IndependentGaussian.from_dataset(train, method="mle").fit_closed_form(train.x)
     print(f"moons, diagonal Gaussian: {pg.log_likelihood(gaussian, test)}")
     epochs = 5 if quick else 100
     for persistent in (False, True):
         torch.manual_seed(0)
-        model = GaussianRBM(2, "real", hidden=12)
+        model = GaussianRBM(2, "real", num_hidden=12)
         t0 = time.perf_counter()
         pg.fit(model, train, epochs=epochs, batch_size=50, lr=0.1, progress=False,
                strategy_options={"k": 1, "persistent": persistent})  # fmt: skip
@@ -97,7 +97,7 @@ def dcgan(quick: bool) -> None:
     epochs = 2 if quick else 200
     for architecture in ("mlp", "dcgan"):
         torch.manual_seed(0)
-        model = pg.models.GAN((1, 8, 8), "real", architecture=architecture, latent_dim=16, hidden=(256, 256))
+        model = pg.models.GAN((1, 8, 8), "real", architecture=architecture, latent_dim=16, hidden_features=(256, 256))
         t0 = time.perf_counter()
         pg.fit(model, images, epochs=epochs, batch_size=50, lr=2e-4, progress=False)
         metrics = sample_metrics(model, test_images, num_samples=len(test_images))
@@ -109,7 +109,7 @@ def gan(quick: bool) -> None:
     data = pg.load_dataset("8gaussians", n=1000)
     for seed in range(2 if quick else 5):
         torch.manual_seed(seed)
-        model = pg.models.GAN(2, "real", hidden=(64, 64), latent_dim=2)
+        model = pg.models.GAN(2, "real", hidden_features=(64, 64), latent_dim=2)
         pg.fit(model, data, epochs=20, batch_size=50, lr=3e-3, progress=False, seed=seed)
         torch.manual_seed(0)
         cover = mode_coverage(model.sample(2000), CENTRES, radius=0.3, min_count=20)
@@ -127,7 +127,7 @@ def ddpm(quick: bool) -> None:
     train, test = mixture(2000, 0), mixture(1000, 1)
     truth = true_log_density(test).mean().item()
     torch.manual_seed(0)
-    toy = pg.models.DDPM(1, "real", steps=50, hidden=(64, 64))
+    toy = pg.models.DDPM(1, "real", steps=50, hidden_features=(64, 64))
     for r in range(2 if quick else 6):
         pg.fit(toy, train, epochs=3 if quick else 100, batch_size=100, lr=2e-3, init_from_data=r == 0, progress=False)
         bound = pg.log_likelihood(toy, test, method="elbo", num_samples=4)
@@ -137,7 +137,7 @@ def ddpm(quick: bool) -> None:
         train, val, test = (pg.load_dataset(name, s) for s in ("train", "val", "test"))
         for label, options in DDPM_VARIANTS.items():
             torch.manual_seed(0)
-            model = pg.models.DDPM.from_dataset(train, steps=50, hidden=(256, 256), **options)
+            model = pg.models.DDPM.from_dataset(train, steps=50, hidden_features=(256, 256), **options)
             t0 = time.perf_counter()
             pg.fit(model, train, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, progress=False)
             score = pg.log_likelihood(model, test, method="elbo", num_samples=10)

@@ -83,7 +83,7 @@ def main() -> None:
             score = pg.log_likelihood(bernoulli, x, batch_size=10_000)
             print(f"closed-form fit + exact score: {time.perf_counter() - t0:.1f} s; {score}")
             t0 = time.perf_counter()
-            vae = pg.models.VAE(784, "binary", latent_dim=20, hidden=(400,))
+            vae = pg.models.VAE(784, "binary", latent_dim=20, hidden_features=(400,))
             pg.fit(vae, x, epochs=1, batch_size=100, lr=1e-3, objective="analytic_kl", progress=False)
             elbo = pg.log_likelihood(vae, x[:100_000], method="elbo", num_samples=1, batch_size=1000)
             print(f"VAE epoch + ELBO on 100,000 rows: {time.perf_counter() - t0:.1f} s; {elbo}")

@@ -28,7 +28,7 @@ from probgen.models import build_model
 
 MODELS = {"vae": {}, "maf": {}, "pixelcnn": {}}
 #: the 2-process comparisons: (label, model options, batch size)
-DISTRIBUTED = [("small steps", {}, 128), ("large steps", {"hidden": (1000, 1000)}, 512)]
+DISTRIBUTED = [("small steps", {}, 128), ("large steps", {"hidden_features": (1000, 1000)}, 512)]
 DATA = {"vae": "digits-binary", "maf": "digits", "pixelcnn": "digits-binary"}
 
 

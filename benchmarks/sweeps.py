@@ -38,7 +38,7 @@ batch_size = 100
 num_samples = 50
 [[models]]
 name = "vae"
-args = {{ hidden = [400, 400], latent_dim = 8 }}
+args = {{ hidden_features = [400, 400], latent_dim = 8 }}
 grid = {{ beta = [0.5, 1.0, 2.0] }}
 """
 

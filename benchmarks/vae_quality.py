@@ -50,7 +50,7 @@
 
    Tried and dropped (test means): KL warm-up (beta 0 -> 1 linearly over 100 epochs in a first
    fit, then the early-stopped fit at beta = 1): Gaussian 18.14, IAF-4 18.16, VampPrior 17.52;
-   IAF-4 with two 128-unit MADE layers (``flow_hidden=(128, 128)``) 17.99; VampPrior with an
+   IAF-4 with two 128-unit MADE layers (``flow_hidden_features=(128, 128)``) 17.99; VampPrior with an
    IAF-4 posterior 17.58; VampPrior with Adam weight decay 1 / 10: 17.44 / 17.78; with
    ``lr_decay=0.995``: 17.72; bounded pseudo-inputs initialised as pythae's (hardtanh of
    U(-1/sqrt(K), 1/sqrt(K))) instead of training examples: 17.53; vamp01-iwae5-s50 with
@@ -101,7 +101,7 @@ from probgen.models import VAE, IndependentCategorical
 
 def fit_and_score(name: str, epochs: int, k: int) -> tuple[float, float]:
     train, val, test = (pg.load_dataset(name, s) for s in ("train", "val", "test"))
-    vae = VAE(train.event_shape, train.support, latent_dim=8, hidden=(200,))
+    vae = VAE(train.event_shape, train.support, latent_dim=8, hidden_features=(200,))
     start = time.perf_counter()
     result = pg.fit(vae, train, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, progress=False)
     score = pg.log_likelihood(vae, test, method="iwae", num_samples=k)
@@ -122,10 +122,10 @@ class Variant:
 IWAE5 = {"objective": "iwae", "num_samples": 5}
 FLOW_VARIANTS = {
     "gaussian": Variant({}),
-    "iaf-4": Variant({"posterior_flow": "iaf", "flow_length": 4}),
+    "iaf-4": Variant({"posterior_flow": "iaf", "flow_num_layers": 4}),
     "vampprior": Variant({"prior": "vamp"}),
     "gaussian-iwae5": Variant({}, IWAE5),
-    "iaf-4-iwae5": Variant({"posterior_flow": "iaf", "flow_length": 4}, IWAE5),
+    "iaf-4-iwae5": Variant({"posterior_flow": "iaf", "flow_num_layers": 4}, IWAE5),
     "vamp01-iwae5-s50": Variant(
         {"prior": "vamp", "bounded_pseudo_inputs": True}, {**IWAE5, "val_objective": "iwae", "val_num_samples": 50}
     ),
@@ -133,7 +133,7 @@ FLOW_VARIANTS = {
         {"prior": "vamp", "bounded_pseudo_inputs": True}, {**IWAE5, "val_objective": "iwae", "val_num_samples": 200}
     ),
     "gaussian-iwae5-drop": Variant({"encoder_dropout": 0.1}, IWAE5),
-    "iaf-4-iwae5-drop": Variant({"posterior_flow": "iaf", "flow_length": 4, "encoder_dropout": 0.1}, IWAE5),
+    "iaf-4-iwae5-drop": Variant({"posterior_flow": "iaf", "flow_num_layers": 4, "encoder_dropout": 0.1}, IWAE5),
     "vamp01-iwae5-s200-drop": Variant(
         {"prior": "vamp", "bounded_pseudo_inputs": True, "encoder_dropout": 0.1},
         {**IWAE5, "val_objective": "iwae", "val_num_samples": 200},
@@ -161,7 +161,7 @@ def flow_comparison(epochs: int, k: int, seeds: list[int], patience: int, names:
         for name in names:
             variant = FLOW_VARIANTS[name]
             torch.manual_seed(seed)
-            vae = VAE(train.event_shape, train.support, latent_dim=8, hidden=(200,), **variant.model)
+            vae = VAE(train.event_shape, train.support, latent_dim=8, hidden_features=(200,), **variant.model)
             start = time.perf_counter()
             budget = {"epochs": epochs, "batch_size": 100, "lr": 1e-3, "patience": patience, "seed": seed}
             result = pg.fit(vae, train, val_data=val, progress=False, **budget, **variant.fit)

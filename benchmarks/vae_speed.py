@@ -78,10 +78,16 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     mnist = (torch.rand(60_000, 784, generator=g) < 0.13).float()
     compare(
-        "784-400-20 on 60,000 x 784", lambda: VAE(784, "binary", latent_dim=20, hidden=(400,)), mnist, 3, args.repeats
+        "784-400-20 on 60,000 x 784",
+        lambda: VAE(784, "binary", latent_dim=20, hidden_features=(400,)),
+        mnist,
+        3,
+        args.repeats,
     )
     digits = pg.load_dataset("digits-binary").x
-    compare("64-200-8 on digits", lambda: VAE(64, "binary", latent_dim=8, hidden=(200,)), digits, 6, args.repeats)
+    compare(
+        "64-200-8 on digits", lambda: VAE(64, "binary", latent_dim=8, hidden_features=(200,)), digits, 6, args.repeats
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from probgen.models import FVBN, MADE, NADE, CausalTransformer, PixelCNN
 from probgen.plots import image_grid, image_rows
 
 
-def parameter_table(sizes=(4, 8, 16, 32, 64), hidden: int = 50) -> list[dict]:
+def parameter_table(sizes=(4, 8, 16, 32, 64), num_hidden: int = 50) -> list[dict]:
     """Parameters of n binary variables: full chain rule, FVBN, NADE (H hidden), independent."""
     rows = []
     for n in sizes:
@@ -30,7 +30,7 @@ def parameter_table(sizes=(4, 8, 16, 32, 64), hidden: int = 50) -> list[dict]:
                 "n": n,
                 "full chain rule": 2**n - 1,
                 "fvbn": FVBN(n, "binary").num_free_parameters(),
-                f"nade (H={hidden})": NADE(n, "binary", hidden=hidden).num_free_parameters(),
+                f"nade (H={num_hidden})": NADE(n, "binary", num_hidden=num_hidden).num_free_parameters(),
                 "independent": n,
             }
         )
@@ -42,11 +42,15 @@ def family(data: pg.data.Dataset, quick: bool) -> dict:
     small = quick
     return {
         "fvbn": FVBN.from_dataset(data),
-        "nade": NADE.from_dataset(data, hidden=20 if small else 100),
-        "made": MADE.from_dataset(data, hidden=(50,) if small else (500,)),
-        "made (8 orderings)": MADE.from_dataset(data, hidden=(50,) if small else (500, 500), num_masks=8),
-        "pixelcnn": PixelCNN((1, 8, 8), data.support, channels=8 if small else 32, blocks=2 if small else 5, kernel=3),
-        "causal-transformer": CausalTransformer.from_dataset(data, width=16 if small else 64, layers=1 if small else 2),
+        "nade": NADE.from_dataset(data, num_hidden=20 if small else 100),
+        "made": MADE.from_dataset(data, hidden_features=(50,) if small else (500,)),
+        "made (8 orderings)": MADE.from_dataset(data, hidden_features=(50,) if small else (500, 500), num_masks=8),
+        "pixelcnn": PixelCNN(
+            (1, 8, 8), data.support, hidden_channels=8 if small else 32, num_layers=2 if small else 5, kernel=3
+        ),
+        "causal-transformer": CausalTransformer.from_dataset(
+            data, embed_dim=16 if small else 64, num_layers=1 if small else 2
+        ),
     }
 
 

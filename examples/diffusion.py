@@ -81,7 +81,7 @@ def main() -> None:
     train, test = mixture(2000, 0), mixture(1000, 1)
     truth = true_log_density(test).mean().item()
     torch.manual_seed(0)
-    toy = pg.models.DDPM(1, "real", steps=50, hidden=(64, 64))
+    toy = pg.models.DDPM(1, "real", steps=50, hidden_features=(64, 64))
     rounds, per_round = (2, 3) if args.quick else (6, 100)
     print(f"1-D mixture: true mean log density of the test points {truth:.3f} nats")
     bounds = []
@@ -95,7 +95,7 @@ def main() -> None:
     # 17-level digits: the bound in nats and bits/dim, and the chains
     digits, val, held_out = (pg.load_dataset("digits", s) for s in ("train", "val", "test"))
     torch.manual_seed(0)
-    ddpm = pg.models.DDPM.from_dataset(digits, steps=50, hidden=(256, 256))
+    ddpm = pg.models.DDPM.from_dataset(digits, steps=50, hidden_features=(256, 256))
     epochs = 3 if args.quick else 400
     pg.fit(ddpm, digits, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, progress=not args.quick)
     print("digits (17 levels), variational bound on held-out log p(x):")

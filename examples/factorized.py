@@ -40,7 +40,7 @@ def main() -> None:
     exact = pg.models.IndependentBernoulli(train.event_shape).fit_closed_form(train.x)
 
     # 3. Maximum likelihood (no prior).
-    mle = pg.models.IndependentBernoulli(train.event_shape, estimator="mle").fit_closed_form(train.x)
+    mle = pg.models.IndependentBernoulli(train.event_shape, method="mle").fit_closed_form(train.x)
 
     table = pg.compare({"svi posterior": svi_model, "exact posterior": exact, "mle": mle}, test)
     print(table)

@@ -26,17 +26,17 @@ DATASETS = ("moons", "8gaussians", "checkerboard", "rings")
 
 
 def fit_and_score(
-    flows: dict[str, type], datasets: tuple[str, ...], *, epochs: int, num_layers: int, hidden: tuple[int, ...]
+    flows: dict[str, type], datasets: tuple[str, ...], *, epochs: int, num_layers: int, hidden_features: tuple[int, ...]
 ) -> dict[str, dict[str, Any]]:
     """For each dataset: its test split, the Gaussian baseline's test score, and each flow
     fitted on train (early-stopped on val) with its test score."""
     results: dict[str, dict[str, Any]] = {}
     for name in datasets:
         train, val, test = (pg.load_dataset(name, split) for split in ("train", "val", "test"))
-        gaussian = pg.models.IndependentGaussian(2, "real", estimator="mle").fit_closed_form(train.x)
+        gaussian = pg.models.IndependentGaussian(2, "real", method="mle").fit_closed_form(train.x)
         models = {}
         for label, cls in flows.items():
-            models[label] = cls.from_dataset(train, num_layers=num_layers, hidden=hidden)
+            models[label] = cls.from_dataset(train, num_layers=num_layers, hidden_features=hidden_features)
             budget = dict(epochs=epochs, lr=3e-3, batch_size=100, patience=20, progress=False)
             pg.fit(models[label], train, val_data=val, **budget)
         print(pg.compare({"independent gaussian": gaussian, **models}, test, dataset=name))
@@ -83,9 +83,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     if args.quick:
-        results = fit_and_score(FLOWS, ("moons",), epochs=3, num_layers=2, hidden=(32,))
+        results = fit_and_score(FLOWS, ("moons",), epochs=3, num_layers=2, hidden_features=(32,))
     else:
-        results = fit_and_score(FLOWS, DATASETS, epochs=200, num_layers=5, hidden=(64, 64))
+        results = fit_and_score(FLOWS, DATASETS, epochs=200, num_layers=5, hidden_features=(64, 64))
     print(f"{'test NLL (nats)':16}" + "".join(f"{name:>14}" for name in results))
     for label in ["independent gaussian", *FLOWS]:
         row = [r["baseline"] if label == "independent gaussian" else r["nats"][label] for r in results.values()]

@@ -40,10 +40,10 @@ def main() -> None:
     val, test = pg.load_dataset("8gaussians", "val", n=n), pg.load_dataset("8gaussians", "test", n=n)
 
     torch.manual_seed(0)
-    untrained = pg.models.GAN(2, "real", hidden=(64, 64), latent_dim=2)
+    untrained = pg.models.GAN(2, "real", hidden_features=(64, 64), latent_dim=2)
     untrained.init_from_data(train.x)
     torch.manual_seed(0)
-    gan = pg.models.GAN(2, "real", hidden=(64, 64), latent_dim=2)
+    gan = pg.models.GAN(2, "real", hidden_features=(64, 64), latent_dim=2)
     epochs = 20 if args.quick else 200
     result = pg.fit(gan, train, epochs=epochs, batch_size=50, lr=3e-3 if args.quick else 1e-3)
 
@@ -62,7 +62,7 @@ def main() -> None:
           f"precision/recall {precision_recall(test.x, val.x)}")  # fmt: skip
     print("  (parzen_* is a weak estimate with a bandwidth chosen on validation data, not a likelihood)")
 
-    gaussian = pg.models.IndependentGaussian.from_dataset(train, estimator="mle").fit_closed_form(train.x)
+    gaussian = pg.models.IndependentGaussian.from_dataset(train, method="mle").fit_closed_form(train.x)
     models = {"GAN": gan, "untrained generator": untrained, "diagonal Gaussian": gaussian}
     print(pg.compare(models, test, val=val))  # metric columns for the GANs, nats for the Gaussian
 

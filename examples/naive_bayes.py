@@ -51,7 +51,7 @@ def main() -> None:
     # NUTS with two chains, so that R-hat (agreement between chains) is defined; trees of at most
     # 2^5 leapfrog steps keep the tutorial quick (the posterior is smooth and low-dimensional)
     draws = 30 if args.quick else 200
-    model = GaussianNaiveBayes((X.shape[1],), "real", 3, method="nuts").double()
+    model = GaussianNaiveBayes((X.shape[1],), "real", num_classes=3, method="nuts").double()
     data = (torch.as_tensor(X), torch.as_tensor(y))
     nuts = {"num_samples": draws, "warmup_steps": draws, "num_chains": 2, "max_tree_depth": 5}
     pg.fit(model, data, progress=False, strategy_options=nuts)  # chains run one after the other

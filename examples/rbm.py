@@ -39,7 +39,7 @@ def main() -> None:
     summary = {"digits": {"independent_nll": independent.nll}, "moons": {}}
     for name, persistent in (("CD-1", False), ("PCD-1", True)):
         torch.manual_seed(0)
-        rbm = pg.models.RBM(64, "binary", hidden=hidden)
+        rbm = pg.models.RBM(64, "binary", num_hidden=hidden)
         options = {"k": 1, "persistent": persistent}
         result = pg.fit(rbm, train, val_data=val, epochs=epochs, lr=0.01, batch_size=20, strategy_options=options)
         plot_loss(result.history, name, out / f"loss-{name}.png")
@@ -57,15 +57,15 @@ def main() -> None:
     print(f"log Z: exact {exact.item():.3f}; AIS with {runs} runs and {steps} temperatures {estimate.item():.3f}")
     print(f"  (per-run estimates: sd {weights.std().item():.3f}, min {weights.min().item():.3f}, "
           f"max {weights.max().item():.3f})")  # fmt: skip
-    rbm.gibbs_steps = 100 if args.quick else 1000
+    rbm.num_gibbs_steps = 100 if args.quick else 1000
     plot_samples(rbm, out / "samples.png")
 
     moons, moons_test = pg.load_dataset("moons"), pg.load_dataset("moons", "test")
-    gaussian = pg.models.IndependentGaussian.from_dataset(moons, estimator="mle").fit_closed_form(moons.x)
+    gaussian = pg.models.IndependentGaussian.from_dataset(moons, method="mle").fit_closed_form(moons.x)
     summary["moons"]["diagonal_gaussian_nll"] = pg.log_likelihood(gaussian, moons_test).nll
     print("moons, diagonal Gaussian (exact):", pg.log_likelihood(gaussian, moons_test))
     torch.manual_seed(0)
-    grbm = GaussianRBM(2, "real", hidden=12, gibbs_steps=100)
+    grbm = GaussianRBM(2, "real", num_hidden=12, num_gibbs_steps=100)
     pg.fit(grbm, moons, epochs=3 if args.quick else 50, batch_size=50, lr=0.1, progress=False)
     score = pg.log_likelihood(grbm, moons_test)
     summary["moons"]["gaussian_rbm_nll"] = score.nll
@@ -92,7 +92,7 @@ def plot_loss(history: list[dict], name: str, path: Path) -> Path:
 
 
 def plot_samples(rbm: pg.models.RBM, path: Path) -> Path:
-    title = f"64 samples of the RBM ({rbm.gibbs_steps} Gibbs steps)"
+    title = f"64 samples of the RBM ({rbm.num_gibbs_steps} Gibbs steps)"
     return image_grid(rbm.sample(64), (8, 8), path, vmax=1, title=title)
 
 

@@ -30,7 +30,7 @@ def main() -> None:
     train, val, test = (pg.load_dataset("digits-binary", s) for s in ("train", "val", "test"))
 
     # 64 -> 200 -> 2 latent dimensions, so the latent space can be drawn directly.
-    vae = pg.models.VAE(64, "binary", latent_dim=2, hidden=(200,))
+    vae = pg.models.VAE(64, "binary", latent_dim=2, hidden_features=(200,))
     epochs = 3 if args.quick else 400
     result = pg.fit(vae, train, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, patience=40)
 
@@ -56,7 +56,9 @@ def main() -> None:
     # The same networks with q(z | x) pushed through 4 IAF layers that read the encoder's
     # features, and p(z) a mixture of q(z | u_k) over 50 learned pseudo-inputs (the VampPrior).
     # log q(z | x) includes the flow's log-determinant, so the bounds stay lower bounds.
-    rich = pg.models.VAE(64, "binary", latent_dim=2, hidden=(200,), posterior_flow="iaf", flow_length=4, prior="vamp")
+    rich = pg.models.VAE(
+        64, "binary", latent_dim=2, hidden_features=(200,), posterior_flow="iaf", flow_num_layers=4, prior="vamp"
+    )
     pg.fit(rich, train, val_data=val, epochs=epochs, batch_size=100, lr=1e-3, patience=40)
     k = 100 if args.quick else 1000
     for label, model in (("Gaussian posterior, standard prior", vae), ("IAF posterior, VampPrior", rich)):

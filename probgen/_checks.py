@@ -31,32 +31,46 @@ __all__ = [
 ]
 
 #: Size-like constructor arguments, by name, each with its least allowed value. Whether an
-#: argument takes one size or a sequence of sizes (``hidden`` is widths for an MLP, one count for
-#: NADE and RBMs) comes from the constructor's annotation (``int`` / ``Sequence[int]``) or else
-#: from the type of its default. ``None`` is allowed where the annotation or the default allows it.
+#: argument takes one size or a sequence of sizes (``hidden_features`` is a tuple of widths,
+#: ``num_hidden`` one unit count) comes from the constructor's annotation (``int`` /
+#: ``Sequence[int]``) or else from the type of its default. ``None`` is allowed where the
+#: annotation or the default allows it. The names are those of the one vocabulary
+#: (:mod:`probgen.models.vocabulary`); the names of before it stay in the table (the models'
+#: constructors rename them first, but a class of one's own may still use them).
 SIZE_ARGUMENTS: dict[str, int] = {
     "event_shape": 1,
     "image_shape": 1,
-    "hidden": 1,
-    "flow_hidden": 1,
+    "hidden_features": 1,
+    "flow_hidden_features": 1,
+    "num_hidden": 1,
+    "hidden_channels": 1,
+    "embed_dim": 1,
+    "num_heads": 1,
+    "num_scales": 1,
     "latent_dim": 1,
     "num_layers": 1,
-    "layers": 1,
-    "levels": 1,
-    "blocks": 1,
-    "channels": 1,
-    "width": 1,
-    "heads": 1,
+    "flow_num_layers": 1,
     "kernel": 1,
     "components": 1,
     "count_bins": 2,
     "num_classes": 2,
     "num_masks": 1,
     "num_samples": 1,
-    "num_posterior_samples": 1,
     "num_pseudo_inputs": 1,
-    "flow_length": 1,
     "steps": 1,
+    "num_gibbs_steps": 0,
+    "num_ais_steps": 1,
+    # deprecated names (before the one vocabulary)
+    "hidden": 1,
+    "flow_hidden": 1,
+    "layers": 1,
+    "levels": 1,
+    "blocks": 1,
+    "channels": 1,
+    "width": 1,
+    "heads": 1,
+    "num_posterior_samples": 1,
+    "flow_length": 1,
     "gibbs_steps": 0,
     "ais_steps": 1,
 }
@@ -64,7 +78,7 @@ SIZE_ARGUMENTS: dict[str, int] = {
 #: Sequences of hidden-layer widths: empty is a network without a hidden layer (a linear map,
 #: as in the GAN's linear critic or a linear-Gaussian VAE), unless the model class lists the
 #: name in ``nonempty_sizes`` (the flows: Pyro's DenseNN and AutoRegressiveNN need a layer).
-WIDTH_SEQUENCES: frozenset[str] = frozenset({"hidden", "flow_hidden"})
+WIDTH_SEQUENCES: frozenset[str] = frozenset({"hidden_features", "flow_hidden_features", "hidden", "flow_hidden"})
 
 
 def _is_int(value: Any, integral: bool = False) -> bool:
@@ -108,12 +122,12 @@ def check_size(
     numpy's integers (for values that are converted with ``int`` after the check).
 
     Example:
-        >>> check_size("hidden", (64, 64), sequence=True)
+        >>> check_size("hidden_features", (64, 64), sequence=True)
         (64, 64)
-        >>> check_size("hidden", (-5,), sequence=True)
+        >>> check_size("hidden_features", (-5,), sequence=True)
         Traceback (most recent call last):
         ...
-        ValueError: hidden must be a non-empty sequence of positive integers, got (-5,)
+        ValueError: hidden_features must be a non-empty sequence of positive integers, got (-5,)
     """
     if value is None and allow_none:
         return value

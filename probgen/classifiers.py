@@ -117,9 +117,9 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
         model = self._model_cls(
             (self.n_features_in_,),
             self._support(X),
-            len(self.classes_),
+            num_classes=len(self.classes_),
             method=self.method,
-            num_posterior_samples=self.num_posterior_samples,
+            num_samples=self.num_posterior_samples,  # the model's name in the one vocabulary
             **{name: getattr(self, name) for name in self._model_params},
         ).double()
         fit(

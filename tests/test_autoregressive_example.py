@@ -17,7 +17,7 @@ def _load(monkeypatch):
 
 def test_parameter_table_follows_the_formulas(monkeypatch):
     h = 7
-    rows = _load(monkeypatch).parameter_table(sizes=(4, 16, 64), hidden=h)
+    rows = _load(monkeypatch).parameter_table(sizes=(4, 16, 64), num_hidden=h)
     for row in rows:
         n = row["n"]
         assert row["full chain rule"] == 2**n - 1

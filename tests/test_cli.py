@@ -380,8 +380,9 @@ def test_every_fit_help_example_with_model_args_works(capsys, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     examples = [line.strip() for line in _fit_examples().splitlines() if "--model-args" in line]
     assert len(examples) == 3
-    assert any('"method"' in e for e in examples) and any('"estimator"' in e for e in examples)
-    assert any('"latent_dim"' in e for e in examples)
+    assert sum('"method"' in e for e in examples) == 2  # a classifier's and a factorized model's posterior
+    assert any("fit gaussian-nb " in e for e in examples) and any("fit independent-bernoulli " in e for e in examples)
+    assert any('"latent_dim"' in e and '"hidden_features"' in e for e in examples)
     for example in examples:
         argv = shlex.split(example)[1:] + ["--epochs", "2", "--num-samples", "5", "--quiet"]
         code, out, err = run(capsys, *argv)

@@ -124,13 +124,16 @@ CASES = [
     # --model-args
     (fit("{d}/good.npy", "--model-args", "{estimator: map}"), ["not valid JSON", "JSON object"]),
     (fit("{d}/good.npy", "--model-args", "[1, 2]"), ["JSON object", "list"]),
-    (fit("{d}/good.npy", "--model-args", '{"latent_dim": 4}'), ["'latent_dim'", "estimator", "prior_a"]),
-    (fit("{d}/good.npy", "--model-args", '{"estimator": 3}'), ["estimator", "a string", "3"]),
-    (fit("{d}/good.npy", "--model-args", '{"estimator": "bogus"}'), ["bogus", "map"]),
+    (fit("{d}/good.npy", "--model-args", '{"latent_dim": 4}'), ["'latent_dim'", "method", "prior_a"]),
+    (fit("{d}/good.npy", "--model-args", '{"method": 3}'), ["method", "a string", "3"]),
+    (fit("{d}/good.npy", "--model-args", '{"method": "bogus"}'), ["bogus", "map"]),
     (fit("{d}/good.npy", "--model-args", '{"prior_a": -1}'), ["prior_a", "-1"]),
     (fit("{d}/good.npy", "--model-args", '{"prior_a": NaN}'), ["prior_a", "finite"]),
     (["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"latent_dim": 0}'], ["positive"]),
-    (["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"hidden": [0]}'], ["hidden"]),
+    (
+        ["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"hidden_features": [0]}'],
+        ["hidden_features"],
+    ),
     (
         ["fit", "vae", "--data", "{d}/good.npy", "--out", "{d}/out", "--model-args", '{"encoder_dropout": 1.5}'],
         ["encoder_dropout", "[0, 1)", "1.5"],
@@ -277,9 +280,9 @@ def test_model_args_keys_come_from_the_constructor():
     for spec in MODELS.values():
         accepted = spec.cls.accepted_parameters()
         assert "event_shape" not in accepted and "support" not in accepted
-    assert {"latent_dim", "hidden"} <= set(MODELS["vae"].cls.accepted_parameters())
+    assert {"latent_dim", "hidden_features"} <= set(MODELS["vae"].cls.accepted_parameters())
     assert "method" in MODELS["gaussian-nb"].cls.accepted_parameters()
-    assert "estimator" in MODELS["independent-bernoulli"].cls.accepted_parameters()
+    assert "method" in MODELS["independent-bernoulli"].cls.accepted_parameters()
 
 
 def test_sample_memory_limit_falls_back_without_proc(monkeypatch):

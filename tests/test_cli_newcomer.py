@@ -42,7 +42,7 @@ def test_fit_into_an_out_holding_another_fit_is_refused_unless_overwrite(capsys,
 def test_a_gan_is_scored_by_fit_and_eval_with_its_likelihood_free_metrics(capsys, tmp_path):
     out = tmp_path / "gan"
     argv = ["fit", "gan", "--data", "digits-binary", "--out", out, "--epochs", "2", "--quiet"]
-    argv += ["--model-args", '{"architecture": "mlp", "hidden": [32]}']
+    argv += ["--model-args", '{"architecture": "mlp", "hidden_features": [32]}']
     code, stdout, err = run(capsys, *argv)
     assert code == 0, err
     scores = json.loads((out / "scores.json").read_text())

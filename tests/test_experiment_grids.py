@@ -18,7 +18,7 @@ def _config(grid, seeds=(0,), extra=None):
 
 
 def test_count_matches_the_expansion():
-    grid = {"latent_dim": [2, 3, 4], "beta": [0.5, 1.0], "hidden": [[8], [16, 16]]}
+    grid = {"latent_dim": [2, 3, 4], "beta": [0.5, 1.0], "hidden_features": [[8], [16, 16]]}
     config = validate_config(_config(grid, seeds=(0, 1, 5)))
     jobs = expand_jobs(config)
     assert count_jobs(config) == len(jobs) == 3 * (3 * 2 * 2 + 1)
@@ -29,7 +29,7 @@ def test_validation_builds_a_model_per_grid_value_not_per_job(monkeypatch):
     built = []
     real = jobs_module.build_job_model
     monkeypatch.setattr(jobs_module, "build_job_model", lambda job, train: built.append(job.args) or real(job, train))
-    grid = {"latent_dim": list(range(1, 21)), "beta": [0.1 * i for i in range(1, 21)], "hidden": [[4], [8]]}
+    grid = {"latent_dim": list(range(1, 21)), "beta": [0.1 * i for i in range(1, 21)], "hidden_features": [[4], [8]]}
     config = validate_config(_config(grid, seeds=range(10)))
     assert count_jobs(config) == 10 * (20 * 20 * 2 + 1)
     # the first point, then each other value of one key: 1 + 19 + 19 + 1 for the grid, 1 for the other model
@@ -47,7 +47,7 @@ def test_a_bad_value_anywhere_in_the_grid_is_found():
 def test_a_million_jobs_are_refused_at_once(capsys, tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(jobs_module, "build_job_model", lambda job, train: built.append(1))
-    grid = {"latent_dim": list(range(1, 101)), "beta": [i / 100 for i in range(1, 101)], "hidden": [[8]] * 10}
+    grid = {"latent_dim": list(range(1, 101)), "beta": [i / 100 for i in range(1, 101)], "hidden_features": [[8]] * 10}
     with pytest.raises(ConfigError) as caught:
         validate_config(_config(grid, seeds=range(10)))
     assert caught.value.errors == [

@@ -264,10 +264,12 @@ def _classifiers(name):
 
 def _vae(ex, out):
     train, test = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "test")
-    vae = pg.models.VAE(64, "binary", latent_dim=2, hidden=(16,))
+    vae = pg.models.VAE(64, "binary", latent_dim=2, hidden_features=(16,))
     result = _fit(vae, train, val_data=pg.load_dataset("digits-binary", "val"))
     ex.plot_figures(vae, result.history, test, out)
-    rich = pg.models.VAE(64, "binary", latent_dim=2, hidden=(16,), posterior_flow="iaf", flow_length=1, prior="vamp")
+    rich = pg.models.VAE(
+        64, "binary", latent_dim=2, hidden_features=(16,), posterior_flow="iaf", flow_num_layers=1, prior="vamp"
+    )
     ex.plot_rich_samples(rich.eval(), out / "samples-iaf-vampprior.png")
     return {"loss.png", "samples.png", "reconstructions.png", "latent.png", "interpolation.png",
             "samples-iaf-vampprior.png"}  # fmt: skip
@@ -275,7 +277,7 @@ def _vae(ex, out):
 
 def _flows(ex, out):
     test = pg.load_dataset("moons", "test")
-    maf = ex.MAF(2, "real", num_layers=1, hidden=(8,)).eval()
+    maf = ex.MAF(2, "real", num_layers=1, hidden_features=(8,)).eval()
     results = {name: {"test": test, "models": {"MAF": maf}, "nats": {"MAF": -2.0}} for name in ("moons", "rings")}
     ex.plot_flow("MAF", results, out / "maf.png", grid=10)
     return {"maf.png"}
@@ -283,25 +285,25 @@ def _flows(ex, out):
 
 def _autoregressive(ex, out):
     data = pg.load_dataset("digits-binary", "test")
-    pixelcnn = ex.PixelCNN((1, 8, 8), "binary", channels=4, blocks=1, kernel=3).eval()
-    made = ex.MADE.from_dataset(data, hidden=(16,), num_masks=8).eval()
-    ex.plot_figures(pixelcnn, made, ex.NADE.from_dataset(data, hidden=4).eval(), data.x, out)
+    pixelcnn = ex.PixelCNN((1, 8, 8), "binary", hidden_channels=4, num_layers=1, kernel=3).eval()
+    made = ex.MADE.from_dataset(data, hidden_features=(16,), num_masks=8).eval()
+    ex.plot_figures(pixelcnn, made, ex.NADE.from_dataset(data, num_hidden=4).eval(), data.x, out)
     return {"inpainting.png", "nade-samples.png"}
 
 
 def _rbm(ex, out):
     train, val = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "val")
-    rbm = pg.models.RBM(64, "binary", hidden=4, gibbs_steps=2)
+    rbm = pg.models.RBM(64, "binary", num_hidden=4, num_gibbs_steps=2)
     result = _fit(rbm, train, val_data=val, lr=0.01)
     ex.plot_loss(result.history, "CD-1", out / "loss-CD-1.png")
     ex.plot_samples(rbm, out / "samples.png")
-    ex.plot_moons(ex.GaussianRBM(2, "real", hidden=4, gibbs_steps=2), out / "gaussian-rbm-samples.png")
+    ex.plot_moons(ex.GaussianRBM(2, "real", num_hidden=4, num_gibbs_steps=2), out / "gaussian-rbm-samples.png")
     return {"loss-CD-1.png", "samples.png", "gaussian-rbm-samples.png"}
 
 
 def _gan(ex, out):
     train = pg.load_dataset("8gaussians", "train", n=200)
-    gan = pg.models.GAN(2, "real", hidden=(8,), latent_dim=2)
+    gan = pg.models.GAN(2, "real", hidden_features=(8,), latent_dim=2)
     result = _fit(gan, train, batch_size=50)
     dcgan = pg.models.GAN.from_dataset(pg.load_dataset("digits"), latent_dim=4).eval()
     ex.plot_figures(result.history, gan, pg.load_dataset("8gaussians", "test", n=200).x, dcgan.sample(64), out)
@@ -310,7 +312,7 @@ def _gan(ex, out):
 
 def _diffusion(ex, out):
     digits = pg.load_dataset("digits", "test")
-    ddpm = pg.models.DDPM.from_dataset(digits, steps=10, hidden=(8,)).eval()
+    ddpm = pg.models.DDPM.from_dataset(digits, steps=10, hidden_features=(8,)).eval()
     ex.plot_figures(ddpm, digits.x, out, every=5)
     return {"chains.png", "samples.png"}
 

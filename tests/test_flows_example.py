@@ -18,7 +18,9 @@ def _example(monkeypatch):
 
 def test_plot_flow_draws_every_dataset(tmp_path, monkeypatch):
     example = _example(monkeypatch)
-    results = example.fit_and_score({"MAF": example.FLOWS["MAF"]}, ("moons",), epochs=1, num_layers=1, hidden=(8,))
+    results = example.fit_and_score(
+        {"MAF": example.FLOWS["MAF"]}, ("moons",), epochs=1, num_layers=1, hidden_features=(8,)
+    )
     assert set(results["moons"]["nats"]) == {"MAF"}
     png = example.plot_flow("MAF", results, tmp_path / "maf.png", grid=20)
     assert png.stat().st_size > 1000

@@ -162,7 +162,7 @@ def test_nuts_chains_report_progress_off_a_terminal(capfd):
 
     x = torch.randn(30, 2, dtype=torch.float64)
     y = torch.arange(30) % 2
-    model = pg.models.GaussianNaiveBayes((2,), "real", 2, method="nuts").double()
+    model = pg.models.GaussianNaiveBayes((2,), "real", num_classes=2, method="nuts").double()
     nuts = {"num_samples": 5, "warmup_steps": 5, "num_chains": 2, "max_tree_depth": 3}
     pg.fit(model, (x, y), progress=True, strategy_options=nuts)
     lines = capfd.readouterr().err.splitlines()

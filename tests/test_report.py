@@ -36,7 +36,7 @@ TINY = {
     "data": {"name": "iris"},
     "fit": {"epochs": 2, "batch_size": 45},
     "models": [
-        {"name": "gan", "args": {"hidden": [16, 16], "latent_dim": 2}},
+        {"name": "gan", "args": {"hidden_features": [16, 16], "latent_dim": 2}},
         {"name": "independent-gaussian", "label": ODD_LABEL},
     ],
 }

@@ -63,6 +63,9 @@ def parse_model_args(text: str | None, name: str) -> dict[str, Any]:
         raise UsageError(
             f"--model-args must be a JSON object of keyword arguments, got a JSON {type(value).__name__}: {text!r}"
         )
+    from probgen.models.vocabulary import rename_arguments
+
+    value = rename_arguments(model_class(name), value, stacklevel=3)  # deprecated names: a warning
     accepted = model_class(name).accepted_parameters()
     for key, item in value.items():
         if key not in accepted:

@@ -45,16 +45,16 @@ class Autoencoder(GenerativeModel):
         support: str,
         *,
         latent_dim: int = 8,
-        hidden: Sequence[int] = (200,),
+        hidden_features: Sequence[int] = (200,),
         likelihood: str | None = None,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
-        self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
+        self.latent_dim, self.hidden_features = latent_dim, tuple(int(h) for h in hidden_features)
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
         d, per = self.num_dims, self.likelihood.params_per_dim
-        self.encoder = make_encoder("mlp", d, self.hidden, latent_dim, None)
-        self.decoder = make_decoder("mlp", latent_dim, self.hidden, d * per, None, per)
+        self.encoder = make_encoder("mlp", d, self.hidden_features, latent_dim, None)
+        self.decoder = make_decoder("mlp", latent_dim, self.hidden_features, d * per, None, per)
         self.register_buffer("code_mean", torch.zeros(latent_dim))
         self.register_buffer("code_scale_tril", torch.eye(latent_dim))
 
@@ -91,4 +91,8 @@ class Autoencoder(GenerativeModel):
             return draw.to(self.dtype).reshape(n, *self.event_shape)
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"latent_dim": self.latent_dim, "hidden": list(self.hidden), "likelihood": self.likelihood.name}
+        return {
+            "latent_dim": self.latent_dim,
+            "hidden_features": list(self.hidden_features),
+            "likelihood": self.likelihood.name,
+        }

@@ -27,12 +27,16 @@ strategy), ``contrastive_divergence_loss`` (``"contrastive_divergence"``) and
 ``generator_parameters`` / ``discriminator_parameters`` / ``discriminator_loss`` /
 ``generator_loss`` (``"adversarial"``).
 
-Construction: ``GenerativeModel.__new__`` checks the size-like arguments of every constructor call
-(``hidden``, ``latent_dim``, ``num_layers``, ``channels``, ``event_shape``, ... : the table
-:data:`probgen._checks.SIZE_ARGUMENTS`). The arguments are bound to the subclass's ``__init__``
-signature, and the check runs once, before any ``__init__`` body: a family need not check its
-sizes, and a bad one is a ValueError naming the argument, never an error from inside torch. A
-class whose networks need a hidden layer lists ``hidden`` in ``nonempty_sizes``.
+Construction: the metaclass of ``GenerativeModel`` (:class:`ModelMeta`, ``__call__``) handles
+every constructor call in one place, before any ``__init__`` body runs. It renames the argument
+names of before the one vocabulary (:mod:`probgen.models.vocabulary`; one DeprecationWarning per
+call naming the old and new names), then checks the size-like arguments (``hidden_features``,
+``num_hidden``, ``latent_dim``, ``num_layers``, ``hidden_channels``, ``event_shape``, ... : the
+table :data:`probgen._checks.SIZE_ARGUMENTS`), bound to the subclass's ``__init__`` signature:
+a family need not check its sizes, and a bad one is a ValueError naming the argument, never an
+error from inside torch. A class whose networks need a hidden layer lists ``hidden_features``
+in ``nonempty_sizes``. :meth:`GenerativeModel.from_config` applies the same renaming, silently,
+so a config saved with old names (an old checkpoint) still loads.
 
 Density kinds:
 
@@ -61,12 +65,13 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from probgen._checks import check_constructor_sizes, check_int
 from probgen.data.support import check_data, parse_support
 from probgen.models.plates import DataPlate
+from probgen.models.vocabulary import positional_to_keywords, rename_arguments, renamed_for
 
 if TYPE_CHECKING:
     from probgen.models.conjugate import ConjugateVariational, MaximumLikelihood, PosteriorMode
     from probgen.models.posterior import Posterior
 
-__all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "check_labels"]
+__all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "ModelMeta", "check_labels"]
 
 #: constructor arguments that come from the data, not from the user
 SHAPE_ARGUMENTS = ("self", "event_shape", "support")
@@ -105,7 +110,27 @@ def check_labels(y: Any, n: int, num_classes: int, owner: str = "the model") -> 
     return y
 
 
-class GenerativeModel(PyroModule):
+class ModelMeta(type(PyroModule)):  # type: ignore[misc]
+    """The metaclass of every model: one place that sees each constructor call's arguments.
+
+    ``Model(...)`` renames deprecated argument names (warning once per call) and checks the
+    size-like arguments before ``__new__`` and ``__init__`` run; only here can the renamed
+    arguments reach ``__init__``. Pickle and copy rebuild an instance without calling the class,
+    and nothing is checked then.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2:  # e.g. a classifier's num_classes, positional before it was keyword-only
+            args, kwargs = positional_to_keywords(cls, args, kwargs, stacklevel=2)
+        if kwargs:
+            # stacklevel 2: the warning points at the line that called the class
+            kwargs = rename_arguments(cls, kwargs, warn=True, stacklevel=2)
+        if args or kwargs:
+            check_constructor_sizes(cls.__init__, cls.accepted_parameters(), args, kwargs, cls.nonempty_sizes)
+        return super().__call__(*args, **kwargs)
+
+
+class GenerativeModel(PyroModule, metaclass=ModelMeta):
     """Base class of probgen models: a Pyro model/guide pair with the declared contract above.
 
     Subclasses implement ``model`` (and ``guide`` when they have latent variables) as
@@ -136,15 +161,8 @@ class GenerativeModel(PyroModule):
     max_plate_nesting: ClassVar[int] = 1
     vectorizable: ClassVar[bool] = True
     num_classes: int = 0
-    #: width sequences (``hidden``) this class needs non-empty; elsewhere () is no hidden layer
+    #: width sequences (``hidden_features``) this class needs non-empty; elsewhere () is no hidden layer
     nonempty_sizes: ClassVar[tuple[str, ...]] = ()
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> GenerativeModel:
-        # one place for every constructor's sizes (see the module docstring); pickle and copy
-        # rebuild an instance by calling __new__ with no arguments, and nothing is checked then
-        if args or kwargs:
-            check_constructor_sizes(cls.__init__, cls.accepted_parameters(), args, kwargs, cls.nonempty_sizes)
-        return super().__new__(cls)
 
     def __init__(self, event_shape: tuple[int, ...] | int, support: str) -> None:
         super().__init__()
@@ -361,7 +379,12 @@ class GenerativeModel(PyroModule):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> GenerativeModel:
+        """The untrained model a :attr:`config` describes. A config saved with argument names of
+        before the one vocabulary (an old checkpoint) loads without a warning: its names are
+        renamed here (:func:`probgen.models.vocabulary.rename_arguments`), and the model's own
+        config, hence a re-save, holds the new names."""
         kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support")}
+        kwargs = rename_arguments(cls, kwargs, warn=False)
         cls.check_kwargs(kwargs)
         return cls(tuple(config["event_shape"]), config["support"], **kwargs)
 
@@ -408,8 +431,9 @@ class GenerativeModel(PyroModule):
 
     @classmethod
     def check_kwargs(cls, kwargs: dict[str, Any]) -> None:
-        """ValueError for a keyword the constructor does not take, listing those it does."""
-        unknown = sorted(set(kwargs) - set(cls.accepted_kwargs()))
+        """ValueError for a keyword the constructor does not take, listing those it does (a
+        deprecated name it still accepts passes: the constructor renames it with a warning)."""
+        unknown = sorted(set(kwargs) - set(cls.accepted_kwargs()) - set(renamed_for(cls)))
         if unknown:
             raise ValueError(
                 f"{cls.name} got unknown argument(s) {', '.join(map(repr, unknown))}; "

@@ -9,8 +9,8 @@ standard numbers:
 - the ELBO is the uniform-dequantization bound ``E_u[log p((x + u)/k)] - D log k <= log P(x)``;
 - IWAE with K draws, ``log (1/K) sum_k p((x + u_k)/k) k^-D``, tightens to log P(x) as K grows.
 
-``method="uniform"`` declares the density a lower bound (``log_likelihood`` reports IWAE/ELBO
-bounds); ``method="importance"`` makes ``log_prob`` the K-draw importance estimate (kind
+``dequantization="uniform"`` declares the density a lower bound (``log_likelihood`` reports IWAE/ELBO
+bounds); ``dequantization="importance"`` makes ``log_prob`` the K-draw importance estimate (kind
 "estimate"). Numbers are on the discrete scale: nats per example of x, bits per dimension
 over the k levels. An optional logit pre-transform (``logit_alpha``) models
 ``logit(alpha + (1 - 2 alpha) v)`` instead of v, with its Jacobian counted.
@@ -57,9 +57,9 @@ class Dequantized(GenerativeModel):
         base: the continuous model (a GenerativeModel with an exact density on the same event
             shape and real support), or its config; default: independent Gaussians fitted by
             maximum likelihood.
-        method: "uniform" (density "lower_bound") or "importance" (``log_prob`` is the
+        dequantization: "uniform" (density "lower_bound") or "importance" (``log_prob`` is the
             ``num_samples``-draw importance estimate; density "estimate").
-        num_samples: K for ``method="importance"``.
+        num_samples: K for ``dequantization="importance"``.
         logit_alpha: model ``logit(alpha + (1 - 2 alpha) v)`` (e.g. 0.05), Jacobian included.
 
     Example:
@@ -79,21 +79,21 @@ class Dequantized(GenerativeModel):
         support: str,
         *,
         base: GenerativeModel | dict[str, Any] | None = None,
-        method: str = "uniform",
+        dequantization: str = "uniform",
         num_samples: int = 16,
         logit_alpha: float | None = None,
     ) -> None:
         super().__init__(event_shape, support)
-        if method not in DEQUANTIZATION_METHODS:
-            raise ValueError(f"unknown dequantization method {method!r}; expected one of {DEQUANTIZATION_METHODS}")
-        self.method, self.num_samples = method, check_int("num_samples", num_samples)
+        if dequantization not in DEQUANTIZATION_METHODS:
+            raise ValueError(f"unknown dequantization {dequantization!r}; expected one of {DEQUANTIZATION_METHODS}")
+        self.dequantization, self.num_samples = dequantization, check_int("num_samples", num_samples)
         if logit_alpha is not None and not 0 < logit_alpha < 0.5:
             raise ValueError(f"logit_alpha must be in (0, 0.5), got {logit_alpha}")
         self.logit_alpha = logit_alpha
         if base is None:
             from probgen.models.factorized import IndependentGaussian
 
-            base = IndependentGaussian(self.event_shape, "real", estimator="mle")
+            base = IndependentGaussian(self.event_shape, "real", method="mle")
         elif isinstance(base, dict):
             base = model_class(base.get("name", "")).from_config(base)
         if not isinstance(base, GenerativeModel) or base.density != "exact" or parse_support(base.support)[0] != "real":
@@ -104,7 +104,7 @@ class Dequantized(GenerativeModel):
 
     @property
     def density(self) -> str:
-        return "lower_bound" if self.method == "uniform" else "estimate"
+        return "lower_bound" if self.dequantization == "uniform" else "estimate"
 
     def _to_base(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """The base model's input for x and noise u, and ``log |dv / d(x + u)|`` per example."""
@@ -142,8 +142,8 @@ class Dequantized(GenerativeModel):
         return dist.Uniform(zero, zero + 1).expand(x.shape).to_event(len(self.event_shape))
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """``method="importance"``: ``log (1/K) sum_k p(x, u_k)`` with K = ``num_samples``."""
-        if self.method == "uniform":
+        """``dequantization="importance"``: ``log (1/K) sum_k p(x, u_k)`` with K = ``num_samples``."""
+        if self.dequantization == "uniform":
             return super().log_prob(x)
         x = self.validate(x)
         u = torch.rand(self.num_samples, *x.shape, dtype=x.dtype, device=x.device)
@@ -163,7 +163,7 @@ class Dequantized(GenerativeModel):
     def _config_kwargs(self) -> dict[str, Any]:
         return {
             "base": self.base.config,
-            "method": self.method,
+            "dequantization": self.dequantization,
             "num_samples": self.num_samples,
             "logit_alpha": self.logit_alpha,
         }

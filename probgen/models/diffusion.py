@@ -139,7 +139,7 @@ class DDPM(GenerativeModel):
     Args:
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
         steps: T, the number of diffusion steps.
-        hidden: hidden widths of the denoiser.
+        hidden_features: hidden widths of the denoiser.
         beta_range: betas linear from ``beta_range[0]`` (step 1) to ``beta_range[1]`` (step T);
             Ho et al.'s (1e-4, 0.02) is for T = 1000; the defaults are for T near 50: (1e-3, 0.2)
             for eps prediction, (0.03, 0.2) for levels (step 1's noise near their spacing).
@@ -166,7 +166,7 @@ class DDPM(GenerativeModel):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("digits")
-        >>> ddpm = DDPM.from_dataset(data, steps=20, hidden=(64,))
+        >>> ddpm = DDPM.from_dataset(data, steps=20, hidden_features=(64,))
         >>> _ = pg.fit(ddpm, data, epochs=1, progress=False)
         >>> pg.log_likelihood(ddpm, data.x[:50], method="elbo", num_samples=2).kind
         'lower_bound'
@@ -192,7 +192,7 @@ class DDPM(GenerativeModel):
         support: str,
         *,
         steps: int = 50,
-        hidden: Sequence[int] = (256, 256),
+        hidden_features: Sequence[int] = (256, 256),
         beta_range: Sequence[float] | None = None,
         schedule: str = "linear",
         reverse_variance: str = "learned",
@@ -200,7 +200,7 @@ class DDPM(GenerativeModel):
         parameterization: str | None = None,
     ) -> None:
         super().__init__(event_shape, support)
-        self.steps, self.hidden = check_int("steps", steps), tuple(int(h) for h in hidden)
+        self.steps, self.hidden_features = check_int("steps", steps), tuple(int(h) for h in hidden_features)
         if parameterization is None:
             few = self.num_levels is not None and self.num_levels <= MAX_DEFAULT_LEVELS
             parameterization = "levels" if few else "noise"
@@ -219,7 +219,7 @@ class DDPM(GenerativeModel):
         self.register_buffer("data_scale", torch.ones(self.num_dims))
         per_dim = self.num_levels if parameterization == "levels" else 1
         outputs = self.num_dims * (per_dim + (reverse_variance == "learned"))
-        self.denoiser = MLP(self.num_dims + 16, self.hidden, outputs, activation=nn.SiLU)
+        self.denoiser = MLP(self.num_dims + 16, self.hidden_features, outputs, activation=nn.SiLU)
 
     def _check_options(self, schedule: str, reverse_variance: str, parameterization: str, vlb_weight: Any) -> None:
         for name, value, known in (
@@ -479,7 +479,7 @@ class DDPM(GenerativeModel):
     def _config_kwargs(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
-            "hidden": list(self.hidden),
+            "hidden_features": list(self.hidden_features),
             "beta_range": list(self.beta_range),
             "schedule": self.schedule,
             "reverse_variance": self.reverse_variance,

@@ -46,14 +46,14 @@ class DiscriminantAnalysis(GenerativeClassifier):
         self,
         event_shape,
         support: str = "real",
-        num_classes: int = 2,
         *,
+        num_classes: int = 2,
         reg_param: float | None = None,
         prior_kappa: float = 0.01,
         prior_df: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(event_shape, support, num_classes, **kwargs)
+        super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
         d = self.num_dims
         reg_param = self.default_reg_param if reg_param is None else reg_param
         if reg_param <= 0 or prior_kappa <= 0:
@@ -216,7 +216,7 @@ class LinearDiscriminantAnalysis(DiscriminantAnalysis):
     Example:
         >>> import probgen as pg
         >>> wine = pg.load_dataset("wine")
-        >>> lda = LinearDiscriminantAnalysis(13, "real", 3).fit_closed_form(wine.x, wine.y)
+        >>> lda = LinearDiscriminantAnalysis(13, "real", num_classes=3).fit_closed_form(wine.x, wine.y)
         >>> lda.transform(wine.x).shape
         torch.Size([106, 2])
     """

@@ -75,11 +75,11 @@ class RBMBase(GenerativeModel):
     density = "unnormalized"
     fit_strategy = "contrastive_divergence"
 
-    def __init__(self, event_shape, support: str, hidden: int, gibbs_steps: int, ais_steps: int) -> None:
+    def __init__(self, event_shape, support: str, num_hidden: int, num_gibbs_steps: int, num_ais_steps: int) -> None:
         super().__init__(event_shape, support)
-        self.hidden = check_int("hidden", hidden)
-        self.gibbs_steps = check_int("gibbs_steps", gibbs_steps, minimum=0)
-        self.ais_steps = check_int("ais_steps", ais_steps)
+        self.num_hidden = check_int("num_hidden", num_hidden)
+        self.num_gibbs_steps = check_int("num_gibbs_steps", num_gibbs_steps, minimum=0)
+        self.num_ais_steps = check_int("num_ais_steps", num_ais_steps)
 
     # -------------------------------------------------------------- the visible layer (subclasses)
     def visible_log_potential(self, v: Tensor) -> Tensor:
@@ -138,10 +138,10 @@ class RBMBase(GenerativeModel):
         return v
 
     def sample(self, n: int) -> Tensor:
-        """``n`` draws after ``gibbs_steps`` sweeps from the AIS base model."""
+        """``n`` draws after ``num_gibbs_steps`` sweeps from the AIS base model."""
         n = self._check_n(n)
         with torch.no_grad():
-            return self.gibbs(self._base_sample(n), self.gibbs_steps).reshape(n, *self.event_shape)
+            return self.gibbs(self._base_sample(n), self.num_gibbs_steps).reshape(n, *self.event_shape)
 
     # -------------------------------------------------------------- the Pyro program
     @pyro_method
@@ -189,7 +189,7 @@ class RBMBase(GenerativeModel):
         Transitions are block-Gibbs sweeps at each beta, betas linear in [0, 1];
         ``logsumexp(w) - log num_runs`` is the estimate of log Z.
         """
-        num_runs, num_steps = check_int("num_runs", num_runs), check_int("num_steps", num_steps or self.ais_steps)
+        num_runs, num_steps = check_int("num_runs", num_runs), check_int("num_steps", num_steps or self.num_ais_steps)
         with torch.no_grad():
             v = self._base_sample(num_runs)
             log_w = torch.zeros(num_runs, dtype=self.dtype, device=self.device)
@@ -212,7 +212,11 @@ class RBMBase(GenerativeModel):
         return torch.logsumexp(weights, 0) - math.log(num_samples), "estimate"
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"hidden": self.hidden, "gibbs_steps": self.gibbs_steps, "ais_steps": self.ais_steps}
+        return {
+            "num_hidden": self.num_hidden,
+            "num_gibbs_steps": self.num_gibbs_steps,
+            "num_ais_steps": self.num_ais_steps,
+        }
 
 
 @register(
@@ -228,14 +232,14 @@ class RBM(RBMBase):
 
     Args:
         event_shape, support: of the binary data.
-        hidden: number of hidden units H.
-        gibbs_steps: Gibbs sweeps ``sample`` runs from the base-rate model.
-        ais_steps: intermediate temperatures of AIS (when log Z is not enumerated).
+        num_hidden: number of hidden units H.
+        num_gibbs_steps: Gibbs sweeps ``sample`` runs from the base-rate model.
+        num_ais_steps: intermediate temperatures of AIS (when log Z is not enumerated).
 
     Example:
         >>> import probgen as pg
         >>> train = pg.load_dataset("digits-binary")
-        >>> rbm = RBM(64, "binary", hidden=12)
+        >>> rbm = RBM(64, "binary", num_hidden=12)
         >>> _ = pg.fit(rbm, train, epochs=2, progress=False)
         >>> pg.log_likelihood(rbm, train).kind  # log p~(x) - exact log Z
         'exact'
@@ -244,13 +248,19 @@ class RBM(RBMBase):
     supports = ("binary",)
 
     def __init__(
-        self, event_shape, support: str = "binary", *, hidden: int = 16, gibbs_steps: int = 1000, ais_steps: int = 2000
+        self,
+        event_shape,
+        support: str = "binary",
+        *,
+        num_hidden: int = 16,
+        num_gibbs_steps: int = 1000,
+        num_ais_steps: int = 2000,
     ) -> None:
-        super().__init__(event_shape, support, hidden, gibbs_steps, ais_steps)
+        super().__init__(event_shape, support, num_hidden, num_gibbs_steps, num_ais_steps)
         d = self.num_dims
-        self.weight = PyroParam(0.01 * torch.randn(d, self.hidden))
+        self.weight = PyroParam(0.01 * torch.randn(d, self.num_hidden))
         self.visible_bias = PyroParam(torch.zeros(d))
-        self.hidden_bias = PyroParam(torch.zeros(self.hidden))
+        self.hidden_bias = PyroParam(torch.zeros(self.num_hidden))
         self.register_buffer("base_rate_logits", torch.zeros(d))  # the AIS start (and sampling start)
 
     def visible_log_potential(self, v: Tensor) -> Tensor:
@@ -270,7 +280,7 @@ class RBM(RBMBase):
         return torch.bernoulli(torch.sigmoid(self.base_rate_logits.expand(n, -1)))
 
     def _base_log_normalizer(self) -> Tensor:
-        return F.softplus(self.base_rate_logits).sum() + self.hidden * math.log(2)
+        return F.softplus(self.base_rate_logits).sum() + self.num_hidden * math.log(2)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
         """Visible biases (and the AIS base rates) at the data's log-odds (Hinton 2010, §8.1)."""
@@ -282,16 +292,16 @@ class RBM(RBMBase):
 
     @property
     def _enumerated_units(self) -> int:
-        return min(self.num_dims, self.hidden)
+        return min(self.num_dims, self.num_hidden)
 
     def exact_log_normalizer(self) -> Tensor:
         """log Z by enumerating the smaller layer (at most 2^:data:`EXACT_MAX_UNITS` states)."""
         self._check_enumerable()
         with torch.no_grad():
-            if self.hidden <= self.num_dims:  # sum over h: c.h + sum_i softplus(b_i + W_i.h)
+            if self.num_hidden <= self.num_dims:  # sum over h: c.h + sum_i softplus(b_i + W_i.h)
                 terms = [
                     s @ self.hidden_bias + F.softplus(s @ self.weight.T + self.visible_bias).sum(-1)
-                    for s in self._states(self.hidden)
+                    for s in self._states(self.num_hidden)
                 ]
             else:
                 terms = [self.unnormalized_log_prob(s) for s in self._states(self.num_dims)]
@@ -316,16 +326,16 @@ class GaussianRBM(RBMBase):
 
     Args:
         event_shape, support: of the real data.
-        hidden: number of hidden units H.
+        num_hidden: number of hidden units H.
         learn_scale: whether sigma is learned (a parameter) or fixed at its start (the data's
             standard deviation after ``init_from_data``; 1 before).
-        gibbs_steps: Gibbs sweeps ``sample`` runs from the base Gaussian.
-        ais_steps: intermediate temperatures of AIS (when log Z is not enumerated).
+        num_gibbs_steps: Gibbs sweeps ``sample`` runs from the base Gaussian.
+        num_ais_steps: intermediate temperatures of AIS (when log Z is not enumerated).
 
     Example:
         >>> import probgen as pg
         >>> train = pg.load_dataset("moons")
-        >>> rbm = GaussianRBM(2, "real", hidden=8)
+        >>> rbm = GaussianRBM(2, "real", num_hidden=8)
         >>> _ = pg.fit(rbm, train, epochs=2, progress=False)
         >>> pg.log_likelihood(rbm, train).kind  # log p~(x) - log Z summed over 2^8 hidden states
         'exact'
@@ -338,19 +348,19 @@ class GaussianRBM(RBMBase):
         event_shape,
         support: str = "real",
         *,
-        hidden: int = 16,
+        num_hidden: int = 16,
         learn_scale: bool = True,
-        gibbs_steps: int = 1000,
-        ais_steps: int = 2000,
+        num_gibbs_steps: int = 1000,
+        num_ais_steps: int = 2000,
     ) -> None:
-        super().__init__(event_shape, support, hidden, gibbs_steps, ais_steps)
+        super().__init__(event_shape, support, num_hidden, num_gibbs_steps, num_ais_steps)
         if not isinstance(learn_scale, bool):
             raise ValueError(f"learn_scale must be True or False, got {learn_scale!r}")
         self.learn_scale = learn_scale
         d = self.num_dims
-        self.weight = PyroParam(0.01 * torch.randn(d, self.hidden))
+        self.weight = PyroParam(0.01 * torch.randn(d, self.num_hidden))
         self.visible_bias = PyroParam(torch.zeros(d))
-        self.hidden_bias = PyroParam(torch.zeros(self.hidden))
+        self.hidden_bias = PyroParam(torch.zeros(self.num_hidden))
         if learn_scale:
             self.visible_scale = PyroParam(torch.ones(d), constraints.positive)
         else:
@@ -383,7 +393,7 @@ class GaussianRBM(RBMBase):
         return self.base_loc + self.base_scale * torch.randn(n, self.num_dims, dtype=self.dtype, device=self.device)
 
     def _base_log_normalizer(self) -> Tensor:
-        return (0.5 * torch.log(2 * math.pi * self.base_scale**2)).sum() + self.hidden * math.log(2)
+        return (0.5 * torch.log(2 * math.pi * self.base_scale**2)).sum() + self.num_hidden * math.log(2)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
         """b and sigma (and the AIS base) at the data's mean and standard deviation."""
@@ -396,7 +406,7 @@ class GaussianRBM(RBMBase):
 
     @property
     def _enumerated_units(self) -> int:
-        return self.hidden
+        return self.num_hidden
 
     def exact_log_normalizer(self) -> Tensor:
         """log Z summed over the 2^H hidden states (H at most :data:`EXACT_MAX_UNITS`), each term
@@ -405,7 +415,7 @@ class GaussianRBM(RBMBase):
         with torch.no_grad():
             b, variance = self.visible_bias, self.visible_scale**2
             terms = []
-            for s in self._states(self.hidden):
+            for s in self._states(self.num_hidden):
                 shift = s @ self.weight.T  # W h, [S, D]
                 terms.append(s @ self.hidden_bias + ((2 * b * shift + shift**2) / (2 * variance)).sum(-1))
             return torch.logsumexp(torch.cat(terms), 0) + (0.5 * torch.log(2 * math.pi * variance)).sum()

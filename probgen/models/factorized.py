@@ -3,7 +3,7 @@
 The "independence assumption" baseline of generative modelling: ``p(x) = prod_d p(x_d)`` with
 D (Bernoulli), D(k-1) (Categorical) or 2D (Gaussian) parameters. Each parameter has a
 conjugate prior, declared once per model (hyperparameters, conjugate update, compound
-predictive, mode, maximum likelihood); ``estimator`` chooses the posterior object of
+predictive, mode, maximum likelihood); ``method`` chooses the posterior object of
 :mod:`probgen.models.conjugate` that fits it:
 
 - ``"bayes"``: SVI fits a variational posterior of the conjugate family (Beta, Dirichlet,
@@ -60,16 +60,16 @@ class Factorized(ClosedFormFit, GenerativeModel):
     hyper_constraints: dict[str, constraints.Constraint] = {}
     point_constraints: dict[str, constraints.Constraint] = {}
 
-    def __init__(self, event_shape, support: str, *, estimator: str = "bayes") -> None:
+    def __init__(self, event_shape, support: str, *, method: str = "bayes") -> None:
         super().__init__(event_shape, support)
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {estimator!r}; expected one of {tuple(ESTIMATORS)}")
-        self.estimator = estimator
+        if method not in ESTIMATORS:
+            raise ValueError(f"unknown method {method!r}; expected one of {tuple(ESTIMATORS)}")
+        self.method = method
         self.register_buffer("closed_form", torch.tensor(False))
 
     def _set_posterior(self) -> None:
         """Create the posterior object (once the subclass has set its prior)."""
-        self.posterior = ESTIMATORS[self.estimator](self)
+        self.posterior = ESTIMATORS[self.method](self)
 
     @property
     def predictive(self) -> str:
@@ -128,7 +128,7 @@ class Factorized(ClosedFormFit, GenerativeModel):
         return torch.full(shape or (self.num_dims,), float(value), dtype=self.dtype, device=self.device)
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"estimator": self.estimator}
+        return {"method": self.method}
 
 
 @register(
@@ -156,11 +156,11 @@ class IndependentBernoulli(Factorized):
         event_shape,
         support: str = "binary",
         *,
-        estimator: str = "bayes",
+        method: str = "bayes",
         prior_a: float = 1.0,
         prior_b: float = 1.0,
     ) -> None:
-        super().__init__(event_shape, support, estimator=estimator)
+        super().__init__(event_shape, support, method=method)
         if prior_a <= 0 or prior_b <= 0:
             raise ValueError(f"Beta prior needs a, b > 0, got a={prior_a}, b={prior_b}")
         self.prior_a, self.prior_b = float(prior_a), float(prior_b)
@@ -215,8 +215,8 @@ class IndependentCategorical(Factorized):
     hyper_constraints = {"alpha": constraints.positive}
     point_constraints = {"theta": constraints.simplex}
 
-    def __init__(self, event_shape, support: str, *, estimator: str = "bayes", prior_alpha: float = 1.0) -> None:
-        super().__init__(event_shape, support, estimator=estimator)
+    def __init__(self, event_shape, support: str, *, method: str = "bayes", prior_alpha: float = 1.0) -> None:
+        super().__init__(event_shape, support, method=method)
         if prior_alpha <= 0:
             raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
         self.prior_alpha = float(prior_alpha)
@@ -290,13 +290,13 @@ class IndependentGaussian(Factorized):
         event_shape,
         support: str = "real",
         *,
-        estimator: str = "bayes",
+        method: str = "bayes",
         prior_loc: float = 0.0,
         prior_kappa: float = 0.01,
         prior_a: float = 1.0,
         prior_b: float = 1.0,
     ) -> None:
-        super().__init__(event_shape, support, estimator=estimator)
+        super().__init__(event_shape, support, method=method)
         if min(prior_kappa, prior_a, prior_b) <= 0:
             raise ValueError(f"Normal-Gamma prior needs kappa, a, b > 0, got {prior_kappa}, {prior_a}, {prior_b}")
         self.prior_loc, self.prior_kappa = float(prior_loc), float(prior_kappa)

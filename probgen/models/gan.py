@@ -121,10 +121,10 @@ class GAN(GenerativeModel):
         event_shape, support: of the data ("real", "binary" or "discrete(k)"); ``(C, H, W)``, H
             and W multiples of 4, for "dcgan" (or a flat event with ``image_shape``).
         latent_dim: size of z.
-        hidden: hidden widths of both networks ("mlp").
+        hidden_features: hidden widths of both networks ("mlp").
         loss: one of :data:`GAN_LOSSES`.
         architecture: one of :data:`GAN_ARCHITECTURES`.
-        channels: feature maps of the first discriminator layer and the last generator layer
+        hidden_channels: feature maps of the first discriminator layer and the last generator layer
             ("dcgan"; the others have twice as many).
         image_shape: ``(C, H, W)`` a "dcgan" sees a flat event as (``from_dataset`` sets it from
             the dataset's ``image_shape``, ``(1, 8, 8)`` for the bundled digits).
@@ -135,12 +135,12 @@ class GAN(GenerativeModel):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("8gaussians", n=500)
-        >>> gan = GAN(2, "real", hidden=(64, 64))
+        >>> gan = GAN(2, "real", hidden_features=(64, 64))
         >>> _ = pg.fit(gan, data, epochs=2, progress=False)
         >>> gan.sample(3).shape
         torch.Size([3, 2])
         >>> digits = pg.load_dataset("digits")  # 17 grey levels, flattened 8x8 images
-        >>> dcgan = GAN.from_dataset(digits, channels=16)
+        >>> dcgan = GAN.from_dataset(digits, hidden_channels=16)
         >>> dcgan.architecture, dcgan.image_shape
         ('dcgan', (1, 8, 8))
         >>> _ = pg.fit(dcgan, digits, epochs=1, progress=False)
@@ -159,10 +159,10 @@ class GAN(GenerativeModel):
         support: str = "real",
         *,
         latent_dim: int = 8,
-        hidden: Sequence[int] = (128, 128),
+        hidden_features: Sequence[int] = (128, 128),
         loss: str = "non_saturating",
         architecture: str = "mlp",
-        channels: int = 32,
+        hidden_channels: int = 32,
         image_shape: Sequence[int] | None = None,
         dequantize: bool = False,
     ) -> None:
@@ -181,16 +181,16 @@ class GAN(GenerativeModel):
                 f"with H and W multiples of 4, got {shape}"
             )
         self.latent_dim, self.loss = check_int("latent_dim", latent_dim), loss
-        self.hidden, self.architecture = tuple(int(h) for h in hidden), architecture
-        self.channels = check_int("channels", channels)
+        self.hidden_features, self.architecture = tuple(int(h) for h in hidden_features), architecture
+        self.hidden_channels = check_int("hidden_channels", hidden_channels)
         self.dequantize = dequantize
         d = self.num_dims
         if architecture == "dcgan":
-            self.generator = DCGANGenerator(self.latent_dim, shape, self.channels)
-            self.discriminator = DCGANDiscriminator(shape, self.channels, batch_norm=loss != "wasserstein_gp")
+            self.generator = DCGANGenerator(self.latent_dim, shape, self.hidden_channels)
+            self.discriminator = DCGANDiscriminator(shape, self.hidden_channels, batch_norm=loss != "wasserstein_gp")
         else:
-            self.generator = MLP(self.latent_dim, self.hidden, d, activation=nn.ReLU)
-            self.discriminator = MLP(d, self.hidden, 1, activation=partial(nn.LeakyReLU, 0.2))
+            self.generator = MLP(self.latent_dim, self.hidden_features, d, activation=nn.ReLU)
+            self.discriminator = MLP(d, self.hidden_features, 1, activation=partial(nn.LeakyReLU, 0.2))
         k = self.num_levels
         # real data: the training data's statistics, set by init_from_data; k levels: the fixed
         # map of level j to the centre of the j-th of k equal bins of [-1, 1] (see to_generator_range)
@@ -329,10 +329,10 @@ class GAN(GenerativeModel):
     def _config_kwargs(self) -> dict[str, Any]:
         return {
             "latent_dim": self.latent_dim,
-            "hidden": list(self.hidden),
+            "hidden_features": list(self.hidden_features),
             "loss": self.loss,
             "architecture": self.architecture,
-            "channels": self.channels,
+            "hidden_channels": self.hidden_channels,
             # a flat event's view as an image; an image event is its own
             "image_shape": None if self.image_shape in (None, self.event_shape) else list(self.image_shape),
             "dequantize": self.dequantize,

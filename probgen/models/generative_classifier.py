@@ -55,11 +55,11 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         self,
         event_shape,
         support: str,
-        num_classes: int,
         *,
+        num_classes: int,
         method: str = "conjugate",
         prior_class: float = 1.0,
-        num_posterior_samples: int = 100,
+        num_samples: int = 100,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("num_classes", num_classes, minimum=2)
@@ -67,11 +67,11 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         if prior_class <= 0:
             raise ValueError(f"prior_class (Dirichlet concentration) must be > 0, got {prior_class}")
-        check_int("num_posterior_samples", num_posterior_samples)
+        check_int("num_samples", num_samples)
         self.num_classes, self.method = num_classes, method
-        self.prior_class, self.num_posterior_samples = float(prior_class), num_posterior_samples
+        self.prior_class, self.num_samples = float(prior_class), num_samples
         self.register_buffer("class_counts", torch.zeros(num_classes))
-        self.posterior = POSTERIORS[method](num_posterior_samples)
+        self.posterior = POSTERIORS[method](num_samples)
 
     # ------------------------------------------------------------------ declared by the posterior
     @property
@@ -173,7 +173,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         Example:
             >>> import probgen as pg
             >>> iris = pg.load_dataset("iris")
-            >>> nb = pg.models.GaussianNaiveBayes(4, "real", 3)
+            >>> nb = pg.models.GaussianNaiveBayes(4, "real", num_classes=3)
             >>> idata = nb.fit_closed_form(iris.x, iris.y).to_inference_data(iris.x, iris.y, num_samples=40)
             >>> dict(idata.posterior["loc"].sizes)
             {'chain': 4, 'draw': 10, 'class': 3, 'feature': 4}
@@ -246,7 +246,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
             "num_classes": self.num_classes,
             "method": self.method,
             "prior_class": self.prior_class,
-            "num_posterior_samples": self.num_posterior_samples,
+            "num_samples": self.num_samples,
         }
 
     # ------------------------------------------------------------------ subclass hooks

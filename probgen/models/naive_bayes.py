@@ -42,7 +42,7 @@ class GaussianNaiveBayes(GenerativeClassifier):
     Example:
         >>> import probgen as pg
         >>> iris = pg.load_dataset("iris")
-        >>> nb = GaussianNaiveBayes(4, "real", 3).fit_closed_form(iris.x, iris.y)
+        >>> nb = GaussianNaiveBayes(4, "real", num_classes=3).fit_closed_form(iris.x, iris.y)
         >>> torch.allclose(nb.predict_log_proba(iris.x[:2]).exp().sum(-1), torch.ones(2))
         True
     """
@@ -53,14 +53,14 @@ class GaussianNaiveBayes(GenerativeClassifier):
         self,
         event_shape,
         support: str = "real",
-        num_classes: int = 2,
         *,
+        num_classes: int = 2,
         prior_kappa: float = 1e-6,
         prior_a: float = 1.0,
         var_smoothing: float = 1e-9,
         **kwargs: Any,
     ) -> None:
-        super().__init__(event_shape, support, num_classes, **kwargs)
+        super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
         if min(prior_kappa, prior_a, var_smoothing) <= 0:
             raise ValueError(
                 f"prior_kappa, prior_a and var_smoothing must be > 0, got {prior_kappa}, {prior_a}, {var_smoothing}"
@@ -166,13 +166,13 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         self,
         event_shape,
         support: str = "binary",
-        num_classes: int = 2,
         *,
+        num_classes: int = 2,
         prior_a: float = 1.0,
         prior_b: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(event_shape, support, num_classes, **kwargs)
+        super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
         if prior_a <= 0 or prior_b <= 0:
             raise ValueError(f"Beta prior needs a, b > 0, got a={prior_a}, b={prior_b}")
         self.prior_a, self.prior_b = float(prior_a), float(prior_b)
@@ -226,8 +226,8 @@ class CategoricalNaiveBayes(GenerativeClassifier):
     supports = ("discrete", "binary")
     sites = ("probs",)
 
-    def __init__(self, event_shape, support: str, num_classes: int = 2, *, prior_alpha: float = 1.0, **kwargs) -> None:
-        super().__init__(event_shape, support, num_classes, **kwargs)
+    def __init__(self, event_shape, support: str, *, num_classes: int = 2, prior_alpha: float = 1.0, **kwargs) -> None:
+        super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
         if prior_alpha <= 0:
             raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
         self.prior_alpha = float(prior_alpha)

@@ -60,24 +60,24 @@ class VAE(GenerativeModel):
         event_shape: the data's event shape, e.g. ``(64,)``.
         support: "binary", "discrete(k)" or "real".
         latent_dim: size of z.
-        hidden: hidden widths of the MLP encoder (the decoder mirrors them).
+        hidden_features: hidden widths of the MLP encoder (the decoder mirrors them).
         likelihood: decoder likelihood; default from the support (bernoulli / categorical /
             gaussian); "discretized_logistic" for discrete levels.
         architecture: "mlp" or "conv" (convolutional networks for ``event_shape=(1, H, W)``).
         beta: weight of the KL term in the ELBO (beta-VAE; 1 is the true ELBO).
         posterior_flow: None (the Gaussian q(z | x)) or "iaf", "planar", "sylvester", "nsf":
-            the Gaussian pushed through ``flow_length`` layers conditioned on the encoder's
+            the Gaussian pushed through ``flow_num_layers`` layers conditioned on the encoder's
             features (:mod:`probgen.models.vae_flows` says what each layer is).
-        flow_length: number of layers of the posterior flow and of the flow prior.
+        flow_num_layers: number of layers of the posterior flow and of the flow prior.
         prior: "standard" (N(0, I)), "vamp" (the VampPrior: a uniform mixture of the encoder's
             Gaussians at ``num_pseudo_inputs`` learned pseudo-inputs, initialised from training
-            examples; unconditional VAEs only) or "flow" (N(0, I) through ``flow_length`` MAF
+            examples; unconditional VAEs only) or "flow" (N(0, I) through ``flow_num_layers`` MAF
             layers).
         num_pseudo_inputs: K, the VampPrior's number of pseudo-inputs.
         bounded_pseudo_inputs: keep the VampPrior's pseudo-inputs in [0, 1], the range of the
             encoder's inputs (hardtanh of free parameters, as Tomczak & Welling's code);
             ``prior="vamp"`` and binary or discrete data only.
-        flow_hidden: hidden widths of each posterior-flow layer's conditioner network (the
+        flow_hidden_features: hidden widths of each posterior-flow layer's conditioner network (the
             MADE of an IAF); empty: one layer of ``10 * latent_dim`` units.
         encoder_dropout: probability of dropping each input of the encoder (inverted dropout)
             in train mode, i.e. in ``fit``'s training epochs: every step then trains a bound
@@ -89,11 +89,11 @@ class VAE(GenerativeModel):
     Example:
         >>> import probgen as pg
         >>> train = pg.load_dataset("digits-binary")
-        >>> vae = VAE(64, "binary", latent_dim=8, hidden=(200,))
+        >>> vae = VAE(64, "binary", latent_dim=8, hidden_features=(200,))
         >>> _ = pg.fit(vae, train, epochs=2, lr=1e-3, batch_size=100, progress=False)
         >>> pg.log_likelihood(vae, train, method="iwae", num_samples=10).kind
         'lower_bound'
-        >>> iaf = VAE(64, "binary", posterior_flow="iaf", flow_length=2, prior="vamp")
+        >>> iaf = VAE(64, "binary", posterior_flow="iaf", flow_num_layers=2, prior="vamp")
         >>> _ = pg.fit(iaf, train, epochs=2, progress=False)
         >>> iaf.sample(3).shape
         torch.Size([3, 64])
@@ -107,27 +107,30 @@ class VAE(GenerativeModel):
         support: str,
         *,
         latent_dim: int = 8,
-        hidden: Sequence[int] = (200,),
+        hidden_features: Sequence[int] = (200,),
         likelihood: str | None = None,
         architecture: str = "mlp",
         beta: float = 1.0,
         posterior_flow: str | None = None,
-        flow_length: int = 4,
+        flow_num_layers: int = 4,
         prior: str = "standard",
         num_pseudo_inputs: int = 50,
         bounded_pseudo_inputs: bool = False,
-        flow_hidden: Sequence[int] = (),
+        flow_hidden_features: Sequence[int] = (),
         encoder_dropout: float = 0.0,
     ) -> None:
         super().__init__(event_shape, support)
         check_int("latent_dim", latent_dim)
-        image_shape = self._check_options(architecture, beta, posterior_flow, prior, bounded_pseudo_inputs, flow_hidden)
+        image_shape = self._check_options(
+            architecture, beta, posterior_flow, prior, bounded_pseudo_inputs, flow_hidden_features
+        )
         self.encoder_dropout = check_dropout("encoder_dropout", encoder_dropout)
-        self.flow_length = check_int("flow_length", flow_length)
-        self.bounded_pseudo_inputs, self.flow_hidden = bounded_pseudo_inputs, tuple(flow_hidden)
+        self.flow_num_layers = check_int("flow_num_layers", flow_num_layers)
+        self.bounded_pseudo_inputs = bounded_pseudo_inputs
+        self.flow_hidden_features = tuple(flow_hidden_features)
         self.num_pseudo_inputs = check_int("num_pseudo_inputs", num_pseudo_inputs)
         self.posterior_flow, self.prior = posterior_flow, prior
-        self.latent_dim, self.hidden = latent_dim, tuple(int(h) for h in hidden)
+        self.latent_dim, self.hidden_features = latent_dim, tuple(int(h) for h in hidden_features)
         self.architecture, self.image_shape, self.beta = architecture, image_shape, float(beta)
         self.likelihood = Likelihood(likelihood or default_likelihood(support), support, self.num_dims)
         self._standard: dict = {}  # N(0, 1) per (device, dtype), expanded for each batch
@@ -140,7 +143,7 @@ class VAE(GenerativeModel):
         posterior_flow: str | None,
         prior: str,
         bounded_pseudo_inputs: bool,
-        flow_hidden: Sequence[int],
+        flow_hidden_features: Sequence[int],
     ) -> tuple[int, ...] | None:
         """ValueError for an option out of range or at odds with the data; the image shape (H, W)
         of single-channel images, else None."""
@@ -164,22 +167,24 @@ class VAE(GenerativeModel):
             raise ValueError(f"bounded_pseudo_inputs=True needs prior='vamp', got prior={prior!r}")
         if bounded_pseudo_inputs and self.support == "real":
             raise ValueError("bounded_pseudo_inputs=True needs binary or discrete data (inputs in [0, 1]), got 'real'")
-        if isinstance(flow_hidden, (str, int)) or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in flow_hidden
+        if isinstance(flow_hidden_features, (str, int)) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in flow_hidden_features
         ):
-            raise ValueError(f"flow_hidden must be a sequence of positive integers, got {flow_hidden!r}")
+            raise ValueError(
+                f"flow_hidden_features must be a sequence of positive integers, got {flow_hidden_features!r}"
+            )
         return image_shape
 
     def _build_networks(self) -> None:
         """The encoder, the decoder and, where asked for, the posterior flow and the prior network."""
         d, lik, c = self.num_dims, self.likelihood, self.num_classes
         self.encoder = make_encoder(
-            self.architecture, d, self.hidden, self.latent_dim, self.image_shape, c, self.encoder_dropout
+            self.architecture, d, self.hidden_features, self.latent_dim, self.image_shape, c, self.encoder_dropout
         )
         self.decoder = make_decoder(
             self.architecture,
             self.latent_dim + c,
-            self.hidden,
+            self.hidden_features,
             d * lik.params_per_dim,
             self.image_shape,
             lik.params_per_dim,
@@ -188,13 +193,13 @@ class VAE(GenerativeModel):
         if self.posterior_flow is not None:
             context_dim = self.encoder.head.in_features  # the features h(x) (and label) of the encoder
             self.flow = PosteriorFlow(
-                self.posterior_flow, self.latent_dim, context_dim, self.flow_length, self.flow_hidden
+                self.posterior_flow, self.latent_dim, context_dim, self.flow_num_layers, self.flow_hidden_features
             )
         self.prior_net: VampPrior | FlowPrior | None = None
         if self.prior == "vamp":
             self.prior_net = VampPrior(self.num_pseudo_inputs, d, bounded=self.bounded_pseudo_inputs)
         elif self.prior == "flow":
-            self.prior_net = FlowPrior(self.latent_dim, self.flow_length)
+            self.prior_net = FlowPrior(self.latent_dim, self.flow_num_layers)
 
     # -------------------------------------------------------------- the Pyro program
     def _decode(self, z: Tensor, y: Tensor | None) -> Tensor:
@@ -295,16 +300,16 @@ class VAE(GenerativeModel):
     def _config_kwargs(self) -> dict[str, Any]:
         return {
             "latent_dim": self.latent_dim,
-            "hidden": list(self.hidden),
+            "hidden_features": list(self.hidden_features),
             "likelihood": self.likelihood.name,
             "architecture": self.architecture,
             "beta": self.beta,
             "posterior_flow": self.posterior_flow,
-            "flow_length": self.flow_length,
+            "flow_num_layers": self.flow_num_layers,
             "prior": self.prior,
             "num_pseudo_inputs": self.num_pseudo_inputs,
             "bounded_pseudo_inputs": self.bounded_pseudo_inputs,
-            "flow_hidden": list(self.flow_hidden),
+            "flow_hidden_features": list(self.flow_hidden_features),
             "encoder_dropout": self.encoder_dropout,
         }
 

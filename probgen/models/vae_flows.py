@@ -1,7 +1,7 @@
 """Richer VAE posteriors and priors: flows on q(z | x), the VampPrior and a flow prior.
 
 Posterior flows push the encoder's Gaussian ``q0(z | x) = N(mu(x), sigma(x))`` through
-``flow_length`` transforms whose parameters depend on the encoder's features ``h(x)`` (the
+``flow_num_layers`` transforms whose parameters depend on the encoder's features ``h(x)`` (the
 input of its last linear layer). The guide samples ``z`` from a
 ``TransformedDistribution``, so ``log q(z | x) = log q0(z0 | x) - sum log |det dz_t/dz_{t-1}|``
 enters every bound with no change to the objectives. Each kind says where its parameters
@@ -24,7 +24,7 @@ IAF or NSF posterior there).
 
 Priors: ``"vamp"`` is the uniform mixture of the encoder's Gaussians at K learned
 pseudo-inputs (with a flow posterior, of its base Gaussians: ``q0(z | u_k)``);
-``"flow"`` is ``N(0, I)`` pushed through ``flow_length`` MAF layers, oriented so that
+``"flow"`` is ``N(0, I)`` pushed through ``flow_num_layers`` MAF layers, oriented so that
 ``log p(z)`` is one network pass per layer (sampling is ``latent_dim`` passes).
 
 References:

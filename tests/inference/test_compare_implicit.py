@@ -35,13 +35,13 @@ class ExactSampler(GenerativeModel):
 def _wrong_gan():
     """Untrained, at the data's mean and scale: right first two moments, wrong shape."""
     torch.manual_seed(0)
-    gan = GAN(2, "real", hidden=(16,))
+    gan = GAN(2, "real", hidden_features=(16,))
     gan.init_from_data(TEST.x)
     return gan
 
 
 def test_a_gan_and_a_density_model_share_one_table_with_metrics_only_on_the_gan():
-    gaussian = IndependentGaussian.from_dataset(TEST, estimator="mle").fit_closed_form(VAL.x)
+    gaussian = IndependentGaussian.from_dataset(TEST, method="mle").fit_closed_form(VAL.x)
     models = {"gaussian": gaussian, "gan": _wrong_gan()}
     table = pg.compare(models, TEST, val=VAL, metric_kwargs={"classifier": "logistic"})
     density, gan = table.rows
@@ -73,7 +73,7 @@ def test_two_sample_statistics_separate_a_wrong_generator_from_an_exact_sampler(
 
 
 def test_density_only_tables_keep_their_columns_and_mixing_conditional_is_refused():
-    gaussian = IndependentGaussian.from_dataset(TEST, estimator="mle").fit_closed_form(VAL.x)
+    gaussian = IndependentGaussian.from_dataset(TEST, method="mle").fit_closed_form(VAL.x)
     assert pg.compare({"gaussian": gaussian}, TEST).columns == COLUMNS
     digits = pg.load_dataset("digits")
     conditional = pg.models.ConditionalVAE(64, "discrete(17)", num_classes=10)

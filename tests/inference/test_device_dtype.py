@@ -87,7 +87,7 @@ def test_every_family_fits_scores_and_samples_on_cuda(name, kwargs):
 @pytest.mark.parametrize("device", DEVICES)
 def test_fit_and_score_on_a_device(device, tmp_path):
     data = _data("vae")
-    model = build_model("vae", data, latent_dim=2, hidden=(16,))
+    model = build_model("vae", data, latent_dim=2, hidden_features=(16,))
     pg.fit(model, data, device=device, dtype="float64", epochs=1, batch_size=16, progress=False)
     assert {p.device.type for p in model.parameters()} == {device}
     score = pg.log_likelihood(model, data, num_samples=4)
@@ -134,7 +134,7 @@ def test_bf16_autocast_trains_close_to_full_precision():
     losses = {}
     for precision in (None, "bf16"):
         torch.manual_seed(0)
-        model = build_model("vae", data, latent_dim=2, hidden=(32,))
+        model = build_model("vae", data, latent_dim=2, hidden_features=(32,))
         result = pg.fit(model, data, precision=precision, epochs=3, batch_size=50, lr=0.01, progress=False)
         assert {p.dtype for p in model.parameters()} == {torch.float32}  # master weights stay float32
         losses[precision] = result.train_loss
@@ -155,7 +155,7 @@ def test_bad_dtype_and_precision_are_refused():
 
 def test_bf16_autocast_reaches_the_gan_players():
     data = _data("gan", n=64)
-    model = build_model("gan", data, hidden=(16,))
+    model = build_model("gan", data, hidden_features=(16,))
     seen = set()
     hooks = [m.register_forward_hook(lambda m, i, out: seen.add(out.dtype)) for m in model.modules()
              if isinstance(m, torch.nn.Linear)]  # fmt: skip

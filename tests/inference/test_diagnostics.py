@@ -76,7 +76,7 @@ def test_log_likelihood_reports_khat_per_example_for_iwae_and_ais():
 
     torch.manual_seed(0)
     train = pg.load_dataset("digits-binary")
-    model = pg.models.VAE(64, latent_dim=2, hidden=(16,), support="binary")
+    model = pg.models.VAE(64, latent_dim=2, hidden_features=(16,), support="binary")
     x = train.x[:20].to(model.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -50,7 +50,7 @@ def _iris():
 
 def _vae():
     pyro.set_rng_seed(0)
-    return pg.models.VAE(64, "binary", latent_dim=2, hidden=(16,)).double()
+    return pg.models.VAE(64, "binary", latent_dim=2, hidden_features=(16,)).double()
 
 
 def _gaussian():

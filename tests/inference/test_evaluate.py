@@ -27,7 +27,7 @@ def test_log_likelihood_is_the_dirichlet_categorical_predictive_with_its_stderr(
 def test_bits_per_dim_by_hand():
     # 64 fair coins: log p = -64 log 2 nats -> exactly 1 bit per dimension
     assert bits_per_dim(-64 * math.log(2), 64) == pytest.approx(1.0)
-    model = pg.models.IndependentBernoulli(64, estimator="mle")
+    model = pg.models.IndependentBernoulli(64, method="mle")
     result = pg.log_likelihood(model, torch.zeros(3, 64))
     assert result.bits_per_dim == pytest.approx(1.0) and result.stderr == 0.0
 

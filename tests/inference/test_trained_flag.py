@@ -20,7 +20,7 @@ def data():
 
 def _vae():
     pyro.set_rng_seed(0)
-    return pg.models.VAE(64, "binary", latent_dim=2, hidden=(16,))
+    return pg.models.VAE(64, "binary", latent_dim=2, hidden_features=(16,))
 
 
 def _score(model, x):

@@ -18,12 +18,12 @@ def _image(d):
 
 # event shapes are flat (D,), except PixelCNN's (1, H, W) with H * W = D
 BUILDERS = {
-    "pixelcnn": lambda shape, support: PixelCNN(_image(shape[0]), support, channels=6, blocks=3),
-    "transformer": lambda shape, support: CausalTransformer(shape, support, width=8, heads=2, layers=2),
+    "pixelcnn": lambda shape, support: PixelCNN(_image(shape[0]), support, hidden_channels=6, num_layers=3),
+    "transformer": lambda shape, support: CausalTransformer(shape, support, embed_dim=8, num_heads=2, num_layers=2),
     "fvbn": lambda shape, support: FVBN(shape, support),
-    "nade": lambda shape, support: NADE(shape, support, hidden=7),
-    "made": lambda shape, support: MADE(shape, support, hidden=(13, 11)),
-    "made-ensemble": lambda shape, support: MADE(shape, support, hidden=(13, 11), num_masks=3, seed=4),
+    "nade": lambda shape, support: NADE(shape, support, num_hidden=7),
+    "made": lambda shape, support: MADE(shape, support, hidden_features=(13, 11)),
+    "made-ensemble": lambda shape, support: MADE(shape, support, hidden_features=(13, 11), num_masks=3, seed=4),
 }
 NAMES = sorted(BUILDERS)
 LEVEL = 0.001  # chi-square tests reject at this level
@@ -192,7 +192,7 @@ def test_cached_conditionals_equal_the_full_pass(name, float64):
 def test_pixelcnn_has_no_blind_spot(float64):
     """Gated vertical/horizontal stacks: the last pixel of a 4x4 image sees all 15 before it
     (stacked 3x3 masked convolutions would miss the upper right)."""
-    model = PixelCNN((1, 4, 4), "binary", channels=4, blocks=4)
+    model = PixelCNN((1, 4, 4), "binary", hidden_channels=4, num_layers=4)
     x = torch.rand(2, 16, dtype=torch.float64)
     jac = torch.autograd.functional.jacobian(lambda v: model._params(v)[:, -1].sum(), x)  # [N, D]
     assert (jac[:, :15].abs().sum(0) > 0).all()
@@ -272,9 +272,9 @@ def test_bad_input_is_refused(name):
 def test_free_parameter_counts_follow_their_formulas():
     n, h = 12, 5
     assert FVBN(n, "binary").num_free_parameters() == n * (n + 1) // 2
-    assert NADE(n, "binary", hidden=h).num_free_parameters() == 2 * n * h + n + h
+    assert NADE(n, "binary", num_hidden=h).num_free_parameters() == 2 * n * h + n + h
     # one hidden layer: unit k of degree m_k sees m_k inputs and feeds n - m_k outputs, n weights in all
-    assert MADE(n, "binary", hidden=(h,), num_masks=3).num_free_parameters() == n * h + h + n
+    assert MADE(n, "binary", hidden_features=(h,), num_masks=3).num_free_parameters() == n * h + h + n
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -307,7 +307,7 @@ def test_made_dropout_only_in_the_training_program(num_masks, float64):
 
     d = 8
     torch.manual_seed(1)
-    model = MADE((d,), "binary", hidden=(13, 11), num_masks=num_masks, seed=4, dropout=0.5)
+    model = MADE((d,), "binary", hidden_features=(13, 11), num_masks=num_masks, seed=4, dropout=0.5)
     every = _all_configurations(d, 2)
     for _ in ("init", "trained"):
         first, second = model.log_prob(every), model.log_prob(every)
@@ -333,7 +333,7 @@ def test_made_dropout_only_in_the_training_program(num_masks, float64):
 
 
 def test_made_dropout_is_checked_and_saved_in_the_config():
-    model = MADE(6, "binary", hidden=(5,), dropout=0.25)
+    model = MADE(6, "binary", hidden_features=(5,), dropout=0.25)
     assert model.config["dropout"] == 0.25
     assert MADE.from_config(model.config).dropout == 0.25
     assert MADE(6, "binary").config["dropout"] == 0.0

@@ -72,7 +72,7 @@ def test_every_integer_keyword_is_a_known_size():
 def test_bad_sizes_are_refused_by_name(name, keyword, param):
     cls = MODELS[name].cls
     values = BAD_SIZES + (BAD_WIDTHS if _is_sequence(param) else [])
-    if SIZE_ARGUMENTS[keyword] == 0:  # e.g. gibbs_steps=0: no Gibbs sweeps is allowed
+    if SIZE_ARGUMENTS[keyword] == 0:  # e.g. num_gibbs_steps=0: no Gibbs sweeps is allowed
         values = [v for v in values if not (type(v) is int and v == 0)]
     for value in values:
         with pytest.raises((ValueError, TypeError)) as info:
@@ -82,7 +82,7 @@ def test_bad_sizes_are_refused_by_name(name, keyword, param):
         assert "must be" in message, message
 
 
-WIDTHS = [(n, k, p) for n, k, p in SIZES if _is_sequence(p) and k == "hidden"]
+WIDTHS = [(n, k, p) for n, k, p in SIZES if _is_sequence(p) and k == "hidden_features"]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ WIDTHS = [(n, k, p) for n, k, p in SIZES if _is_sequence(p) and k == "hidden"]
     [pytest.param(n, k, p, id=f"{n}-{k}") for n, k, p in WIDTHS],
 )
 def test_no_hidden_layer_is_refused_or_a_working_linear_network(name, keyword, param):
-    """``hidden=()``: a ValueError where the class declares it needs a layer; elsewhere a network
+    """``hidden_features=()``: a ValueError where the class declares it needs a layer; elsewhere a network
     without a hidden layer, which must then fit (a linear critic, a linear-Gaussian VAE)."""
     cls = MODELS[name].cls
     if keyword in cls.nonempty_sizes:
@@ -119,7 +119,7 @@ def test_bad_event_shapes_are_refused(name):
 def test_copies_and_pickles_rebuild_without_arguments():
     """``__new__`` checks arguments only when there are some: copy and pickle rebuild a model by
     calling it with none."""
-    model = pg.models.VAE(16, "binary", latent_dim=2, hidden=(4,))
+    model = pg.models.VAE(16, "binary", latent_dim=2, hidden_features=(4,))
     clone = copy.deepcopy(model)
     assert clone.config == model.config
     assert all(torch.equal(a, b) for a, b in zip(clone.state_dict().values(), model.state_dict().values(), strict=True))

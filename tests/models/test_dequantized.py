@@ -12,13 +12,18 @@ from probgen.models import Dequantized, IndependentGaussian
 LEVELS = 5
 
 
-def _model(method="uniform", logit_alpha=None, num_samples=16):
-    base = IndependentGaussian(2, "real", estimator="mle").double()
+def _model(dequantization="uniform", logit_alpha=None, num_samples=16):
+    base = IndependentGaussian(2, "real", method="mle").double()
     with torch.no_grad():
         loc = torch.tensor([0.4, 0.7] if logit_alpha is None else [-0.3, 0.5], dtype=torch.float64)
         base.posterior.assign({"mu": loc, "tau": torch.tensor([1 / 0.2**2, 1 / 0.35**2], dtype=torch.float64)})
     return Dequantized(
-        2, f"discrete({LEVELS})", base=base, method=method, num_samples=num_samples, logit_alpha=logit_alpha
+        2,
+        f"discrete({LEVELS})",
+        base=base,
+        dequantization=dequantization,
+        num_samples=num_samples,
+        logit_alpha=logit_alpha,
     )
 
 
@@ -51,7 +56,7 @@ def test_bounds_order_and_reach_the_discrete_likelihood(logit_alpha, float64):
 
 
 def test_importance_method_estimates_log_p(float64):
-    model = _model(method="importance", num_samples=4000)
+    model = _model(dequantization="importance", num_samples=4000)
     score = pg.log_likelihood(model, GRID)
     assert score.kind == "estimate" and score.method == "monte_carlo"
     assert score.nats == pytest.approx(_exact(model, GRID).mean().item(), abs=0.02)
@@ -65,8 +70,8 @@ def test_samples_are_levels_and_bad_arguments_are_refused(float64):
         Dequantized(64, "discrete(17)", base=pg.models.VAE(64, "real"))
     with pytest.raises(ValueError, match="event_shape"):
         Dequantized(3, "discrete(17)", base=IndependentGaussian(2, "real"))
-    with pytest.raises(ValueError, match="unknown dequantization method"):
-        Dequantized(2, "discrete(17)", method="variational")
+    with pytest.raises(ValueError, match="unknown dequantization"):
+        Dequantized(2, "discrete(17)", dequantization="variational")
     with pytest.raises(ValueError, match="outside the support"):
         pg.log_likelihood(model, torch.tensor([[5.0, 0.0]]))
 

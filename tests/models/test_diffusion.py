@@ -29,7 +29,7 @@ def test_bound_terms_equal_closed_forms_with_two_steps(float64):
     """T = 2: prior KL in closed form, L_1 by Ho et al.'s eq. (12) in the noise, and the
     decoder's probability by the normal CDF over each pixel's bin."""
     torch.manual_seed(0)
-    ddpm = DDPM(3, "discrete(5)", steps=2, hidden=(8,), beta_range=(0.1, 0.3), reverse_variance="posterior",
+    ddpm = DDPM(3, "discrete(5)", steps=2, hidden_features=(8,), beta_range=(0.1, 0.3), reverse_variance="posterior",
                 parameterization="noise").double()  # fmt: skip
     x = torch.tensor([[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]])
     torch.manual_seed(1)
@@ -65,7 +65,7 @@ def _linear_gaussian_ddpm(reverse_variance):
     """eps(x_t, t) = sqrt(1 - alpha_bar_t) x_t, the optimal denoiser of N(0, 1) data: the reverse
     process is linear-Gaussian, x_{t-1} = sqrt(1 - beta_t) x_t + sigma_t z, so p(x_0) is a
     Gaussian whose variance propagates exactly."""
-    ddpm = DDPM(1, "real", steps=10, hidden=(4,), reverse_variance=reverse_variance).double()
+    ddpm = DDPM(1, "real", steps=10, hidden_features=(4,), reverse_variance=reverse_variance).double()
     ddpm.init_from_data(torch.tensor([[1.0], [3.0], [2.0], [4.0]]))  # data loc 2.5, scale 1.29
     slope = (1 - ddpm.alpha_bars).sqrt()
     ddpm.epsilon = lambda x_t, t: slope[t] * x_t
@@ -136,7 +136,7 @@ def test_bound_is_below_the_quadrature_log_likelihood_and_tightens_with_training
     )
     train, test = mixture.sample((1000, 1)), mixture.sample((300, 1))
     true = mixture.log_prob(test).squeeze(-1).mean().item()
-    ddpm = DDPM(1, "real", steps=10, hidden=(32, 32), beta_range=(0.01, 0.3), **options).double()
+    ddpm = DDPM(1, "real", steps=10, hidden_features=(32, 32), beta_range=(0.01, 0.3), **options).double()
     ddpm.init_from_data(train)
     grid, gaps, bounds = torch.linspace(-16, 16, 1601), [], []
     for epochs in (0, 40):
@@ -155,7 +155,7 @@ def test_bound_is_below_the_quadrature_log_likelihood_and_tightens_with_training
 def test_training_lowers_the_bound_on_17_level_digits():
     train, test = pg.load_dataset("digits"), pg.load_dataset("digits", "test")
     torch.manual_seed(0)
-    ddpm = DDPM.from_dataset(train, steps=20, hidden=(128,))
+    ddpm = DDPM.from_dataset(train, steps=20, hidden_features=(128,))
     before = pg.log_likelihood(ddpm, test.x[:200], method="elbo", num_samples=1)
     pg.fit(ddpm, train, epochs=5, lr=2e-3, batch_size=100, objective=ddpm_simple_loss, progress=False)
     after = pg.log_likelihood(ddpm, test.x[:200], method="elbo", num_samples=1)
@@ -166,7 +166,7 @@ def test_training_lowers_the_bound_on_17_level_digits():
 
 
 def test_chains_and_samples_have_the_expected_shapes():
-    ddpm = DDPM((1, 2, 2), "binary", steps=6, hidden=(8,))
+    ddpm = DDPM((1, 2, 2), "binary", steps=6, hidden_features=(8,))
     reverse = ddpm.reverse_chain(3, every=2)
     assert [r.shape for r in reverse[:-1]] == [(3, 4)] * 3 and reverse[-1].shape == (3, 1, 2, 2)
     assert set(reverse[-1].unique().tolist()) <= {0.0, 1.0}
@@ -193,7 +193,7 @@ def test_cosine_schedule_follows_its_alpha_bar():
 
 def _learned(steps=3, v=None, parameterization="noise"):
     """Betas large enough that every term, the decoder's too, weighs in the bound."""
-    ddpm = DDPM(3, "discrete(5)", steps=steps, hidden=(8,), beta_range=(0.2, 0.4), reverse_variance="learned",
+    ddpm = DDPM(3, "discrete(5)", steps=steps, hidden_features=(8,), beta_range=(0.2, 0.4), reverse_variance="learned",
                 parameterization=parameterization).double()  # fmt: skip
     if v is not None:  # the v half of the output fixed at v, the noise half left as it is
         last = ddpm.denoiser[-1]
@@ -255,11 +255,17 @@ def test_the_hybrid_loss_trains_the_variances_and_only_they_feel_the_bound(float
 
 def test_options_round_trip_and_bad_ones_are_refused(tmp_path):
     options = {"schedule": "cosine", "reverse_variance": "learned", "vlb_weight": 0.01, "parameterization": "levels"}
-    ddpm = DDPM(4, "binary", steps=5, hidden=(8,), **options)
+    ddpm = DDPM(4, "binary", steps=5, hidden_features=(8,), **options)
     loaded = pg.load(pg.save(ddpm, tmp_path / "ddpm.safetensors"))
     assert {k: getattr(loaded, k) for k in options} == options
     torch.testing.assert_close(loaded.betas, ddpm.betas)
-    old = {"name": "ddpm", "event_shape": [4], "support": "binary", "steps": 5, "hidden": [8]}  # before the options
+    old = {
+        "name": "ddpm",
+        "event_shape": [4],
+        "support": "binary",
+        "steps": 5,
+        "hidden_features": [8],
+    }  # before the options
     old |= {"beta_range": [0.001, 0.2], "reverse_variance": "beta"}
     assert DDPM.from_config(old).parameterization == "noise"
     assert DDPM(4, "binary").config["parameterization"] == "levels"  # the default for discrete data
@@ -276,7 +282,7 @@ def test_options_round_trip_and_bad_ones_are_refused(tmp_path):
 
 
 def _levels_ddpm(**options):
-    return DDPM(1, "discrete(5)", steps=10, hidden=(32, 32), parameterization="levels", **options).double()
+    return DDPM(1, "discrete(5)", steps=10, hidden_features=(32, 32), parameterization="levels", **options).double()
 
 
 def test_levels_posterior_is_bayes_rule_over_the_levels(float64):
@@ -322,7 +328,7 @@ def test_validation_scores_the_bound_not_the_training_loss():
     mean negative bound of the validation data, which the hybrid training loss is not."""
     torch.manual_seed(0)
     train, val = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "val")
-    ddpm = DDPM.from_dataset(train, steps=10, hidden=(32,))
+    ddpm = DDPM.from_dataset(train, steps=10, hidden_features=(32,))
     result = pg.fit(ddpm, train, val_data=val, epochs=2, lr=2e-3, batch_size=100, progress=False)
     bound = ddpm.variational_bound(val.x)["total"]  # of the best epoch's weights, where fit leaves the model
     best = min(range(2), key=lambda e: result.history[e]["val_loss"])

@@ -15,7 +15,7 @@ from probgen.models.energy import GaussianRBM
 
 def _random_rbm(d, h, scale, seed=0):
     torch.manual_seed(seed)
-    rbm = RBM(d, "binary", hidden=h).double()
+    rbm = RBM(d, "binary", num_hidden=h).double()
     with torch.no_grad():
         rbm.weight = scale * torch.randn(d, h, dtype=torch.float64)
         rbm.visible_bias = torch.randn(d, dtype=torch.float64) - 0.5
@@ -58,7 +58,7 @@ def _check_ais_against_exact(rbm, min_spread):
     estimate = torch.logsumexp(runs, 0) - math.log(100)
     assert runs.shape == (100,) and runs.std() > min_spread
     assert abs(estimate - exact) < 0.1, (estimate, exact)
-    rbm.ais_steps = 20
+    rbm.num_ais_steps = 20
     torch.manual_seed(0)
     runs = rbm.ais_log_weights(10)
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def test_ais_matches_exact_log_z_on_a_12_hidden_unit_rbm(float64):
 
 def test_gibbs_samples_follow_the_exact_distribution(float64):
     rbm = _random_rbm(4, 3, scale=1.5)
-    rbm.gibbs_steps = 30
+    rbm.num_gibbs_steps = 30
     torch.manual_seed(0)
     draws = rbm.sample(20000)
     index = (draws * 2 ** torch.arange(4, dtype=torch.float64)).sum(-1).long()
@@ -87,7 +87,7 @@ def test_gibbs_samples_follow_the_exact_distribution(float64):
 @pytest.mark.parametrize("persistent", [False, True])
 def test_cd_training_lowers_the_exact_held_out_nll(persistent):
     train, test = pg.load_dataset("digits-binary"), pg.load_dataset("digits-binary", "test")
-    rbm = RBM.from_dataset(train, hidden=12)
+    rbm = RBM.from_dataset(train, num_hidden=12)
     before = pg.log_likelihood(rbm, test)
     result = pg.fit(rbm, train, val_data=test, epochs=4, batch_size=20, lr=0.01, progress=False,
                     strategy_options={"k": 1, "persistent": persistent})  # fmt: skip
@@ -99,7 +99,7 @@ def test_cd_training_lowers_the_exact_held_out_nll(persistent):
 
 def test_strategy_rejects_unknown_options_and_names_a_non_finite_parameter():
     train = pg.load_dataset("digits-binary")
-    rbm = RBM.from_dataset(train, hidden=4)
+    rbm = RBM.from_dataset(train, num_hidden=4)
     with pytest.raises(ValueError, match=r"unknown contrastive divergence option\(s\) \['kk'\]"):
         pg.fit(rbm, train, epochs=1, progress=False, strategy_options={"kk": 2})
     with torch.no_grad():
@@ -111,7 +111,7 @@ def test_strategy_rejects_unknown_options_and_names_a_non_finite_parameter():
 def test_checkpoint_and_resume_continue_the_history(tmp_path):
     train = pg.load_dataset("digits-binary")
     path = tmp_path / "rbm.safetensors"
-    rbm = RBM.from_dataset(train, hidden=4)
+    rbm = RBM.from_dataset(train, num_hidden=4)
     pg.fit(rbm, train, epochs=2, progress=False, checkpoint=path)
     resumed = pg.load(path)
     result = pg.fit(resumed, train, epochs=3, progress=False, checkpoint=path, resume=True)
@@ -119,12 +119,12 @@ def test_checkpoint_and_resume_continue_the_history(tmp_path):
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="hidden must be a positive integer, got 0"):
-        RBM(4, "binary", hidden=0)
+    with pytest.raises(ValueError, match="num_hidden must be a positive integer, got 0"):
+        RBM(4, "binary", num_hidden=0)
     with pytest.raises(ValueError, match="does not model 'real' data"):
         RBM(4, "real")
     with pytest.raises(ValueError, match="enumerates 2\\^21 states"):
-        RBM(21, "binary", hidden=21).log_normalizer(method="exact")
+        RBM(21, "binary", num_hidden=21).log_normalizer(method="exact")
     with pytest.raises(ValueError, match="unknown method 'mc'"):
         RBM(4, "binary").log_normalizer(method="mc")
 
@@ -132,7 +132,7 @@ def test_bad_arguments_are_refused():
 # ------------------------------------------------------------------ Gaussian-Bernoulli RBM
 def _random_gaussian_rbm(d, h, scale, seed=0):
     torch.manual_seed(seed)
-    rbm = GaussianRBM(d, "real", hidden=h).double()
+    rbm = GaussianRBM(d, "real", num_hidden=h).double()
     with torch.no_grad():
         rbm.weight = scale * torch.randn(d, h, dtype=torch.float64)
         rbm.visible_bias = torch.randn(d, dtype=torch.float64)
@@ -209,7 +209,7 @@ def test_gaussian_free_energy_gradients_equal_autograd(float64):
 def test_gaussian_gibbs_samples_match_the_exact_moments(float64):
     """D = 1, H = 3: 20000 chains of 30 sweeps against the mean and variance by quadrature."""
     rbm = _random_gaussian_rbm(1, 3, scale=1.5, seed=3)
-    rbm.gibbs_steps = 30
+    rbm.num_gibbs_steps = 30
     torch.manual_seed(0)
     draws = rbm.sample(20000).squeeze(-1)
     v, cell = _grid(1)
@@ -225,11 +225,11 @@ def test_gaussian_cd_training_beats_the_best_diagonal_gaussian_on_moons():
     log-likelihood (exact log Z) from -3.37 nats at the start to -3.05 (standard error 0.01);
     the maximum-likelihood diagonal Gaussian, which the model is at W = 0, scores -3.37."""
     train, test = pg.load_dataset("moons"), pg.load_dataset("moons", "test")
-    gaussian = pg.models.IndependentGaussian.from_dataset(train, estimator="mle")
+    gaussian = pg.models.IndependentGaussian.from_dataset(train, method="mle")
     pg.fit(gaussian, train, strategy="closed_form", progress=False)
     baseline = pg.log_likelihood(gaussian, test)
     torch.manual_seed(0)
-    rbm = GaussianRBM.from_dataset(train, hidden=12)
+    rbm = GaussianRBM.from_dataset(train, num_hidden=12)
     rbm.init_from_data(train.x)
     before = pg.log_likelihood(rbm, test)
     pg.fit(rbm, train, epochs=10, batch_size=50, lr=0.1, progress=False, strategy_options={"k": 1})
@@ -241,7 +241,7 @@ def test_gaussian_cd_training_beats_the_best_diagonal_gaussian_on_moons():
 
 def test_gaussian_fixed_scale_is_not_trained():
     train = pg.load_dataset("moons", n=200)
-    rbm = GaussianRBM.from_dataset(train, hidden=4, learn_scale=False)
+    rbm = GaussianRBM.from_dataset(train, num_hidden=4, learn_scale=False)
     pg.fit(rbm, train, epochs=2, batch_size=50, lr=0.05, progress=False)
     assert "visible_scale" not in dict(rbm.named_parameters())
     assert torch.allclose(rbm.visible_scale, train.x.std(0))  # set from the data, then kept
@@ -254,4 +254,4 @@ def test_gaussian_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="learn_scale must be True or False, got 'yes'"):
         GaussianRBM(4, "real", learn_scale="yes")
     with pytest.raises(ValueError, match="enumerates 2\\^21 states"):
-        GaussianRBM(2, "real", hidden=21).log_normalizer(method="exact")
+        GaussianRBM(2, "real", num_hidden=21).log_normalizer(method="exact")

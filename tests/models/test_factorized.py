@@ -45,14 +45,14 @@ def test_gaussian_predictive_is_student_t_and_matches_posterior_draws(float64):
     np.testing.assert_allclose(mc.numpy(), expected, atol=0.02)
 
 
-@pytest.mark.parametrize("estimator", ["bayes", "map", "mle"])
-def test_discrete_models_sum_to_one_over_the_support(float64, estimator):
+@pytest.mark.parametrize("method", ["bayes", "map", "mle"])
+def test_discrete_models_sum_to_one_over_the_support(float64, method):
     x = _bernoulli_data(50)[:, :3]
-    bern = IndependentBernoulli(3, estimator=estimator).fit_closed_form(x)
+    bern = IndependentBernoulli(3, method=method).fit_closed_form(x)
     grid = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))
     assert bern.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-12)
     levels = torch.randint(0, 3, (40, 3)).double()
-    cat = IndependentCategorical(3, "discrete(3)", estimator=estimator).fit_closed_form(levels)
+    cat = IndependentCategorical(3, "discrete(3)", method=method).fit_closed_form(levels)
     grid = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=3)))
     assert cat.log_prob(grid).exp().sum().item() == pytest.approx(1.0, abs=1e-12)
 
@@ -88,25 +88,25 @@ def test_svi_recovers_dirichlet_posterior_mean(float64):
     assert ((fitted - target).abs() / target).max().item() < 0.02
 
 
-@pytest.mark.parametrize("estimator", ["map", "mle"])
-def test_point_estimates_by_svi_match_the_closed_form(float64, estimator):
+@pytest.mark.parametrize("method", ["map", "mle"])
+def test_point_estimates_by_svi_match_the_closed_form(float64, method):
     x = _bernoulli_data(300)
-    exact = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator).fit_closed_form(x)
-    model = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, estimator=estimator)
+    exact = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, method=method).fit_closed_form(x)
+    model = IndependentBernoulli(4, prior_a=3.0, prior_b=2.0, method=method)
     pg.fit(model, x, epochs=600, batch_size=300, lr=0.05, progress=False)
     assert torch.allclose(model.estimate()["theta"], exact.estimate()["theta"], atol=2e-3)
-    expected = (x.sum(0) + 2) / (300 + 3) if estimator == "map" else x.mean(0)
+    expected = (x.sum(0) + 2) / (300 + 3) if method == "map" else x.mean(0)
     assert torch.allclose(exact.estimate()["theta"], expected)
 
 
 def test_gaussian_map_and_mle_match_the_closed_form(float64):
     x = torch.randn(200, 3) * 2 + 1
-    mle = IndependentGaussian(3, estimator="mle")
+    mle = IndependentGaussian(3, method="mle")
     pg.fit(mle, x, epochs=800, batch_size=200, lr=0.05, progress=False)
     assert torch.allclose(mle.estimate()["mu"], x.mean(0), atol=1e-3)
     assert torch.allclose(mle.estimate()["tau"], 1 / x.var(0, unbiased=False), rtol=1e-2)
-    exact = IndependentGaussian(3, estimator="map").fit_closed_form(x)
-    svi = IndependentGaussian(3, estimator="map")
+    exact = IndependentGaussian(3, method="map").fit_closed_form(x)
+    svi = IndependentGaussian(3, method="map")
     pg.fit(svi, x, epochs=800, batch_size=200, lr=0.05, progress=False)
     assert torch.allclose(svi.estimate()["mu"], exact.estimate()["mu"], atol=1e-3)
     assert torch.allclose(svi.estimate()["tau"], exact.estimate()["tau"], rtol=1e-2)
@@ -129,8 +129,8 @@ def test_bad_input_is_a_clear_error():
         model.log_prob(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="NaN"):
         model.log_prob(torch.tensor([[0.0, float("nan"), 1.0, 1.0]]))
-    with pytest.raises(ValueError, match="unknown estimator"):
-        IndependentBernoulli(4, estimator="ml")
+    with pytest.raises(ValueError, match="unknown method"):
+        IndependentBernoulli(4, method="ml")
     with pytest.raises(ValueError, match="does not model 'discrete"):
         IndependentGaussian(4, "discrete(3)")
     with pytest.raises(ValueError, match="a, b > 0"):

@@ -62,7 +62,7 @@ def test_a_place_admits_every_variant_of_the_model():
         model = build_model("gaussian-nb", data, method=method)
         assert model.density in DENSITIES_OF_PLACE[family_of(type(model))[0]], method
     for method in ("uniform", "importance"):
-        model = build_model("dequantized", _data_for("dequantized"), method=method)
+        model = build_model("dequantized", _data_for("dequantized"), dequantization=method)
         assert model.density in DENSITIES_OF_PLACE[family_of(type(model))[0]], method
 
 

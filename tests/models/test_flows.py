@@ -15,7 +15,7 @@ import probgen as pg
 from probgen.models import IAF, MAF, NAF, NSF, ConditionalMAF, Dequantized, Glow, NSFAutoregressive, RealNVP
 
 FLOWS = [RealNVP, MAF, IAF, NSF, NSFAutoregressive, NAF, Glow]
-SMALL = {"num_layers": 2, "hidden": (16,)}
+SMALL = {"num_layers": 2, "hidden_features": (16,)}
 IDS = [cls.__name__ for cls in FLOWS]
 VECTOR_FLOWS = FLOWS[:-1]  # Glow models images: its tests use a (1, 2, 2) view of 4 values
 
@@ -122,7 +122,7 @@ def _count_calls(module):
 
 def test_maf_scores_a_64d_batch_with_one_pass_per_network_and_iaf_samples_with_one():
     d = 64
-    maf, iaf = MAF(d, num_layers=2, hidden=(64,)), IAF(d, num_layers=2, hidden=(64,))
+    maf, iaf = MAF(d, num_layers=2, hidden_features=(64,)), IAF(d, num_layers=2, hidden_features=(64,))
     x = torch.randn(32, d)
     counts = {}
     for label, flow, call in (
@@ -145,11 +145,11 @@ def test_dequantized_flow_reports_on_the_discrete_scale():
     above it; both are log-probabilities of 17-level digits (<= 0, so NLL >= 0)."""
     data = pg.load_dataset("digits")
     x = pg.data.Dataset(data.x[:200], None, data.support, name="digits")
-    model = Dequantized.from_dataset(x, base=MAF(64, num_layers=1, hidden=(64,)), logit_alpha=0.05)
+    model = Dequantized.from_dataset(x, base=MAF(64, num_layers=1, hidden_features=(64,)), logit_alpha=0.05)
     pg.fit(model, x, epochs=30, batch_size=100, lr=3e-3, progress=False)
     bound = pg.log_likelihood(model, x, method="elbo", num_samples=4)
     importance = Dequantized.from_dataset(
-        x, base=model.base, method="importance", num_samples=32, logit_alpha=model.logit_alpha
+        x, base=model.base, dequantization="importance", num_samples=32, logit_alpha=model.logit_alpha
     )
     torch.manual_seed(0)
     estimate = pg.log_likelihood(importance, x)
@@ -157,15 +157,15 @@ def test_dequantized_flow_reports_on_the_discrete_scale():
     assert bound.nats <= estimate.nats + 3 * estimate.stderr
     assert estimate.nats < 0 and bound.nats < 0
     assert math.isclose(estimate.bits_per_dim, -estimate.nats / (64 * math.log(2)), rel_tol=1e-9)
-    gaussian = pg.models.IndependentGaussian(64, "real", estimator="mle")
+    gaussian = pg.models.IndependentGaussian(64, "real", method="mle")
     baseline = Dequantized.from_dataset(x, base=gaussian, logit_alpha=0.05)
     pg.fit(baseline, x, epochs=30, batch_size=100, lr=3e-3, progress=False)
     assert bound.nats > pg.log_likelihood(baseline, x, method="elbo", num_samples=4).nats
 
 
 def test_glow_on_8x8_images_squeezes_twice_and_matches_its_flat_view():
-    glow = Glow((1, 8, 8), num_layers=1, hidden=(32,))
-    flat = Glow(64, num_layers=1, hidden=(32,))
+    glow = Glow((1, 8, 8), num_layers=1, hidden_features=(32,))
+    flat = Glow(64, num_layers=1, hidden_features=(32,))
     flat.load_state_dict(glow.state_dict())
     x = torch.randn(3, 1, 8, 8)
     assert glow.levels == 2 and glow.to_base(x)[0].shape == (3, 1, 8, 8)

@@ -29,7 +29,7 @@ from probgen.models.flows.rational_quadratic import (
 NAMES = ["nsf", "nsf-ar", "realnvp", "maf", "iaf", "naf"]
 SEEDS = (0, 1)
 EPOCHS = (0, 3, 50)
-SMALL = {"num_layers": 2, "hidden": (16,)}
+SMALL = {"num_layers": 2, "hidden_features": (16,)}
 #: the points of the bug report (float32, float64), then a 41 x 41 grid
 AXIS = torch.linspace(-10, 10, 41)
 POINTS = torch.cat([torch.tensor([[4.64, 4.38], [4.8, 5.18]]), torch.cartesian_prod(AXIS, AXIS)])

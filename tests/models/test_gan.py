@@ -17,8 +17,8 @@ EIGHT = 2 * torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(tor
 
 
 def _linear_critic_gan(loss):
-    """hidden=(): the discriminator is one linear map, w.x + b, on standardized x."""
-    gan = GAN(2, "real", hidden=(), latent_dim=2, loss=loss).double()
+    """hidden_features=(): the discriminator is one linear map, w.x + b, on standardized x."""
+    gan = GAN(2, "real", hidden_features=(), latent_dim=2, loss=loss).double()
     with torch.no_grad():
         gan.discriminator[0].weight.copy_(torch.tensor([[0.6, -1.2]]))
         gan.discriminator[0].bias.fill_(0.3)
@@ -52,7 +52,7 @@ def test_covers_all_eight_modes_after_a_short_fit():
     """Seed 0, 1000 points, 20 epochs of 20 steps (batch 50), lr 3e-3, non-saturating loss."""
     data = pg.load_dataset("8gaussians", n=1000)
     torch.manual_seed(0)
-    gan = GAN(2, "real", hidden=(64, 64), latent_dim=2)
+    gan = GAN(2, "real", hidden_features=(64, 64), latent_dim=2)
     result = pg.fit(gan, data, epochs=20, batch_size=50, lr=3e-3, progress=False)
     assert {"discriminator_loss", "generator_loss"} <= set(result.history[-1])
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def test_covers_all_eight_modes_after_a_short_fit():
 def test_two_sample_metrics_separate_a_wrong_generator_but_not_held_out_data():
     test, val = pg.load_dataset("8gaussians", "test", n=400), pg.load_dataset("8gaussians", "val", n=400)
     torch.manual_seed(0)
-    untrained = GAN(2, "real", hidden=(16,))
+    untrained = GAN(2, "real", hidden_features=(16,))
     untrained.init_from_data(test.x)  # right mean and scale, wrong shape
     wrong = sample_metrics(untrained, test, val=val, num_samples=400)
     assert wrong["mmd_p_value"] < 0.01 and wrong["c2st_p_value"] < 0.01 and wrong["precision"] < 0.5
@@ -75,7 +75,7 @@ def test_two_sample_metrics_separate_a_wrong_generator_but_not_held_out_data():
 
 def test_strategy_options_and_nan_guard_name_the_player():
     data = pg.load_dataset("8gaussians", n=100)
-    gan = GAN(2, "real", hidden=(8,))
+    gan = GAN(2, "real", hidden_features=(8,))
     with pytest.raises(ValueError, match=r"unknown adversarial option\(s\) \['k'\]"):
         pg.fit(gan, data, epochs=1, progress=False, strategy_options={"k": 1})
     with torch.no_grad():
@@ -86,7 +86,7 @@ def test_strategy_options_and_nan_guard_name_the_player():
 
 def test_discriminator_steps_leave_the_generator_alone():
     data = pg.load_dataset("8gaussians", n=100)
-    gan = GAN(2, "real", hidden=(8,))
+    gan = GAN(2, "real", hidden_features=(8,))
     before = {k: v.detach().clone() for k, v in gan.named_parameters()}
     pg.fit(gan, data, epochs=1, batch_size=100, progress=False, strategy_options={"generator_lr": 1e-12, "d_steps": 3})
     moved = {k for k, v in gan.named_parameters() if (v - before[k]).abs().max() > 1e-9}
@@ -113,7 +113,7 @@ def _digit_images(n=300):
 
 def test_dcgan_networks_have_the_image_shapes():
     torch.manual_seed(0)
-    gan = GAN((1, 8, 8), "real", architecture="dcgan", latent_dim=5, channels=4)
+    gan = GAN((1, 8, 8), "real", architecture="dcgan", latent_dim=5, hidden_channels=4)
     z = torch.randn(7, 5)
     assert gan.generator.project(z).shape == (7, 8 * 2 * 2)  # 2c maps of H/4 x W/4
     assert gan.generator(z).shape == (7, 64)  # flat 1 x 8 x 8 images
@@ -128,7 +128,7 @@ def test_dcgan_networks_have_the_image_shapes():
 
 def test_dcgan_sampling_uses_running_statistics():
     """Eval-mode batch norm: a draw does not depend on the rest of its batch; training mode is kept."""
-    gan = GAN((1, 8, 8), "real", architecture="dcgan", channels=4)
+    gan = GAN((1, 8, 8), "real", architecture="dcgan", hidden_channels=4)
     torch.manual_seed(0)
     eight = gan.sample(8)
     torch.manual_seed(0)
@@ -144,7 +144,7 @@ def test_dcgan_trains_on_digit_images():
     losses stay finite, and the data are standardized by one mean and scale over all pixels."""
     images = _digit_images()
     torch.manual_seed(0)
-    gan = GAN.from_dataset(images, architecture="dcgan", channels=8, latent_dim=8)
+    gan = GAN.from_dataset(images, architecture="dcgan", hidden_channels=8, latent_dim=8)
     before = {k: v.detach().clone() for k, v in gan.named_parameters()}
     result = pg.fit(gan, images, epochs=2, batch_size=50, lr=2e-4, progress=False)
     for h in result.history:
@@ -164,4 +164,4 @@ def test_dcgan_bad_arguments_are_refused():
     with pytest.raises(ValueError, match=r"multiples of 4, got \(1, 6, 8\)"):
         GAN((1, 6, 8), "real", architecture="dcgan")
     with pytest.raises(ValueError, match="channels must be a positive integer, got 0"):
-        GAN((1, 8, 8), "real", architecture="dcgan", channels=0)
+        GAN((1, 8, 8), "real", architecture="dcgan", hidden_channels=0)

@@ -27,7 +27,7 @@ def _on_levels(x, k):
 def test_samples_lie_on_the_levels(digits, architecture):
     binary = pg.load_dataset("digits-binary")
     torch.manual_seed(0)
-    gan = GAN.from_dataset(digits, architecture=architecture, channels=4, hidden=(16,))
+    gan = GAN.from_dataset(digits, architecture=architecture, hidden_channels=4, hidden_features=(16,))
     with torch.no_grad():  # a wide generator output: tanh reaches both ends, rounding must still land on levels
         for p in gan.generator.parameters():
             p.mul_(5)
@@ -36,7 +36,7 @@ def test_samples_lie_on_the_levels(digits, architecture):
     assert _on_levels(draws, 17) and {0.0, 16.0} <= set(draws.unique().tolist())
     gan.validate(draws)  # the model's own support check agrees
     torch.manual_seed(0)
-    bits = GAN.from_dataset(binary, architecture=architecture, channels=4, hidden=(16,)).sample(300)
+    bits = GAN.from_dataset(binary, architecture=architecture, hidden_channels=4, hidden_features=(16,)).sample(300)
     assert bits.shape == (300, 64) and set(bits.unique().tolist()) == {0.0, 1.0}
     traced = pyro_trace(gan, digits.x[:5])  # the Pyro program's x is on the levels too
     assert traced.shape == (5, 64) and _on_levels(traced, 17)
@@ -76,7 +76,7 @@ def test_real_data_keep_their_standardization(float64):
 @pytest.mark.parametrize("dequantize", [False, True])
 def test_discriminator_sees_bin_centres_or_dequantized_levels(dequantize, float64):
     """A linear critic w.x + b, so the loss has a closed form in the scaled real data."""
-    gan = GAN(3, "discrete(5)", hidden=(8,), latent_dim=2, dequantize=dequantize).double()
+    gan = GAN(3, "discrete(5)", hidden_features=(8,), latent_dim=2, dequantize=dequantize).double()
     gan.discriminator = torch.nn.Linear(3, 1).double()
     w, b = torch.tensor([0.6, -1.2, 0.4]), 0.3
     with torch.no_grad():
@@ -99,7 +99,7 @@ def test_a_short_fit_brings_the_samples_closer_to_held_out_digits(digits):
     0.52 (untrained) to about 0.16."""
     test = pg.load_dataset("digits", "test")
     torch.manual_seed(0)
-    gan = GAN.from_dataset(digits, channels=8)
+    gan = GAN.from_dataset(digits, hidden_channels=8)
     torch.manual_seed(1)
     before = mmd_test(test.x, gan.sample(300), num_permutations=1).mmd2
     pg.fit(gan, digits, epochs=3, batch_size=50, lr=2e-3, progress=False)
@@ -109,7 +109,7 @@ def test_a_short_fit_brings_the_samples_closer_to_held_out_digits(digits):
 
 
 def test_values_off_the_levels_are_refused(digits):
-    gan = GAN.from_dataset(digits, channels=4)
+    gan = GAN.from_dataset(digits, hidden_channels=4)
     for bad in (0.5, 17.0, -1.0):
         x = digits.x[:3].clone()
         x[1, 5] = bad
@@ -133,7 +133,7 @@ def test_from_dataset_picks_the_architecture(digits):
 
 
 def test_checkpoint_keeps_the_support_and_the_samples(digits, tmp_path):
-    gan = GAN.from_dataset(digits, channels=4, latent_dim=4)
+    gan = GAN.from_dataset(digits, hidden_channels=4, latent_dim=4)
     pg.fit(gan, digits, epochs=1, batch_size=100, progress=False)
     loaded = pg.load(pg.save(gan, tmp_path / "gan.safetensors"))
     assert loaded.support == "discrete(17)" and loaded.config == gan.config and loaded.image_shape == (1, 8, 8)
@@ -147,7 +147,7 @@ def test_checkpoint_keeps_the_support_and_the_samples(digits, tmp_path):
 def test_likelihood_free_metrics_are_finite(name):
     train, val, test = (pg.load_dataset(name, split) for split in ("train", "val", "test"))
     torch.manual_seed(0)
-    gan = GAN.from_dataset(train, channels=4)
+    gan = GAN.from_dataset(train, hidden_channels=4)
     pg.fit(gan, train, epochs=1, batch_size=100, progress=False)
     metrics = sample_metrics(gan, test.x, val=val.x, num_samples=200, classifier="logistic", seed=0)
     for key in ("mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "precision", "recall", "parzen_nats"):
@@ -160,7 +160,7 @@ def test_likelihood_free_metrics_are_finite(name):
 def test_cli_fits_and_samples_a_gan_on_digits(tmp_path, capsys):
     out = tmp_path / "g"
     args = ["fit", "gan", "--data", "digits", "--out", str(out), "--epochs", "1", "--quiet"]
-    assert main([*args, "--model-args", '{"channels": 4}']) == 0
+    assert main([*args, "--model-args", '{"hidden_channels": 4}']) == 0
     assert main(["sample", str(out), "-n", "16", "--out", str(out / "s.npy")]) == 0
     import numpy as np
 

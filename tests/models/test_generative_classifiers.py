@@ -36,7 +36,7 @@ def test_probabilities_are_normalised_and_consistent(cls, iris):
 
 def test_gaussian_nb_predictive_is_a_product_of_student_ts(iris):
     x, y = iris
-    model = GaussianNaiveBayes(4, "real", 3).fit_closed_form(x, y)
+    model = GaussianNaiveBayes(4, "real", num_classes=3).fit_closed_form(x, y)
     xc = x[y == 1].numpy()
     n, mean = len(xc), xc.mean(0)
     m0, k0, a0, b0 = model.prior_loc.numpy(), model.prior_kappa, 1.0, model.prior_b.numpy()
@@ -51,7 +51,7 @@ def test_gaussian_nb_predictive_is_a_product_of_student_ts(iris):
 
 def test_qda_predictive_is_a_multivariate_student_t(iris):
     x, y = iris
-    model = QuadraticDiscriminantAnalysis(4, "real", 3).fit_closed_form(x, y)
+    model = QuadraticDiscriminantAnalysis(4, "real", num_classes=3).fit_closed_form(x, y)
     xc = x[y == 2].numpy()
     n, d, mean = len(xc), 4, xc.mean(0)
     m0, k0, nu0, psi0 = model.prior_loc.numpy(), 0.01, 6.0, model.prior_scatter.numpy()
@@ -70,7 +70,7 @@ def test_lda_predictive_is_a_multivariate_student_t_with_pooled_scatter(iris):
     x, y = iris
     keep = torch.cat([torch.arange(50), torch.arange(50, 80), torch.arange(100, 120)])
     x, y = x[keep], y[keep]
-    model = LinearDiscriminantAnalysis(4, "real", 3).fit_closed_form(x, y)
+    model = LinearDiscriminantAnalysis(4, "real", num_classes=3).fit_closed_form(x, y)
     xs, ys, d, k0 = x.numpy(), y.numpy(), 4, 0.01
     m0 = xs.mean(0)
     psi = model.reg_param * (len(xs) / 3) * np.eye(d)  # the documented empirical-Bayes prior scatter
@@ -93,10 +93,10 @@ def test_discrete_nb_predictive_sums_to_one(float64):
     torch.manual_seed(0)
     x, y = torch.randint(0, 2, (40, 3)).double(), torch.randint(0, 2, (40,))
     grid = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)]).double()
-    bern = BernoulliNaiveBayes(3, "binary", 2).fit_closed_form(x, y)
+    bern = BernoulliNaiveBayes(3, "binary", num_classes=2).fit_closed_form(x, y)
     assert bern.log_prob(grid).exp().sum().item() == pytest.approx(1.0)
     levels = torch.randint(0, 3, (40, 2)).double()
-    cat = CategoricalNaiveBayes(2, "discrete(3)", 2).fit_closed_form(levels, y)
+    cat = CategoricalNaiveBayes(2, "discrete(3)", num_classes=2).fit_closed_form(levels, y)
     grid = torch.cartesian_prod(torch.arange(3.0), torch.arange(3.0)).double()
     assert cat.log_prob(grid).exp().sum().item() == pytest.approx(1.0)
 
@@ -105,7 +105,7 @@ def test_bernoulli_nb_is_sklearns_with_alpha_one(float64):
     from sklearn.naive_bayes import BernoulliNB
 
     data = pg.load_dataset("digits-binary")
-    ours = BernoulliNaiveBayes(64, "binary", 10).fit_closed_form(data.x.double(), data.y)
+    ours = BernoulliNaiveBayes(64, "binary", num_classes=10).fit_closed_form(data.x.double(), data.y)
     theirs = BernoulliNB(alpha=1.0).fit(data.x.numpy(), data.y.numpy())
     test = pg.load_dataset("digits-binary", "test").x.double()
     np.testing.assert_allclose(ours.predict_log_proba(test).numpy(), theirs.predict_log_proba(test.numpy()), atol=1e-2)
@@ -124,7 +124,7 @@ def _max_z(fitted, truth):
 @pytest.fixture
 def exact_nb_posterior(iris):
     x, y = iris
-    exact = GaussianNaiveBayes(4, "real", 3).fit_closed_form(x, y)
+    exact = GaussianNaiveBayes(4, "real", num_classes=3).fit_closed_form(x, y)
     return _posterior_moments(exact.posterior_draws(20000))
 
 
@@ -134,7 +134,7 @@ def test_vi_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
     factor 1.5 of the exact one (an objective that drops the guide's entropy collapses them
     35-50x), and the draws follow the guide, not a copy cached when the fit ended."""
     x, y = iris
-    vi = GaussianNaiveBayes(4, "real", 3, method="vi", num_posterior_samples=2000)
+    vi = GaussianNaiveBayes(4, "real", num_classes=3, method="vi", num_samples=2000)
     pg.fit(vi, (x, y), epochs=300, batch_size=150, lr=0.02, lr_decay=0.985, num_samples=10, progress=False)
     z = _max_z(vi, exact_nb_posterior)
     assert max(z.values()) < 0.5, z
@@ -152,8 +152,8 @@ def test_gaussian_nb_is_exact_on_large_offset_features(dtype, offset):
     g = torch.Generator().manual_seed(0)
     y = torch.arange(300) % 3
     x = 0.1 * torch.randn(300, 2, generator=g, dtype=torch.float64) + 0.05 * y[:, None]
-    centred = GaussianNaiveBayes(2, "real", 3).double().fit_closed_form(x, y)
-    shifted = GaussianNaiveBayes(2, "real", 3).to(dtype).fit_closed_form((x + offset).to(dtype), y)
+    centred = GaussianNaiveBayes(2, "real", num_classes=3).double().fit_closed_form(x, y)
+    shifted = GaussianNaiveBayes(2, "real", num_classes=3).to(dtype).fit_closed_form((x + offset).to(dtype), y)
     want = centred.log_prob(x)
     got = shifted.log_prob((x + offset).to(dtype)).double()
     assert want.mean() > 1.0  # a density well above 1 for features of spread 0.1
@@ -165,15 +165,15 @@ def test_gaussian_nb_is_exact_on_large_offset_features(dtype, offset):
 
 def test_log_likelihood_says_what_it_is_of():
     digits = pg.load_dataset("digits-binary")
-    cvae = pg.models.ConditionalVAE(64, "binary", num_classes=10, latent_dim=2, hidden=(16,))
+    cvae = pg.models.ConditionalVAE(64, "binary", num_classes=10, latent_dim=2, hidden_features=(16,))
     pg.fit(cvae, digits, epochs=1, progress=False)
     score = pg.log_likelihood(cvae, digits, num_samples=2)
     assert score.conditional and score.kind == "lower_bound" and "log p(x | y)" in str(score)
     iris = pg.load_dataset("iris")
-    point = GaussianNaiveBayes(4, "real", 3, method="map")
+    point = GaussianNaiveBayes(4, "real", num_classes=3, method="map")
     pg.fit(point, iris, epochs=5, progress=False)
     assert pg.log_likelihood(point, iris).predictive == "plug-in"
-    exact = GaussianNaiveBayes(4, "real", 3).fit_closed_form(iris.x, iris.y)
+    exact = GaussianNaiveBayes(4, "real", num_classes=3).fit_closed_form(iris.x, iris.y)
     assert pg.log_likelihood(exact, iris).predictive == "posterior"
     assert not pg.log_likelihood(exact, iris).conditional
     with pytest.raises(ValueError, match="separate tables"):
@@ -186,7 +186,7 @@ def test_nuts_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
     within 0.3 posterior sd. (Quicker checks of NUTS, run by default: examples/naive_bayes.py's
     smoke test and tests/test_classifiers.py.)"""
     x, y = iris
-    nuts = GaussianNaiveBayes(4, "real", 3, method="nuts")
+    nuts = GaussianNaiveBayes(4, "real", num_classes=3, method="nuts")
     pg.fit(
         nuts, (x, y), strategy_options={"num_samples": 150, "warmup_steps": 150, "max_tree_depth": 6}, progress=False
     )
@@ -196,8 +196,8 @@ def test_nuts_agrees_with_the_conjugate_posterior(iris, exact_nb_posterior):
 
 def test_map_agrees_with_the_posterior_mode(iris):
     x, y = iris
-    exact = GaussianNaiveBayes(4, "real", 3).fit_closed_form(x, y)
-    mode = GaussianNaiveBayes(4, "real", 3, method="map")
+    exact = GaussianNaiveBayes(4, "real", num_classes=3).fit_closed_form(x, y)
+    mode = GaussianNaiveBayes(4, "real", num_classes=3, method="map")
     pg.fit(mode, (x, y), epochs=800, batch_size=150, lr=0.02, progress=False)
     # joint mode of Normal-Gamma: loc = m_n, precision = (a_n - 1/2) / b_n
     assert torch.allclose(mode.posterior_draws()["loc"][0], exact.post_loc, rtol=1e-3)
@@ -211,7 +211,7 @@ def test_lda_transform_matches_sklearn_up_to_sign_and_scale(float64):
     for name in ("iris", "wine"):
         data = pg.load_dataset(name, "all")
         x, y = data.x.double(), data.y
-        ours = LinearDiscriminantAnalysis(x.shape[1], "real", 3).fit_closed_form(x, y).transform(x)
+        ours = LinearDiscriminantAnalysis(x.shape[1], "real", num_classes=3).fit_closed_form(x, y).transform(x)
         theirs = SkLDA().fit(x.numpy(), y.numpy()).transform(x.numpy())
         assert ours.shape == theirs.shape == (len(x), 2)
         for k in range(2):
@@ -231,7 +231,7 @@ def test_single_example_classes_are_regularised_not_nan(float64):
 
 def test_samples_follow_the_class(iris):
     x, y = iris
-    model = QuadraticDiscriminantAnalysis(4, "real", 3).fit_closed_form(x, y)
+    model = QuadraticDiscriminantAnalysis(4, "real", num_classes=3).fit_closed_form(x, y)
     draws = model.sample(4000, y=2)
     assert draws.shape == (4000, 4)
     assert torch.allclose(draws.mean(0), x[y == 2].mean(0), atol=0.05)
@@ -240,7 +240,7 @@ def test_samples_follow_the_class(iris):
 
 def test_bad_input(iris):
     x, y = iris
-    model = GaussianNaiveBayes(4, "real", 3)
+    model = GaussianNaiveBayes(4, "real", num_classes=3)
     with pytest.raises(ValueError, match="not fitted"):
         model.predict(x)
     with pytest.raises(ValueError, match="needs labels"):
@@ -254,6 +254,6 @@ def test_bad_input(iris):
     with pytest.raises(ValueError, match="NaN"):
         model.fit_closed_form(bad, y)
     with pytest.raises(ValueError, match="unknown method"):
-        GaussianNaiveBayes(4, "real", 3, method="ep")
+        GaussianNaiveBayes(4, "real", num_classes=3, method="ep")
     with pytest.raises(ValueError, match="num_classes"):
-        QuadraticDiscriminantAnalysis(4, "real", 1)
+        QuadraticDiscriminantAnalysis(4, "real", num_classes=1)

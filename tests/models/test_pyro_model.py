@@ -167,7 +167,7 @@ def test_without_latents_the_exact_log_likelihood_equals_probgens_own_classes():
             pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x)
 
     mine = PyroModel(bernoulli, event_shape=5, support="binary").double()
-    theirs = pg.models.IndependentBernoulli(5, estimator="mle").double().fit_closed_form(bits)
+    theirs = pg.models.IndependentBernoulli(5, method="mle").double().fit_closed_form(bits)
     theta = theirs.estimate()["theta"]
     _set(mine, logits=torch.logit(theta))
     a, b = pg.log_likelihood(mine, bits), pg.log_likelihood(theirs, bits)
@@ -183,7 +183,7 @@ def test_without_latents_the_exact_log_likelihood_equals_probgens_own_classes():
             pyro.sample("x", dist.Normal(loc, scale).to_event(1), obs=x)
 
     mine = PyroModel(gaussian, event_shape=4, support="real").double()
-    theirs = pg.models.IndependentGaussian(4, estimator="mle").double().fit_closed_form(real)
+    theirs = pg.models.IndependentGaussian(4, method="mle").double().fit_closed_form(real)
     est = theirs.estimate()
     _set(mine, loc=est["mu"], scale=est["tau"].rsqrt())
     assert pg.log_likelihood(mine, real).nll == pytest.approx(pg.log_likelihood(theirs, real).nll, abs=1e-10)

@@ -18,7 +18,7 @@ from probgen.models.likelihoods import DiscretizedLogistic
 def trained_vae():
     torch.manual_seed(0)
     train = pg.load_dataset("digits-binary")
-    vae = VAE(64, "binary", latent_dim=4, hidden=(64,))
+    vae = VAE(64, "binary", latent_dim=4, hidden_features=(64,))
     pg.fit(vae, train, epochs=40, batch_size=100, lr=3e-3, progress=False)
     return vae
 
@@ -38,7 +38,7 @@ def test_bounds_order_on_held_out_data(trained_vae):
 def _linear_gaussian_vae(float_dtype=torch.float64):
     """D=3, L=1: decoder x = w z + b + N(0, sigma^2), encoder a slightly wrong posterior."""
     torch.manual_seed(1)
-    vae = VAE(3, "real", latent_dim=1, hidden=(), likelihood="gaussian").to(float_dtype)
+    vae = VAE(3, "real", latent_dim=1, hidden_features=(), likelihood="gaussian").to(float_dtype)
     w, b = torch.tensor([1.0, -0.5, 2.0], dtype=float_dtype), torch.tensor([0.3, 0.0, -1.0], dtype=float_dtype)
     raw = torch.tensor([0.2, -0.4, 0.1], dtype=float_dtype)
     sigma = F.softplus(raw) + 1e-3
@@ -75,7 +75,7 @@ def test_iwae_approaches_the_exact_marginal_of_a_linear_gaussian_vae():
 def test_iwae_gradients_match_a_hand_written_loss():
     torch.manual_seed(0)
     data = pg.load_dataset("digits-binary").x[:32].double()
-    vae = VAE(64, "binary", latent_dim=3, hidden=(16,)).double()
+    vae = VAE(64, "binary", latent_dim=3, hidden_features=(16,)).double()
     k = 7
     objective = make_objective("iwae", num_samples=k)
     torch.manual_seed(5)
@@ -104,7 +104,7 @@ def test_fast_elbo_paths_equal_pyros(objective):
     import pyro
 
     data = pg.load_dataset("digits-binary").x[:50]
-    vae = VAE(64, "binary", latent_dim=3, hidden=(16,))
+    vae = VAE(64, "binary", latent_dim=3, hidden_features=(16,))
     reference = pyro.infer.Trace_ELBO() if objective == "elbo" else pyro.infer.TraceMeanField_ELBO()
     fast = make_objective(objective)
     with vae.scaled_to(500):
@@ -126,7 +126,7 @@ def test_iwae_is_chunked_without_changing_the_bound(trained_vae):
 
 @pytest.mark.parametrize("likelihood", ["categorical", "discretized_logistic"])
 def test_discrete_decoders_are_normalised(likelihood):
-    vae = VAE(4, "discrete(5)", likelihood=likelihood, latent_dim=2, hidden=(8,))
+    vae = VAE(4, "discrete(5)", likelihood=likelihood, latent_dim=2, hidden_features=(8,))
     out = torch.randn(3, 4 * vae.likelihood.params_per_dim)
     d = vae.likelihood(out).base_dist
     levels = torch.arange(5.0)[:, None, None].expand(5, 3, 4)
@@ -223,8 +223,8 @@ def test_encoder_dropout_drops_inputs_in_train_mode_only_and_keeps_a_lower_bound
 
     torch.manual_seed(3)
     x = torch.bernoulli(torch.full((6, 5), 0.4))
-    vae = VAE(5, "binary", latent_dim=1, hidden=(8,), encoder_dropout=0.5)
-    plain = VAE(5, "binary", latent_dim=1, hidden=(8,))
+    vae = VAE(5, "binary", latent_dim=1, hidden_features=(8,), encoder_dropout=0.5)
+    plain = VAE(5, "binary", latent_dim=1, hidden_features=(8,))
     plain.load_state_dict(vae.state_dict())
     vae.train()
     torch.manual_seed(7)

@@ -30,7 +30,7 @@ def _data(n=200):
 
 
 def _vae(**kwargs):
-    options = {"latent_dim": 3, "hidden": (16,), "flow_length": 2, "num_pseudo_inputs": 7, **kwargs}
+    options = {"latent_dim": 3, "hidden_features": (16,), "flow_num_layers": 2, "num_pseudo_inputs": 7, **kwargs}
     return VAE(64, "binary", **options).double()
 
 
@@ -43,7 +43,7 @@ def _shake(module, scale=0.3):
 
 @pytest.mark.parametrize("kind", FLOWS)
 def test_guide_log_q_is_base_density_minus_autograd_log_det(kind, float64):
-    vae = _vae(posterior_flow=kind, flow_length=3)
+    vae = _vae(posterior_flow=kind, flow_num_layers=3)
     _shake(vae.flow)
     x = _data(4)
     pyro.set_rng_seed(1)
@@ -95,7 +95,7 @@ def test_vamp_prior_is_the_mixture_of_encoder_gaussians_at_the_pseudo_inputs(flo
 
 def test_flow_prior_density_against_an_autograd_jacobian(float64):
     x = _data(5)
-    vae = _vae(prior="flow", flow_length=3)
+    vae = _vae(prior="flow", flow_num_layers=3)
     _shake(vae.prior_net)
     z = torch.randn(len(x), 3)
     density = vae.prior_net.distribution()
@@ -154,7 +154,7 @@ def test_fit_trains_everything_bounds_order_and_checkpoint(config, float64, tmp_
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_plain_pyro_svi_trains_every_parameter(config):
     x = _data(32).float()
-    vae = VAE(64, "binary", latent_dim=3, hidden=(16,), flow_length=2, num_pseudo_inputs=5, **config)
+    vae = VAE(64, "binary", latent_dim=3, hidden_features=(16,), flow_num_layers=2, num_pseudo_inputs=5, **config)
     before = {k: v.detach().clone() for k, v in vae.named_parameters()}
     svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-2}), pyro.infer.Trace_ELBO())
     for _ in range(3):
@@ -182,7 +182,9 @@ def test_analytic_kl_objective_falls_back_to_monte_carlo(config, float64):
 
 def test_conditional_vae_takes_a_flow_posterior_and_a_flow_prior():
     data = pg.load_dataset("digits-binary")
-    cvae = ConditionalVAE(64, "binary", latent_dim=3, hidden=(16,), posterior_flow="iaf", prior="flow", flow_length=2)
+    cvae = ConditionalVAE(
+        64, "binary", latent_dim=3, hidden_features=(16,), posterior_flow="iaf", prior="flow", flow_num_layers=2
+    )
     pg.fit(cvae, data, epochs=2, batch_size=100, lr=1e-2, progress=False)
     bound = pg.log_likelihood(cvae, data, method="iwae", num_samples=5)
     assert bound.conditional and math.isfinite(bound.nats)
@@ -191,8 +193,8 @@ def test_conditional_vae_takes_a_flow_posterior_and_a_flow_prior():
 
 def test_new_options_are_keyword_arguments_in_the_config():
     accepted = VAE.accepted_kwargs()
-    assert {"posterior_flow", "flow_length", "prior", "num_pseudo_inputs"} <= set(accepted)
-    vae = VAE(64, "binary", posterior_flow="nsf", prior="vamp", flow_length=2, num_pseudo_inputs=9)
+    assert {"posterior_flow", "flow_num_layers", "prior", "num_pseudo_inputs"} <= set(accepted)
+    vae = VAE(64, "binary", posterior_flow="nsf", prior="vamp", flow_num_layers=2, num_pseudo_inputs=9)
     assert VAE.from_config(vae.config).config == vae.config
     assert vae.config["posterior_flow"] == "nsf" and vae.config["num_pseudo_inputs"] == 9
 
@@ -202,8 +204,8 @@ def test_bad_options_raise_value_errors():
         VAE(64, "binary", posterior_flow="realnvp")
     with pytest.raises(ValueError, match=r"unknown prior 'gaussian'; expected one of \('standard', 'vamp', 'flow'\)"):
         VAE(64, "binary", prior="gaussian")
-    with pytest.raises(ValueError, match="flow_length must be a positive integer"):
-        VAE(64, "binary", posterior_flow="iaf", flow_length=0)
+    with pytest.raises(ValueError, match="flow_num_layers must be a positive integer"):
+        VAE(64, "binary", posterior_flow="iaf", flow_num_layers=0)
     with pytest.raises(ValueError, match="num_pseudo_inputs must be a positive integer"):
         VAE(64, "binary", prior="vamp", num_pseudo_inputs=0)
     with pytest.raises(ValueError, match="posterior_flow='iaf' needs latent_dim >= 2, got 1"):
@@ -240,14 +242,22 @@ def test_bounded_vamp_pseudo_inputs_stay_in_the_unit_interval_after_training(flo
 
 
 def test_flow_hidden_sets_the_conditioner_widths_and_reloads(tmp_path):
-    vae = VAE(64, "binary", latent_dim=3, hidden=(16,), posterior_flow="iaf", flow_length=2, flow_hidden=(24, 12))
+    vae = VAE(
+        64,
+        "binary",
+        latent_dim=3,
+        hidden_features=(16,),
+        posterior_flow="iaf",
+        flow_num_layers=2,
+        flow_hidden_features=(24, 12),
+    )
     widths = [m.out_features for m in vae.flow.layers[0].nn.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [24, 12, 6]  # two hidden layers, then loc and scale logits of 3 variables
-    assert vae.config["flow_hidden"] == [24, 12]
+    assert vae.config["flow_hidden_features"] == [24, 12]
     loaded = pg.load(pg.save(vae, tmp_path / "vae.safetensors"))
     assert loaded.config == vae.config and loaded.flow.layers[1].nn.layers[1].out_features == 12
-    default = VAE(64, "binary", latent_dim=3, posterior_flow="iaf", flow_length=1)
+    default = VAE(64, "binary", latent_dim=3, posterior_flow="iaf", flow_num_layers=1)
     assert [m.out_features for m in default.flow.layers[0].nn.modules() if isinstance(m, torch.nn.Linear)] == [30, 6]
     for bad in [(0,), (8, -1), 16, (2.5,)]:
-        with pytest.raises(ValueError, match="flow_hidden must be a sequence of positive integers"):
-            VAE(64, "binary", posterior_flow="iaf", flow_hidden=bad)
+        with pytest.raises(ValueError, match="flow_hidden_features must be a sequence of positive integers"):
+            VAE(64, "binary", posterior_flow="iaf", flow_hidden_features=bad)

@@ -57,7 +57,7 @@ class MADE(Autoregressive):
 
     Args:
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
-        hidden: widths of the hidden layers.
+        hidden_features: widths of the hidden layers.
         num_masks: K; 1 is a single fixed-order MADE.
         seed: seeds the masks (so a saved model re-creates them).
         components: mixture components per dimension for real data.
@@ -73,7 +73,7 @@ class MADE(Autoregressive):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("digits-binary")
-        >>> model = MADE.from_dataset(data, hidden=(100,), num_masks=4)
+        >>> model = MADE.from_dataset(data, hidden_features=(100,), num_masks=4)
         >>> _ = pg.fit(model, data, epochs=2, progress=False)
         >>> model.log_prob(data.x[:3]).shape
         torch.Size([3])
@@ -84,7 +84,7 @@ class MADE(Autoregressive):
         event_shape,
         support: str,
         *,
-        hidden: Sequence[int] = (500,),
+        hidden_features: Sequence[int] = (500,),
         num_masks: int = 1,
         seed: int = 0,
         components: int = 5,
@@ -92,10 +92,14 @@ class MADE(Autoregressive):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(event_shape, support, components=components, output=output)
-        self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
+        self.hidden_features = tuple(check_int("hidden width", int(h)) for h in hidden_features)
         self.num_masks, self.seed = check_int("num_masks", num_masks), int(seed)
         self.dropout = check_dropout("dropout", dropout)
-        widths = [self.num_dims * self.head.input_width, *self.hidden, self.num_dims * self.head.params_per_dim]
+        widths = [
+            self.num_dims * self.head.input_width,
+            *self.hidden_features,
+            self.num_dims * self.head.params_per_dim,
+        ]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers += [nn.ReLU()] if i else []
@@ -128,7 +132,7 @@ class MADE(Autoregressive):
             self._active = previous
 
     def _masks(self, order: Tensor, generator: torch.Generator) -> list[Tensor]:
-        masks = made_masks(order, self.hidden, self.head.params_per_dim, generator)
+        masks = made_masks(order, self.hidden_features, self.head.params_per_dim, generator)
         masks[0] = masks[0].repeat_interleave(self.head.input_width, 1)  # each dimension's E inputs
         return masks
 
@@ -200,5 +204,10 @@ class MADE(Autoregressive):
         return sum(int(mask.sum()) + layer.bias.numel() for layer, mask in zip(linears, masks, strict=True))
 
     def _config_kwargs(self) -> dict:
-        extra = {"hidden": list(self.hidden), "num_masks": self.num_masks, "seed": self.seed, "dropout": self.dropout}
+        extra = {
+            "hidden_features": list(self.hidden_features),
+            "num_masks": self.num_masks,
+            "seed": self.seed,
+            "dropout": self.dropout,
+        }
         return {**super()._config_kwargs(), **extra}

@@ -58,7 +58,7 @@ class NADE(Autoregressive):
 
     Args:
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
-        hidden: H, the hidden units shared by all conditionals.
+        num_hidden: H, the hidden units shared by all conditionals.
         components: mixture components per dimension for real data.
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
             mixture of ``components``; see :class:`OutputHead`).
@@ -66,18 +66,18 @@ class NADE(Autoregressive):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("digits-binary")
-        >>> model = NADE.from_dataset(data, hidden=50)
+        >>> model = NADE.from_dataset(data, num_hidden=50)
         >>> _ = pg.fit(model, data, epochs=2, progress=False)
         >>> model.sample(4).shape
         torch.Size([4, 64])
     """
 
     def __init__(
-        self, event_shape, support: str, *, hidden: int = 100, components: int = 5, output: str = "categorical"
+        self, event_shape, support: str, *, num_hidden: int = 100, components: int = 5, output: str = "categorical"
     ) -> None:
         super().__init__(event_shape, support, components=components, output=output)
-        self.hidden = check_int("hidden", hidden)
-        self.nade = NADENet(self.num_dims, self.hidden, self.head.params_per_dim, self.head.input_width)
+        self.num_hidden = check_int("num_hidden", num_hidden)
+        self.nade = NADENet(self.num_dims, self.num_hidden, self.head.params_per_dim, self.head.input_width)
 
     def _params(self, x: Tensor) -> Tensor:
         return self.net("nade")(self.head.inputs(x))
@@ -91,4 +91,4 @@ class NADE(Autoregressive):
             a = a + self.head.inputs(x[:, d]) @ net.W[:, d].T
 
     def _config_kwargs(self) -> dict:
-        return {**super()._config_kwargs(), "hidden": self.hidden}
+        return {**super()._config_kwargs(), "num_hidden": self.num_hidden}

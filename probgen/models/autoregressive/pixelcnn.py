@@ -106,8 +106,8 @@ class PixelCNN(Autoregressive):
     Args:
         event_shape: ``(1, H, W)``, or ``(D,)`` for a ``1 x D`` image.
         support: "binary", "discrete(k)" or "real".
-        channels: feature maps per stack.
-        blocks: gated blocks (the first is type A).
+        hidden_channels: feature maps per stack.
+        num_layers: gated blocks (the first is type A).
         kernel: odd kernel width.
         components: mixture components per pixel for real data.
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
@@ -117,7 +117,7 @@ class PixelCNN(Autoregressive):
         >>> import probgen as pg
         >>> d = pg.load_dataset("digits-binary")
         >>> images = pg.data.Dataset(d.x.reshape(-1, 1, 8, 8), d.y, d.support)
-        >>> model = PixelCNN.from_dataset(images, channels=8, blocks=2)
+        >>> model = PixelCNN.from_dataset(images, hidden_channels=8, num_layers=2)
         >>> _ = pg.fit(model, images, epochs=1, progress=False)
         >>> model.sample(2).shape
         torch.Size([2, 1, 8, 8])
@@ -128,8 +128,8 @@ class PixelCNN(Autoregressive):
         event_shape,
         support: str,
         *,
-        channels: int = 32,
-        blocks: int = 4,
+        hidden_channels: int = 32,
+        num_layers: int = 4,
         kernel: int = 3,
         components: int = 5,
         output: str = "categorical",
@@ -142,14 +142,15 @@ class PixelCNN(Autoregressive):
             raise ValueError(f"PixelCNN models one-channel images: event_shape (1, H, W) or (D,), got {shape}")
         if kernel < 3 or kernel % 2 == 0:
             raise ValueError(f"kernel must be an odd width >= 3, got {kernel}")
-        self.channels, self.blocks = check_int("channels", channels), check_int("blocks", blocks)
+        self.hidden_channels = check_int("hidden_channels", hidden_channels)
+        self.num_layers = check_int("num_layers", num_layers)
         self.kernel = kernel
         p, e = self.head.params_per_dim, self.head.input_width
-        self.pixelcnn = PixelCNNNet(shape[1:], p, self.channels, self.blocks, kernel, e)
+        self.pixelcnn = PixelCNNNet(shape[1:], p, self.hidden_channels, self.num_layers, kernel, e)
 
     def _params(self, x: Tensor) -> Tensor:
         return self.net("pixelcnn")(self.head.inputs(x))
 
     def _config_kwargs(self) -> dict:
-        extra = {"channels": self.channels, "blocks": self.blocks, "kernel": self.kernel}
+        extra = {"hidden_channels": self.hidden_channels, "num_layers": self.num_layers, "kernel": self.kernel}
         return {**super()._config_kwargs(), **extra}

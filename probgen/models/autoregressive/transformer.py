@@ -89,9 +89,9 @@ class CausalTransformer(Autoregressive):
 
     Args:
         event_shape, support: of the data ("binary", "discrete(k)" or "real").
-        width: model width (a multiple of ``heads``).
-        heads: attention heads.
-        layers: blocks.
+        embed_dim: model width (a multiple of ``num_heads``).
+        num_heads: attention heads.
+        num_layers: blocks.
         components: mixture components per dimension for real data.
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
             mixture of ``components``; see :class:`OutputHead`).
@@ -99,7 +99,7 @@ class CausalTransformer(Autoregressive):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("digits-binary")
-        >>> model = CausalTransformer.from_dataset(data, width=16, layers=1)
+        >>> model = CausalTransformer.from_dataset(data, embed_dim=16, num_layers=1)
         >>> _ = pg.fit(model, data, epochs=1, progress=False)
         >>> model.sample(2).shape
         torch.Size([2, 64])
@@ -110,19 +110,21 @@ class CausalTransformer(Autoregressive):
         event_shape,
         support: str,
         *,
-        width: int = 64,
-        heads: int = 4,
-        layers: int = 2,
+        embed_dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
         components: int = 5,
         output: str = "categorical",
     ) -> None:
         super().__init__(event_shape, support, components=components, output=output)
-        self.width, self.heads, self.layers = check_int("width", width), check_int("heads", heads), layers
-        check_int("layers", layers)
-        if width % heads:
-            raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
+        self.embed_dim, self.num_heads = check_int("embed_dim", embed_dim), check_int("num_heads", num_heads)
+        self.num_layers = check_int("num_layers", num_layers)
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim must be a multiple of num_heads, got embed_dim={embed_dim}, num_heads={num_heads}"
+            )
         p, e = self.head.params_per_dim, self.head.input_width
-        self.transformer = CausalTransformerNet(self.num_dims, p, width, heads, layers, e)
+        self.transformer = CausalTransformerNet(self.num_dims, p, embed_dim, num_heads, num_layers, e)
 
     def _params(self, x: Tensor) -> Tensor:
         net = self.net("transformer")
@@ -142,5 +144,5 @@ class CausalTransformer(Autoregressive):
                 out, cache = net(token, d + 1, cache)
 
     def _config_kwargs(self) -> dict:
-        extra = {"width": self.width, "heads": self.heads, "layers": self.layers}
+        extra = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "num_layers": self.num_layers}
         return {**super()._config_kwargs(), **extra}

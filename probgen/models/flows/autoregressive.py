@@ -66,13 +66,13 @@ class MAF(_AffineAutoregressiveFlow):
     8x8 digits).
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (at least 2 dimensions; hidden widths below ``num_dims`` are raised to it).
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> maf = MAF.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> maf = MAF.from_dataset(data, num_layers=2, hidden_features=(16,))
         >>> _ = pg.fit(maf, data, epochs=1, progress=False)
         >>> maf.sample(4).shape
         torch.Size([4, 2])
@@ -91,12 +91,12 @@ class IAF(_AffineAutoregressiveFlow):
     variational posteriors); fit densities with :class:`MAF`.
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`.
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`.
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> iaf = IAF.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> iaf = IAF.from_dataset(data, num_layers=2, hidden_features=(16,))
         >>> iaf.sample(4).shape
         torch.Size([4, 2])
     """

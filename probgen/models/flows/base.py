@@ -104,16 +104,18 @@ class Flow(GenerativeModel):
         event_shape: shape of one example (flattened to a vector of ``num_dims``).
         support: "real".
         num_layers: number of flow layers (each with its own network).
-        hidden: hidden widths of each layer's network.
+        hidden_features: hidden widths of each layer's network.
     """
 
     supports = ("real",)
-    nonempty_sizes = ("hidden",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
+    nonempty_sizes = ("hidden_features",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
 
-    def __init__(self, event_shape, support: str = "real", *, num_layers: int = 5, hidden: Sequence[int] = (64, 64)):
+    def __init__(
+        self, event_shape, support: str = "real", *, num_layers: int = 5, hidden_features: Sequence[int] = (64, 64)
+    ):
         super().__init__(event_shape, support)
         self.num_layers = check_int("num_layers", num_layers)
-        self.hidden = tuple(check_int("hidden width", int(h)) for h in hidden)
+        self.hidden_features = tuple(check_int("hidden width", int(h)) for h in hidden_features)
         actnorm = ActNorm(self.shape[:1] + (1,) * (len(self.shape) - 1), len(self.shape))  # per channel
         #: the transforms, base to data (Permutes and ``t.inv`` included)
         self.chain: list[Transform] = [*self._layers(), actnorm]
@@ -137,7 +139,7 @@ class Flow(GenerativeModel):
     @property
     def made_hidden(self) -> list[int]:
         """Hidden widths for a masked autoregressive network: each at least ``num_dims``."""
-        return [max(h, self.num_dims) for h in self.hidden]
+        return [max(h, self.num_dims) for h in self.hidden_features]
 
     @property
     def actnorm(self) -> ActNorm:
@@ -209,4 +211,4 @@ class Flow(GenerativeModel):
         self.actnorm.initialize(x.reshape(len(x), *self.shape).to(self.dtype))
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"num_layers": self.num_layers, "hidden": list(self.hidden)}
+        return {"num_layers": self.num_layers, "hidden_features": list(self.hidden_features)}

@@ -44,13 +44,13 @@ class ConditionalMAF(Flow):
     is slow: ``num_dims`` passes per layer.
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`.
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`.
         num_classes: number of labels (the context is their one-hot code).
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("iris")
-        >>> flow = ConditionalMAF.from_dataset(data, num_layers=1, hidden=(16,))
+        >>> flow = ConditionalMAF.from_dataset(data, num_layers=1, hidden_features=(16,))
         >>> _ = pg.fit(flow, data, epochs=1, progress=False)
         >>> flow.sample(2, y=1).shape
         torch.Size([2, 4])

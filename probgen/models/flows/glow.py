@@ -62,10 +62,10 @@ class Squeeze(Transform):
 
 @register("glow", description="Glow-style image flow for (C, H, W) images (exact density)", fit_defaults=FLOW_BUDGET)
 class Glow(Flow):
-    """A Glow-style flow of ``(C, H, W)`` images: up to ``levels`` levels, each a squeeze then
+    """A Glow-style flow of ``(C, H, W)`` images: up to ``num_scales`` levels, each a squeeze then
     ``num_layers`` steps of actnorm, an invertible 1x1 convolution (Pyro's LU-parametrised
     ``GeneralizedChannelPermute``) and an affine coupling of half the channels on the other
-    half (an MLP of ``hidden`` widths, as the images are small). Every level keeps all
+    half (an MLP of ``hidden_features`` widths, as the images are small). Every level keeps all
     dimensions (no factoring out).
 
     Both directions are one network pass per step (coupling and 1x1 convolution invert in
@@ -73,15 +73,15 @@ class Glow(Flow):
 
     Args:
         event_shape: ``(C, H, W)``, or flat ``(D,)`` viewed as ``image_shape``.
-        support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`; ``num_layers``
+        support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`; ``num_layers``
             steps per level.
         image_shape: the ``(C, H, W)`` the flow sees; default: a 3-D event shape itself, or
             ``(1, sqrt(D), sqrt(D))`` for a flat event of square size (8x8 for digits).
-        levels: squeeze levels at most (fewer where H or W stops being even).
+        num_scales: squeeze levels at most (fewer where H or W stops being even).
 
     Example:
         >>> import probgen as pg
-        >>> glow = Glow((1, 8, 8), num_layers=1, hidden=(32,))
+        >>> glow = Glow((1, 8, 8), num_layers=1, hidden_features=(32,))
         >>> glow.sample(2).shape
         torch.Size([2, 1, 8, 8])
     """
@@ -92,7 +92,7 @@ class Glow(Flow):
         support: str = "real",
         *,
         image_shape: Sequence[int] | None = None,
-        levels: int = 2,
+        num_scales: int = 2,
         **kwargs: Any,
     ) -> None:
         flat = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
@@ -102,7 +102,7 @@ class Glow(Flow):
         self.image_shape = tuple(int(d) for d in image_shape)
         if len(self.image_shape) != 3 or math.prod(self.image_shape) != math.prod(flat):
             raise ValueError(f"Glow needs an image_shape (C, H, W) of {math.prod(flat)} values, got {self.image_shape}")
-        self.max_levels = check_int("levels", levels)
+        self.max_levels = check_int("num_scales", num_scales)
         super().__init__(event_shape, support, **kwargs)
 
     @property
@@ -127,7 +127,7 @@ class Glow(Flow):
             channels, size = c * 4**level, (h // 2**level) * (w // 2**level)
             split = channels // 2
             for _ in range(self.num_layers):
-                net = DenseNN(split * size, list(self.hidden), [(channels - split) * size] * 2)
+                net = DenseNN(split * size, list(self.hidden_features), [(channels - split) * size] * 2)
                 layers.append(AffineCoupling(split, net, dim=-3))
                 layers.append(GeneralizedChannelPermute(channels=channels))
                 layers.append(ActNorm((channels, 1, 1), event_dim=3))
@@ -135,4 +135,4 @@ class Glow(Flow):
         return layers
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "image_shape": list(self.image_shape), "levels": self.max_levels}
+        return {**super()._config_kwargs(), "image_shape": list(self.image_shape), "num_scales": self.max_levels}

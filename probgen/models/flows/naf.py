@@ -99,7 +99,7 @@ class BisectionNeuralAutoregressive(NeuralAutoregressive):
 @register("naf", description="neural autoregressive flow, deep sigmoidal (exact density)", fit_defaults=FLOW_BUDGET)
 class NAF(Flow):
     """Neural autoregressive flow: ``z_i = sigma^-1(w(x_<i) . sigmoid(a(x_<i) x_i + b(x_<i)))``,
-    a monotone network of ``width`` sigmoid units per coordinate whose weights a MADE network
+    a monotone network of ``num_hidden`` sigmoid units per coordinate whose weights a MADE network
     computes; the order reverses between layers.
 
     Oriented for density: ``log_prob`` is one network pass per layer. Sampling is very slow:
@@ -107,31 +107,31 @@ class NAF(Flow):
     ``num_dims * 60`` passes per layer (3,840 for 8x8 digits).
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (at least 2 dimensions; hidden widths below ``num_dims`` are raised to it).
-        width: sigmoid units of each coordinate's monotone network.
+        num_hidden: sigmoid units of each coordinate's monotone network.
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> naf = NAF.from_dataset(data, num_layers=2, hidden=(16,), width=8)
+        >>> naf = NAF.from_dataset(data, num_layers=2, hidden_features=(16,), num_hidden=8)
         >>> _ = pg.fit(naf, data, epochs=1, progress=False)
         >>> naf.sample(3).shape
         torch.Size([3, 2])
     """
 
-    def __init__(self, event_shape, support: str = "real", *, width: int = 16, **kwargs: Any):
-        self.width = check_int("width", width)
+    def __init__(self, event_shape, support: str = "real", *, num_hidden: int = 16, **kwargs: Any):
+        self.num_hidden = check_int("num_hidden", num_hidden)
         super().__init__(event_shape, support, **kwargs)
 
     def _layers(self) -> list[Transform]:
         d = self.num_dims
 
         def layer() -> Transform:
-            net = AutoRegressiveNN(d, self.made_hidden, param_dims=[self.width] * 3, permutation=torch.arange(d))
-            return BisectionNeuralAutoregressive(net, hidden_units=self.width).inv
+            net = AutoRegressiveNN(d, self.made_hidden, param_dims=[self.num_hidden] * 3, permutation=torch.arange(d))
+            return BisectionNeuralAutoregressive(net, hidden_units=self.num_hidden).inv
 
         return self._stacked(layer)
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "width": self.width}
+        return {**super()._config_kwargs(), "num_hidden": self.num_hidden}

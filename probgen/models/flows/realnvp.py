@@ -24,13 +24,13 @@ class RealNVP(Flow):
     Both directions are one network pass per layer: density and sampling cost the same.
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (at least 2 dimensions).
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> flow = RealNVP.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> flow = RealNVP.from_dataset(data, num_layers=2, hidden_features=(16,))
         >>> _ = pg.fit(flow, data, epochs=1, progress=False)
         >>> flow.log_prob(data.x[:3]).shape
         torch.Size([3])
@@ -38,4 +38,6 @@ class RealNVP(Flow):
 
     def _layers(self) -> list[Transform]:
         d, split = self.num_dims, self.num_dims // 2
-        return self._stacked(lambda: AffineCoupling(split, DenseNN(split, list(self.hidden), [d - split, d - split])))
+        return self._stacked(
+            lambda: AffineCoupling(split, DenseNN(split, list(self.hidden_features), [d - split, d - split]))
+        )

@@ -37,7 +37,7 @@ class NSF(Flow):
     Both directions are one network pass per layer (the spline inverts in closed form).
 
     Args:
-        event_shape, support, num_layers, hidden: see :class:`~probgen.models.flows.Flow`
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (at least 2 dimensions).
         count_bins: spline bins per coordinate.
         bound: the splines act on ``[-bound, bound]`` (data are standardised by the actnorm).
@@ -45,7 +45,7 @@ class NSF(Flow):
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> nsf = NSF.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> nsf = NSF.from_dataset(data, num_layers=2, hidden_features=(16,))
         >>> _ = pg.fit(nsf, data, epochs=1, progress=False)
         >>> nsf.log_prob(data.x[:3]).shape
         torch.Size([3])
@@ -63,7 +63,7 @@ class NSF(Flow):
         n = d - split
 
         def layer() -> Transform:
-            net = DenseNN(split, list(self.hidden), [n * k, n * k, n * (k - 1)])
+            net = DenseNN(split, list(self.hidden_features), [n * k, n * k, n * (k - 1)])
             return RationalQuadraticCoupling(d, split, net, k, self.bound)
 
         return self._stacked(layer)
@@ -83,13 +83,13 @@ class NSFAutoregressive(NSF):
     layer inverts sequentially, ``num_dims`` passes per layer.
 
     Args:
-        event_shape, support, num_layers, hidden, count_bins, bound: see :class:`NSF`
+        event_shape, support, num_layers, hidden_features, count_bins, bound: see :class:`NSF`
             (hidden widths below ``num_dims`` are raised to it).
 
     Example:
         >>> import probgen as pg
         >>> data = pg.load_dataset("moons")
-        >>> flow = NSFAutoregressive.from_dataset(data, num_layers=2, hidden=(16,))
+        >>> flow = NSFAutoregressive.from_dataset(data, num_layers=2, hidden_features=(16,))
         >>> flow.log_prob(data.x[:3]).shape
         torch.Size([3])
     """

@@ -35,7 +35,7 @@ def test_the_models_of_each_strategy_implement_its_protocol(name, strategy):
 
 @pytest.mark.parametrize("strategy", sorted(PROTOCOLS))
 def test_a_model_without_the_interface_is_refused_naming_it(strategy):
-    model = pg.models.VAE(4, "binary", latent_dim=2, hidden=(8,))
+    model = pg.models.VAE(4, "binary", latent_dim=2, hidden_features=(8,))
     with pytest.raises(
         TypeError, match=f"{strategy}.*{PROTOCOLS[strategy].__name__}.*{_hooks(PROTOCOLS[strategy])[0]}"
     ):
@@ -43,6 +43,6 @@ def test_a_model_without_the_interface_is_refused_naming_it(strategy):
 
 
 def test_nuts_on_a_model_without_a_posterior_object_says_what_to_do_instead():
-    model = pg.models.VAE(4, "binary", latent_dim=2, hidden=(8,))
+    model = pg.models.VAE(4, "binary", latent_dim=2, hidden_features=(8,))
     with pytest.raises(ValueError, match="no posterior object.*draws="):
         pg.fit(model, torch.ones(6, 4), strategy="nuts", progress=False)
