@@ -158,22 +158,9 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
-def load_checkpoint(
-    path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model: Any = None
-) -> Checkpoint:
-    """Read a checkpoint written by :func:`save` onto ``map_location`` (a device this machine
-    has, else a ValueError); refuse truncated, tampered or pickle files.
-
-    ``model``: a template to load the weights into (a copy of it; the template is left as it
-    is) instead of a model rebuilt from the stored config by its registered name, for a model
-    whose program a config cannot rebuild (a :class:`~probgen.models.PyroModel` of one's own
-    functions). Its config must equal the stored one (name, shapes, program sites), and the
-    weights must fit it exactly, else a ValueError says what differs.
-    """
-    from probgen._checks import check_device
-
-    device = check_device(map_location)
-    path = _resolve(path)
+def _read_verified(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and header of the probgen checkpoint at ``path``, its checksums verified; a
+    missing, empty, pickled, unreadable, foreign or tampered file is a ValueError."""
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     if path.stat().st_size == 0:
@@ -189,6 +176,44 @@ def load_checkpoint(
         raise ValueError(f"{path} is not a probgen checkpoint (format {metadata.get('format')!r})")
     if metadata.get("sha256") != _digest(tensors, metadata):
         raise ValueError(_tamper_message(path, tensors, metadata))
+    return tensors, metadata
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model: Any = None
+) -> Checkpoint:
+    """Read a checkpoint written by :func:`save` onto ``map_location`` (a device this machine
+    has, else a ValueError); refuse truncated, tampered or pickle files.
+
+    ``model``: a template to load the weights into (a copy of it; the template is left as it
+    is) instead of a model rebuilt from the stored config by its registered name, for a model
+    whose program a config cannot rebuild (a :class:`~probgen.models.PyroModel` of one's own
+    functions). Its config must equal the stored one (name, shapes, program sites), and the
+    weights must fit it exactly, else a ValueError says what differs.
+
+    Example:
+        >>> import probgen as pg, tempfile, torch
+        >>> model = pg.models.IndependentBernoulli(4)
+        >>> path = pg.save(model, tempfile.mkdtemp(), extra={"epoch": 3})
+        >>> checkpoint = load_checkpoint(path)
+        >>> checkpoint.extra, checkpoint.optimizer_state, type(checkpoint.model).__name__
+        ({'epoch': 3}, None, 'IndependentBernoulli')
+        >>> saved, loaded = model.state_dict(), checkpoint.model.state_dict()
+        >>> saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+        True
+        >>> data = bytearray(path.read_bytes())
+        >>> data[-1] ^= 1  # one bit of the last weight flipped
+        >>> _ = path.write_bytes(bytes(data))
+        >>> load_checkpoint(path)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...model.safetensors failed its SHA-256 checksum: the weights check (the tensor data were ...
+    """
+    from probgen._checks import check_device
+
+    device = check_device(map_location)
+    path = _resolve(path)
+    tensors, metadata = _read_verified(path)
     try:
         config = json.loads(metadata["config"])
         extra = json.loads(metadata.get("extra", "{}"))

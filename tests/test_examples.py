@@ -20,7 +20,10 @@ import probgen as pg
 
 EXAMPLES_DIR = Path(__file__).parents[1] / "examples"
 #: examples whose numbers a test file of their own checks (with its own, smaller budget)
-OWN_TESTS = {"generative_vs_discriminative": "tests/test_generative_vs_discriminative.py"}
+OWN_TESTS = {
+    "generative_vs_discriminative": "tests/test_generative_vs_discriminative.py",
+    "model_comparison": "tests/test_model_comparison_example.py",
+}
 EXAMPLES = sorted(p for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("_") and p.stem not in OWN_TESTS)
 UNIFORM_BINARY_64 = 64 * math.log(2)  # NLL of the uniform model of 64 binary pixels: 44.36 nats
 

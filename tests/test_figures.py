@@ -325,7 +325,18 @@ def _generative_vs_discriminative(ex, out):
     return {"synthetic.png"}
 
 
+def _model_comparison(ex, out):
+    budget = ex.Budget(ais_chains=16, ais_steps=5, mixture_smc_particles=16, mixture_smc_moves=1)
+    found = ex.coin_bayes_factors([(10, 20), (17, 20)], budget, verbose=False)
+    ex.plot_coin_bayes_factors(20, found, out / "coin-bayes-factor.png")
+    x = ex.mixture_data(30)
+    evidence = ex.mixture_study(x, (1, 2), budget, verbose=False)["evidence"]
+    ex.plot_mixture_evidence(x, evidence, out / "mixture-evidence.png")
+    return {"coin-bayes-factor.png", "mixture-evidence.png"}
+
+
 DRAWN: dict[str, Callable] = {
+    "model_comparison": _model_comparison,
     "generative_vs_discriminative": _generative_vs_discriminative,
     "factorized": _factorized,
     "naive_bayes": _classifiers("naive_bayes"),

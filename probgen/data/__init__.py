@@ -38,6 +38,16 @@ def get_data(source: str, split: str = "train", **kwargs) -> Dataset:
 
     Raises:
         ValueError: a missing file, an unreadable file, or an unknown dataset name.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> get_data("iris", "test").x.shape  # a name: a bundled dataset's split
+        torch.Size([30, 4])
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+        >>> np.save(path, np.eye(3))
+        >>> get_data(path)  # a path: the whole file, its support inferred from the values
+        Dataset('x.npy', n=3, event_shape=(3,), support='binary', labels=none)
     """
     import os
 

@@ -23,6 +23,18 @@ class Dataset:
         name: where the data came from.
         image_shape: ``(H, W)`` when each example is a flattened image, else None.
         classes: label names, index ``i`` names label ``i``.
+
+    Example:
+        >>> import torch
+        >>> ds = Dataset(torch.tensor([[0, 1], [1, 1], [0, 0]]), torch.tensor([0, 1, 0]), "binary", name="toy")
+        >>> ds
+        Dataset('toy', n=3, event_shape=(2,), support='binary', labels=2 classes)
+        >>> len(ds), ds.num_dims, ds.x.is_floating_point()
+        (3, 2, True)
+        >>> Dataset(torch.tensor([[0.5]]), None, "binary", name="toy")
+        Traceback (most recent call last):
+        ...
+        ValueError: toy.x has value 0.5 at index [0, 0], outside the support 'binary' (expected integers 0..1)
     """
 
     x: Tensor

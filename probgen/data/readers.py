@@ -58,6 +58,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         ValueError: a bad magic number, unknown type code, truncated header or body, or trailing bytes.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+        >>> with open(path, "wb") as fh:  # header: type 0x08 (uint8), 1 dimension of size 3; body: 3 bytes
+        ...     _ = fh.write(bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1]))
+        >>> read_idx(path)
+        array([7, 2, 1], dtype=uint8)
+        >>> with open(path, "wb") as fh:  # the header promises 5 bytes; 3 follow
+        ...     _ = fh.write(bytes([0, 0, 0x08, 1, 0, 0, 0, 5, 7, 2, 1]))
+        >>> read_idx(path)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...promises 5 bytes of data but the file holds 3 bytes; the file is truncated or corrupt
     """
     path = Path(path)
     try:
@@ -91,7 +105,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
-    """Write an array in IDX format (gzip when ``compress`` or the path ends in .gz)."""
+    """Write an array in IDX format (gzip when ``compress`` or the path ends in .gz).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte.gz")
+        >>> images = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+        >>> write_idx(path, images)
+        >>> Path(path).read_bytes()[:2] == b"\\x1f\\x8b"  # gzip, as the name says
+        True
+        >>> back = read_idx(path)
+        >>> back.shape, back.dtype, bool((back == images).all())
+        ((2, 3, 4), dtype('uint8'), True)
+        >>> write_idx(path, np.zeros(2, dtype=np.int64))
+        Traceback (most recent call last):
+        ...
+        TypeError: IDX cannot store dtype int64; expected uint8/int8/16/32/float32/64
+    """
     array = np.asarray(array)
     code = _IDX_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
@@ -300,6 +330,15 @@ def read_array(
     Raises:
         ValueError: a missing, empty or unreadable file, a file that is not what its name says,
             an object/pickled array, or an array that does not hold numbers.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "points.csv")
+        >>> with open(path, "w") as fh:
+        ...     _ = fh.write("a,b,label\\n0.5,1.5,0\\n2.0,3.0,1\\n")
+        >>> x, y = read_array(path, label_column="label")
+        >>> x.tolist(), y.tolist()
+        ([[0.5, 1.5], [2.0, 3.0]], [0.0, 1.0])
     """
     path = Path(path)
     _check_path(path, what)

@@ -30,12 +30,27 @@ def parse_support(support: str) -> tuple[str, int | None]:
 
 
 def num_levels(support: str) -> int | None:
-    """The number of values a discrete support admits (2 for binary), None for real."""
+    """The number of values a discrete support admits (2 for binary), None for real.
+
+    Example:
+        >>> num_levels("discrete(17)"), num_levels("binary"), num_levels("real")
+        (17, 2, None)
+    """
     return parse_support(support)[1]
 
 
 def infer_support(x: Tensor, max_levels: int = 256) -> str:
-    """Guess the support: binary, discrete(max+1) for small non-negative integers, else real."""
+    """Guess the support: binary, discrete(max+1) for small non-negative integers, else real.
+
+    Example:
+        >>> import torch
+        >>> infer_support(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+        'binary'
+        >>> infer_support(torch.tensor([[0.0, 16.0], [3.0, 8.0]]))
+        'discrete(17)'
+        >>> infer_support(torch.tensor([[0.5, -1.0]]))
+        'real'
+    """
     x = torch.as_tensor(x)
     if x.numel() == 0:
         raise ValueError("cannot infer the support of empty data")
@@ -57,6 +72,19 @@ def check_data(x: object, support: str, event_shape: tuple[int, ...], name: str 
     Raises:
         TypeError: if ``x`` is not a tensor or array of numbers.
         ValueError: for NaN/inf, a wrong shape, or values outside the support.
+
+    Example:
+        >>> import torch
+        >>> check_data(torch.tensor([[0, 1], [1, 1]]), "binary", (2,)).is_floating_point()  # integers: floats
+        True
+        >>> check_data(torch.tensor([[0.0, 2.0]]), "binary", (2,))
+        Traceback (most recent call last):
+        ...
+        ValueError: x has value 2.0 at index [0, 1], outside the support 'binary' (expected integers 0..1)
+        >>> check_data(torch.zeros(3, 4), "real", (2, 2))
+        Traceback (most recent call last):
+        ...
+        ValueError: x has shape (3, 4); expected (N, 2, 2)
     """
     if not isinstance(x, Tensor):
         try:

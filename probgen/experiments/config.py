@@ -20,6 +20,7 @@ from typing import Any
 from probgen.inference.options import EVAL_METHODS  # noqa: F401 - named by the docs' config page
 from probgen.inference.options import EVAL_OPTIONS as _EVAL
 from probgen.inference.options import FIT_OPTIONS as _FIT
+from probgen.models.vocabulary import renamed_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +73,18 @@ EXECUTOR_KEYS: dict[str, tuple[str, Any]] = {
 
 
 class ConfigError(ValueError):
-    """A config that cannot be run: ``errors`` holds one line per problem."""
+    """A config that cannot be run: ``errors`` holds one line per problem.
+
+    Example:
+        >>> try:
+        ...     validate_config({"data": {"name": "digits"}, "seeds": -1, "models": [{"name": "vae", "epochs": 3}]})
+        ... except ConfigError as err:  # every problem at once, one line each
+        ...     print(*err.errors, sep="\\n")
+        seeds = -1: expected a non-negative integer or a non-empty list of them
+        models[0].epochs: unknown key; expected one of name, module, label, args, grid, fit, eval
+        >>> issubclass(ConfigError, ValueError)
+        True
+    """
 
     def __init__(self, errors: list[str], source: str = "config") -> None:
         self.errors, self.source = list(errors), source
@@ -93,7 +105,22 @@ def _show(value: Any) -> str:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config; a syntax error is a :class:`ConfigError` naming the line."""
+    """Read a TOML config; a syntax error is a :class:`ConfigError` naming the line.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "run.toml")
+        >>> with open(path, "w") as fh:
+        ...     _ = fh.write('seeds = [0, 1]\\n[data]\\nname = "digits-binary"\\n[[models]]\\nname = "vae"\\n')
+        >>> load_config(path)
+        {'seeds': [0, 1], 'data': {'name': 'digits-binary'}, 'models': [{'name': 'vae'}]}
+        >>> with open(path, "w") as fh:
+        ...     _ = fh.write("seeds = [0, 1]\\nname = \\n")
+        >>> load_config(path)
+        Traceback (most recent call last):
+        ...
+        probgen.experiments.config.ConfigError: ...run.toml: not valid TOML: Invalid value (at line 2, column 8)
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"{str(path)!r} does not exist or is not a file; expected a TOML config"], str(path))
@@ -207,7 +234,8 @@ def _check_models(models: Any, errors: list[str], base: Path = Path(".")) -> lis
         for arg, values in grid.items():
             if not isinstance(values, list) or not values:
                 errors.append(f"{key}.grid.{arg} = {_show(values)}: expected a non-empty list of values to sweep")
-        accepted = set(MODELS[name].cls.accepted_kwargs()) | {"dequantize"}
+        # deprecated names (before the one vocabulary) still accepted; building the model warns
+        accepted = set(MODELS[name].cls.accepted_kwargs()) | set(renamed_for(MODELS[name].cls)) | {"dequantize"}
         for arg in [*args, *grid]:
             if arg not in accepted:
                 where = "grid" if arg in grid else "args"
@@ -247,6 +275,16 @@ def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "
     The data are loaded and every job's model is built on them (cheap: no fitting) so that a
     model unsuited to the data, an impossible argument or an evaluation method the model's
     density kind does not allow is reported here.
+
+    Example:
+        >>> config = validate_config({"data": {"name": "digits-binary"}, "models": [{"name": "independent-bernoulli"}]})
+        >>> config["seeds"], config["samples"], config["models"][0]["label"]  # defaults filled in
+        ([0], 64, 'independent-bernoulli')
+        >>> validate_config({"data": {"name": "digits-binary"}, "models": [{"name": "independent-gaussian"}]})
+        Traceback (most recent call last):
+        ...
+        probgen.experiments.config.ConfigError: config: models[0].name = 'independent-gaussian': does not suit
+        'digits-binary' (support 'binary'); it needs real data
     """
     errors: list[str] = []
     if not isinstance(raw, dict):

@@ -37,6 +37,18 @@ class Job:
         name: the registered model name.
         args: the model's keyword arguments (``dequantize`` taken out).
         seed: the config's seed; ``model_seed`` is the one used, derived from it and ``variant``.
+
+    Example:
+        >>> from probgen.experiments import validate_config
+        >>> config = validate_config({
+        ...     "data": {"name": "digits-binary"}, "seeds": [3],
+        ...     "models": [{"name": "independent-bernoulli", "args": {"method": "map"}}],
+        ... })
+        >>> (job,) = expand_jobs(config)
+        >>> job.id, job.name, job.args, job.seed
+        ('independent-bernoulli-seed=3', 'independent-bernoulli', {'method': 'map'}, 3)
+        >>> job.model_seed == model_seed(3, job.variant), job.spec() == expand_jobs(config)[0].spec()
+        (True, True)
     """
 
     id: str
@@ -113,7 +125,21 @@ def _points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
 def expand_jobs(config: dict[str, Any]) -> list[Job]:
     """One job per model entry, grid point (the Cartesian product of its ``grid`` lists, keys in
     sorted order) and seed; fit and eval options are the model's defaults, then the config's
-    ``[fit]``/``[eval]``, then the entry's own."""
+    ``[fit]``/``[eval]``, then the entry's own.
+
+    Example:
+        >>> from probgen.experiments import validate_config
+        >>> config = validate_config({
+        ...     "data": {"name": "digits-binary"}, "seeds": [0, 1], "fit": {"epochs": 5},
+        ...     "models": [{"name": "independent-bernoulli", "label": "bern", "grid": {"method": ["map", "mle"]},
+        ...                 "fit": {"epochs": 2}}],
+        ... })
+        >>> jobs = expand_jobs(config)
+        >>> [job.id for job in jobs]  # 2 grid points x 2 seeds
+        ['bern-method=map-seed=0', 'bern-method=map-seed=1', 'bern-method=mle-seed=0', 'bern-method=mle-seed=1']
+        >>> jobs[0].variant, jobs[0].fit["epochs"]  # the entry's epochs win over the config's
+        ('bern[method="map"]', 2)
+    """
     total = count_jobs(config)
     if total > MAX_JOBS:
         raise ValueError(f"the config expands to {total:,} jobs; expected at most {MAX_JOBS:,} (narrow the grid)")
@@ -141,7 +167,17 @@ def _probe_points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
 
 
 def load_splits(data: dict[str, Any]) -> Any:
-    """Train/val/test :class:`~probgen.data.parts.Splits` of the config's ``[data]``, preprocessed."""
+    """Train/val/test :class:`~probgen.data.parts.Splits` of the config's ``[data]``, preprocessed.
+
+    Example:
+        >>> import probgen as pg
+        >>> splits = load_splits({"name": "digits-binary"})
+        >>> len(splits.train), len(splits.val), len(splits.test)  # the digits protocol
+        (1000, 350, 447)
+        >>> binarized = load_splits({"name": "digits", "preprocess": "binarize"})
+        >>> binarized.train.support, bool((binarized.train.x == pg.load_dataset("digits-binary").x).all())
+        ('binary', True)
+    """
     from probgen.data.parts import make_splits
 
     if "name" in data:

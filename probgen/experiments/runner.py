@@ -33,8 +33,6 @@ import json
 import logging
 import math
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +42,7 @@ from typing import Any
 from probgen._checks import first_line
 from probgen._io import atomic_path, locked, write_text
 from probgen.experiments.jobs import Job, build_job_model, expand_jobs, load_splits
+from probgen.experiments.provenance import run_meta
 from probgen.experiments.report import write_report
 from probgen.experiments.tables import SAMPLE_KEYS, write_reports
 from probgen.inference.sample_metrics import METRIC_SAMPLES
@@ -131,34 +130,6 @@ def _thread_time_limit(seconds: float) -> Iterator[None]:
             state["inside"] = False
             if state["fired"]:  # fired as the block was ending: drop it if it is still pending
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
-
-
-def _git_hash() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if done.returncode == 0:
-            return done.stdout.strip()
-    return None
-
-
-def _meta() -> dict[str, Any]:
-    import pyro
-    import torch
-
-    import probgen
-
-    return {
-        "probgen": probgen.__version__,
-        "git": _git_hash(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": sys.argv,
-    }
 
 
 def _history_csv(history: list[dict[str, Any]]) -> str:
@@ -272,7 +243,27 @@ def run_job(
 
     The job holds ``folder/.lock`` while it runs: a second process given the same job (an
     orphaned worker of a killed run, a Dask task rescheduled from a worker thought dead) is
-    refused with :class:`~probgen._io.DirectoryLocked` instead of writing beside it."""
+    refused with :class:`~probgen._io.DirectoryLocked` instead of writing beside it.
+
+    Example:
+        >>> import tempfile
+        >>> import probgen as pg
+        >>> from probgen.experiments import validate_config
+        >>> config = validate_config({
+        ...     "data": {"name": "digits-binary"}, "fit": {"epochs": 1},
+        ...     "models": [{"name": "independent-bernoulli"}],
+        ... })
+        >>> (job,) = expand_jobs(config)
+        >>> splits, folder = load_splits(config["data"]), Path(tempfile.mkdtemp())
+        >>> row = run_job(job, splits, folder, samples=0, log=lambda message: None)
+        >>> row["kind"], row["split"], row["num_examples"], row["epochs_run"]
+        ('exact', 'test', 447, 1)
+        >>> -pg.log_likelihood(pg.load(folder / MODEL_FILE), splits.test).nats == row["nll_nats"]  # the saved model
+        True
+        >>> run_job(job, splits, folder, samples=0, log=print) == row  # finished: read back, not fitted again
+        independent-bernoulli-seed=0: finished before, skipped
+        True
+    """
     log = log or logger.info
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder):
@@ -403,35 +394,64 @@ def run_experiment(
 
     Returns:
         ``{"jobs": rows, "summary": rows per variant, "files": paths written at the top level}``.
+
+    Example:
+        >>> import tempfile
+        >>> from probgen.experiments import validate_config
+        >>> config = validate_config({
+        ...     "data": {"name": "digits-binary"}, "fit": {"epochs": 1}, "samples": 0,
+        ...     "models": [{"name": "independent-bernoulli"}],
+        ... })
+        >>> out = Path(tempfile.mkdtemp())
+        >>> result = run_experiment(config, out, progress=False, log=lambda message: None)
+        >>> [row["job"] for row in result["jobs"]], result["summary"][0]["kind"]
+        (['independent-bernoulli-seed=0'], 'exact')
+        >>> sorted(path.name for path in out.iterdir() if not path.name.startswith("."))
+        ['config.resolved.json', 'jobs', 'meta.json', 'plots', 'report.html',
+         'results.csv', 'results.json', 'results.md']
+        >>> json.loads((out / "results.json").read_text())["jobs"] == result["jobs"]
+        True
     """
     from probgen.experiments.executors import make_executor
 
-    log = log or logger.info
-    out = Path(out)
+    log, out = log or logger.info, Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = expand_jobs(config)
     pool = make_executor(config.get("executor") if executor is None else executor)  # refuses bad specs first
     with locked(out):
-        _check_run_dir(out, config)
-        files = []
-        if config_text is not None:
-            files.append(write_text(out / "config.toml", config_text))
-        # what is computed, not where: a run continued on another executor has the same file
-        what = {k: v for k, v in config.items() if k != "executor"}
-        resolved = json.loads(json.dumps(what)) | {"jobs": [j.spec() for j in jobs]}
-        files.append(write_text(out / "config.resolved.json", json.dumps(resolved, indent=1)))
-        meta = _meta() if pool is None else _meta() | {"executor": pool.describe()}
-        files.append(write_text(out / "meta.json", json.dumps(meta, indent=1)))
-        splits = load_splits(config["data"])
-        log(splits.describe())
-        with progress_bar(total=len(jobs), desc=f"run {config['name']}", disable=not progress) as overall:
-            if pool is None:
-                rows = _run_here(jobs, config, splits, out, overall, progress, log)
-            else:
-                rows = _run_on(pool, jobs, config, splits, out, overall, log)
-        summary, written = write_reports(out, rows, final=True)
-        files += [out / "jobs", *written, write_report(out)]
+        return _run_locked(out, config, jobs, pool, config_text, progress, log)
+
+
+def _run_locked(
+    out: Path, config: dict, jobs: list[Job], pool: Any, config_text: str | None, progress: bool, log: Any
+) -> dict[str, Any]:
+    """The run itself, holding the run directory's lock: the header files, every job, the tables."""
+    _check_run_dir(out, config)
+    files = _write_header(out, config, jobs, config_text, pool)
+    splits = load_splits(config["data"])
+    log(splits.describe())
+    with progress_bar(total=len(jobs), desc=f"run {config['name']}", disable=not progress) as overall:
+        if pool is None:
+            rows = _run_here(jobs, config, splits, out, overall, progress, log)
+        else:
+            rows = _run_on(pool, jobs, config, splits, out, overall, log)
+    summary, written = write_reports(out, rows, final=True)
+    files += [out / "jobs", *written, write_report(out)]
     return {"jobs": rows, "summary": summary, "files": files}
+
+
+def _write_header(out: Path, config: dict, jobs: list[Job], config_text: str | None, pool: Any) -> list[Path]:
+    """The run's config as given, the resolved config with every job, and meta.json."""
+    files = []
+    if config_text is not None:
+        files.append(write_text(out / "config.toml", config_text))
+    # what is computed, not where: a run continued on another executor has the same file
+    what = {k: v for k, v in config.items() if k != "executor"}
+    resolved = json.loads(json.dumps(what)) | {"jobs": [j.spec() for j in jobs]}
+    files.append(write_text(out / "config.resolved.json", json.dumps(resolved, indent=1)))
+    meta = run_meta() if pool is None else run_meta() | {"executor": pool.describe()}
+    files.append(write_text(out / "meta.json", json.dumps(meta, indent=1)))
+    return files
 
 
 def _run_here(jobs: list[Job], config: dict, splits: Any, out: Path, overall: Any, progress: bool, log: Any) -> list:

@@ -64,7 +64,20 @@ def job_note(row: dict[str, Any]) -> str | None:
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per model variant: means over its seeds and, with several seeds, their sd; its
-    ``note`` names the seeds that failed or that a time limit cut."""
+    ``note`` names the seeds that failed or that a time limit cut.
+
+    Example:
+        >>> rows = [
+        ...     {"model": "vae", "seed": 0, "nll_nats": 10.0, "bits_per_dim": 0.5, "kind": "lower_bound"},
+        ...     {"model": "vae", "seed": 1, "nll_nats": 12.0, "bits_per_dim": 0.7, "kind": "lower_bound"},
+        ...     {"model": "flow", "seed": 0, "nll_nats": None, "error": "ValueError: NaN loss"},
+        ... ]
+        >>> vae, flow = summarize(rows)
+        >>> vae["seeds"], vae["nll_nats"], round(vae["nll_sd"], 4), vae["kind"]  # sd of 10 and 12: sqrt(2)
+        (2, 11.0, 1.4142, 'lower_bound')
+        >>> flow["nll_nats"], flow["note"]
+        (None, 'failed: ValueError: NaN loss')
+    """
     out = []
     for variant in dict.fromkeys(r["model"] for r in rows):
         group = [r for r in rows if r["model"] == variant]
@@ -215,7 +228,24 @@ def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
 
 
 def write_reports(out: Path, rows: list[dict[str, Any]], *, final: bool) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Write results.json/csv/md (atomically); with ``final``, also the plots and az.compare."""
+    """Write results.json/csv/md (atomically); with ``final``, also the plots and az.compare.
+
+    Example:
+        >>> import tempfile
+        >>> rows = [
+        ...     {"job": "vae-seed=0", "model": "vae", "seed": 0, "nll_nats": 10.0, "kind": "lower_bound"},
+        ...     {"job": "vae-seed=1", "model": "vae", "seed": 1, "nll_nats": 12.0, "kind": "lower_bound"},
+        ... ]
+        >>> out = Path(tempfile.mkdtemp())
+        >>> summary, files = write_reports(out, rows, final=False)
+        >>> [path.name for path in files]
+        ['results.json', 'results.csv', 'results.md']
+        >>> json.loads((out / "results.json").read_text()) == {"jobs": rows, "summary": summary}
+        True
+        >>> summary_row = (out / "results.md").read_text().splitlines()[4]
+        >>> summary_row.startswith("| vae | 2 | 11.0000 ± 1.4142 |")  # mean ± sd over the two seeds
+        True
+    """
     summary = summarize(rows)
     files = [write_text(out / "results.json", json.dumps({"jobs": rows, "summary": summary}, indent=1))]
     files.append(write_text(out / "results.csv", _csv(rows, JOB_COLUMNS)))

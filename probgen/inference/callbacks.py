@@ -39,7 +39,23 @@ __all__ = ["Callback", "check_callbacks", "notify"]
 
 
 class Callback:
-    """Watches a fit; every method is a no-op that a subclass may override."""
+    """Watches a fit; every method is a no-op that a subclass may override.
+
+    Example:
+        >>> import probgen as pg
+        >>> class Epochs(Callback):
+        ...     def __init__(self):
+        ...         self.ended, self.finished = [], False
+        ...     def on_epoch_end(self, epoch, record, model):
+        ...         self.ended.append(epoch)
+        ...     def on_fit_end(self, result, model):
+        ...         self.finished = True
+        >>> watcher = Epochs()
+        >>> data = pg.load_dataset("digits-binary")
+        >>> _ = pg.fit(pg.models.IndependentBernoulli(64), data, epochs=2, progress=False, callbacks=[watcher])
+        >>> watcher.ended, watcher.finished
+        ([0, 1], True)
+    """
 
     def on_fit_start(self, model: Any, options: Any) -> None:
         """Before the first epoch: the model and the checked :class:`~probgen.inference.strategies.FitOptions`."""

@@ -36,7 +36,22 @@ class ComparisonTable:
     """Rows of ``{model, nll_nats, stderr_nats, bits_per_dim, kind, method, num_samples, split,
     seconds, ...}`` (the fields of :meth:`LogLikelihood.as_dict`), and for implicit models the
     likelihood-free metrics of :func:`~probgen.inference.sample_metrics.sample_metrics` (their
-    likelihood columns are None; a density model's metric columns are None)."""
+    likelihood columns are None; a density model's metric columns are None).
+
+    Example:
+        >>> table = ComparisonTable(
+        ...     [{"model": "bernoulli", "nll_nats": 33.9, "kind": "exact"},
+        ...      {"model": "vae", "nll_nats": 25.1, "kind": "lower_bound"}],
+        ...     dataset="digits-binary", shown=("model", "nll_nats", "kind"),
+        ... )
+        >>> print(table)
+        | model | nll_nats | kind |
+        |---|---|---|
+        | bernoulli | 33.9000 | exact |
+        | vae | 25.1000 | lower_bound |
+        >>> ComparisonTable(table.rows).columns == COLUMNS  # no diagnostic, note or metric in any row
+        True
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     dataset: str = ""

@@ -76,6 +76,14 @@ class Diagnostics:
         num_stages: SMC: the number of temperatures the adaptive schedule took.
         bdmc_gap: upper minus lower BDMC bound, in nats (None where not run).
         warning: what failed and what to do, or None when every diagnostic passed.
+
+    Example:
+        >>> import torch
+        >>> d = importance_diagnostics(torch.zeros(50, 3, dtype=torch.float64))  # equal weights
+        >>> d.ok, round(d.ess, 6), d.num_samples  # ESS = 1 / sum(w^2) = K for equal weights
+        (True, 50.0, 50)
+        >>> Diagnostics("ais", 16, run_spread=0.8, num_runs=4, warning="the runs disagree").summary
+        'spread 0.800 over 4 runs [FAILED]'
     """
 
     method: str

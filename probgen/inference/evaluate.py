@@ -44,6 +44,19 @@ class LogLikelihood:
         diagnostics: for "iwae" and "ais", the Pareto k-hat and importance ESS of each
             example's weights, summarised (:class:`~probgen.inference.diagnostics.Diagnostics`;
             of this process's examples when distributed); None otherwise.
+
+    Example:
+        >>> import math
+        >>> import probgen as pg
+        >>> data = pg.load_dataset("digits-binary")
+        >>> model = pg.models.IndependentBernoulli(64).fit_closed_form(data.x)
+        >>> ll = pg.log_likelihood(model, data)
+        >>> ll.kind, ll.method, ll.num_examples, ll.num_dims, ll.predictive
+        ('exact', 'exact', 1000, 64, 'posterior')
+        >>> math.isclose(ll.nats, model.log_prob(data.x).double().mean().item(), rel_tol=1e-6)
+        True
+        >>> math.isclose(ll.bits_per_dim, -ll.nats / (64 * math.log(2))), ll.as_dict()["nll_nats"] == -ll.nats
+        (True, True)
     """
 
     nats: float
@@ -94,7 +107,13 @@ class LogLikelihood:
 
 
 def bits_per_dim(nats_per_example: float, num_dims: int) -> float:
-    """Convert a mean log-likelihood in nats per example to NLL in bits per dimension."""
+    """Convert a mean log-likelihood in nats per example to NLL in bits per dimension.
+
+    Example:
+        >>> import math
+        >>> bits_per_dim(64 * math.log(0.5), 64)  # 64 fair coins: one bit per dimension
+        1.0
+    """
     return -nats_per_example / (num_dims * math.log(2))
 
 

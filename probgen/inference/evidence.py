@@ -58,6 +58,21 @@ class Evidence:
         num_examples: examples in the data set.
         num_steps: annealing steps (AIS), HMC moves per stage (SMC), else None.
         diagnostics: a :class:`~probgen.inference.diagnostics.Diagnostics` (None for exact).
+
+    Example:
+        >>> import pyro, pyro.distributions as dist, torch
+        >>> def normal_mean(x):
+        ...     mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(mu, 1.0).expand([x.shape[0], 1]).to_event(1), obs=x)
+        >>> x = torch.tensor([[0.5], [1.5], [1.0]], dtype=torch.float64)
+        >>> e = evidence(normal_mean, x, method="laplace")  # exact here: the posterior of mu is Gaussian
+        >>> e.kind, e.method, e.num_examples
+        ('estimate', 'laplace', 3)
+        >>> # closed form: x ~ N(0, I + 1 1^T)
+        >>> exact = dist.MultivariateNormal(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64) + 1)
+        >>> math.isclose(e.log_evidence, exact.log_prob(x[:, 0]).item(), abs_tol=1e-5)
+        True
     """
 
     log_evidence: float
@@ -103,6 +118,24 @@ class BayesFactor:
         stderr: ``sqrt(se1^2 + se2^2)`` (the two estimates are independent).
         first: the first model's :class:`Evidence`.
         second: the second model's :class:`Evidence`.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist, torch
+        >>> def normal_mean(x, prior_scale=1.0):
+        ...     mu = pyro.sample("mu", dist.Normal(0.0, prior_scale))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(mu, 1.0).expand([x.shape[0], 1]).to_event(1), obs=x)
+        >>> def wide(x):
+        ...     normal_mean(x, prior_scale=10.0)
+        >>> x = torch.tensor([[0.5], [1.5], [1.0]], dtype=torch.float64)
+        >>> bf = bayes_factor(normal_mean, wide, x, method="laplace")
+        >>> bf.log_bayes_factor == bf.first.log_evidence - bf.second.log_evidence
+        True
+        >>> def log_marginal(prior_var):  # closed form: x ~ N(0, I + prior_var 1 1^T)
+        ...     cov = torch.eye(3, dtype=torch.float64) + prior_var
+        ...     return dist.MultivariateNormal(torch.zeros(3, dtype=torch.float64), cov).log_prob(x[:, 0]).item()
+        >>> math.isclose(bf.log_bayes_factor, log_marginal(1.0) - log_marginal(100.0), abs_tol=1e-5)
+        True
     """
 
     log_bayes_factor: float

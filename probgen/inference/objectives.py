@@ -122,7 +122,20 @@ def make_objective(
     max_plate_nesting: int | None = None,
     vectorize: bool = True,
 ) -> Objective:
-    """Build a loss function from a name in :data:`OBJECTIVES`, a Pyro ELBO, or a callable."""
+    """Build a loss function from a name in :data:`OBJECTIVES`, a Pyro ELBO, or a callable.
+
+    Example:
+        >>> import probgen as pg
+        >>> x = pg.load_dataset("digits-binary").x[:10]
+        >>> model = pg.models.IndependentBernoulli(64, method="mle")  # no latents: the ELBO is log p(x)
+        >>> loss = make_objective("elbo")
+        >>> torch.allclose(loss(model, x, None), -model.log_prob(x).sum())
+        True
+        >>> make_objective("kl")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown objective 'kl'; expected one of ['analytic_kl', 'elbo', 'iwae']
+    """
     check_int("num_samples", num_samples)
     if isinstance(objective, pyro.infer.ELBO):
         return _pyro_objective(objective)

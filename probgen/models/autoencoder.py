@@ -35,7 +35,18 @@ __all__ = ["Autoencoder"]
     compare_budget={"epochs": 60},
 )
 class Autoencoder(GenerativeModel):
-    """A deterministic autoencoder with the VAE's networks and decoder likelihoods."""
+    """A deterministic autoencoder with the VAE's networks and decoder likelihoods.
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> data = pg.load_dataset("digits-binary")
+        >>> ae = pg.models.Autoencoder(64, "binary", latent_dim=4, hidden_features=(32,))
+        >>> _ = pg.fit(ae, data, epochs=1, progress=False)
+        >>> ae.density, ae.encode(data.x[:5]).shape, ae.sample(3).shape  # no likelihood: an implicit model
+        ('implicit', torch.Size([5, 4]), torch.Size([3, 64]))
+        >>> bool(((ae.reconstruct(data.x[:5]) >= 0) & (ae.reconstruct(data.x[:5]) <= 1)).all())
+        True
+    """
 
     density = "implicit"
 

@@ -152,6 +152,18 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         posterior: the posterior object of a Bayesian model (None otherwise): one of
             :mod:`probgen.models.posterior` (classifiers) or :mod:`probgen.models.conjugate`
             (the factorized baselines).
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> model = pg.models.IndependentBernoulli(64)
+        >>> isinstance(model, pg.models.GenerativeModel), model.event_shape, model.support, model.density
+        (True, (64,), 'binary', 'exact')
+        >>> type(model).from_config(model.config).config == model.config  # a config rebuilds the model
+        True
+        >>> model.validate(torch.full((1, 64), 2.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: ...outside the support 'binary' (expected integers 0..1)
     """
 
     name: ClassVar[str] = "model"

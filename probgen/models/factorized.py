@@ -55,6 +55,20 @@ class Factorized(ClosedFormFit, GenerativeModel):
     ``hyper_constraints``, ``point_constraints``, ``prior_hyper``, ``initial_point``,
     ``sample_params``, ``likelihood``, ``compound``, ``update``, ``mode`` and ``mle``, and its
     sufficient statistics (``_statistics``).
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> x = pg.load_dataset("digits-binary").x
+        >>> mle = pg.models.IndependentBernoulli(64, method="mle").fit_closed_form(x)
+        >>> isinstance(mle, pg.models.Factorized), sorted(mle.estimate())
+        (True, ['theta'])
+        >>> # the MLE: each pixel's frequency (kept in [eps, 1 - eps]: a pixel never on keeps a finite log p)
+        >>> torch.allclose(mle.estimate()["theta"], x.mean(0), atol=1e-6)
+        True
+        >>> bayes = pg.models.IndependentBernoulli(64, method="bayes").fit_closed_form(x)
+        >>> predictive = (x.sum(0) + 1) / (len(x) + 2)  # Beta(1, 1) prior: Laplace's rule of succession
+        >>> torch.allclose(bayes.log_prob(x[:2]), torch.distributions.Bernoulli(predictive).log_prob(x[:2]).sum(-1))
+        True
     """
 
     hyper_constraints: dict[str, constraints.Constraint] = {}
@@ -209,7 +223,18 @@ class IndependentBernoulli(Factorized):
     fit_defaults=FACTORIZED_BUDGET,
 )
 class IndependentCategorical(Factorized):
-    """Independent categorical pixels over ``k`` levels with symmetric Dirichlet(alpha) priors."""
+    """Independent categorical pixels over ``k`` levels with symmetric Dirichlet(alpha) priors.
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> x = pg.load_dataset("digits").x  # 17 grey levels
+        >>> model = pg.models.IndependentCategorical(64, "discrete(17)", prior_alpha=1.0).fit_closed_form(x)
+        >>> counts = torch.nn.functional.one_hot(x.long(), 17).sum(0)  # [64, 17]
+        >>> predictive = (counts + 1.0) / (len(x) + 17)  # Dirichlet(1) posterior predictive
+        >>> expected = predictive.log().gather(1, x[:2].long().T).sum(0)
+        >>> torch.allclose(model.log_prob(x[:2]), expected)
+        True
+    """
 
     supports = ("discrete", "binary")
     hyper_constraints = {"alpha": constraints.positive}
@@ -274,6 +299,18 @@ class IndependentGaussian(Factorized):
 
     Prior: ``tau ~ Gamma(a0, b0)``, ``mu | tau ~ Normal(m0, 1 / sqrt(k0 tau))``; the variational
     posterior has the same (structured) form, so the posterior predictive is a Student-t.
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> x = pg.load_dataset("iris").x
+        >>> mle = pg.models.IndependentGaussian(4, method="mle").fit_closed_form(x)
+        >>> normal = torch.distributions.Normal(x.mean(0), x.std(0, unbiased=False))
+        >>> torch.allclose(mle.log_prob(x[:3]), normal.log_prob(x[:3]).sum(-1), atol=1e-5)
+        True
+        >>> bayes = pg.models.IndependentGaussian(4).fit_closed_form(x)  # Normal-Gamma prior, a = 1
+        >>> student = bayes.predictive_distribution().base_dist  # Student-t with 2 a_N = 2 (1 + N / 2) dof
+        >>> type(student).__name__, student.df.tolist() == [2 * (1 + len(x) / 2)] * 4
+        ('StudentT', True)
     """
 
     supports = ("real",)

@@ -43,6 +43,18 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
     sums, the empirical-Bayes prior (:meth:`_set_prior`), the conjugate posterior
     (:meth:`_set_conjugate`, :meth:`_conjugate_class_log_pred`, :meth:`_conjugate_site_draws`)
     and where SVI starts (:meth:`_moment_values`).
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> iris, test = pg.load_dataset("iris"), pg.load_dataset("iris", "test")
+        >>> nb = pg.models.GaussianNaiveBayes(4, num_classes=3, method="conjugate").fit_closed_form(iris.x, iris.y)
+        >>> isinstance(nb, pg.models.GenerativeClassifier), nb.density, nb.predictive
+        (True, 'exact', 'posterior')
+        >>> log_joint = nb.joint_log_prob(test.x)  # log p(x, y) for each class y
+        >>> torch.allclose(nb.predict_log_proba(test.x), log_joint - log_joint.logsumexp(-1, keepdim=True), atol=1e-5)
+        True
+        >>> bool((nb.predict(test.x) == log_joint.argmax(-1)).all())
+        True
     """
 
     supports: ClassVar[tuple[str, ...]] = ("real",)

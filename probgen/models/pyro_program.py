@@ -38,7 +38,22 @@ __all__ = ["ProgramSites"]
 @dataclass(frozen=True)
 class ProgramSites:
     """What inspecting a program found: its observed site, its local (inside the data plate) and
-    global latent sites, in the order the model samples them, and the plates it nests."""
+    global latent sites, in the order the model samples them, and the plates it nests.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist, torch
+        >>> import probgen as pg
+        >>> def gaussian(x):
+        ...     loc = pyro.sample("loc", dist.Normal(torch.zeros(2), 3.0).to_event(1))
+        ...     scale = pyro.sample("scale", dist.HalfNormal(torch.ones(2)).to_event(1))
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("x", dist.Normal(loc, scale).to_event(1), obs=x)
+        >>> sites = pg.models.PyroModel(gaussian, event_shape=2, support="real").sites
+        >>> sites.observed, sites.global_, sites.local, sites.latents  # latents outside the data plate: global
+        ('x', ('loc', 'scale'), (), ('loc', 'scale'))
+        >>> sites.describe()
+        {'observed': 'x', 'local': [], 'global': ['loc', 'scale']}
+    """
 
     observed: str
     local: tuple[str, ...] = ()

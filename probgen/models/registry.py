@@ -26,7 +26,18 @@ class ModelSpec:
     """A registered model: its class, a one-line description, its default training budget
     (keyword arguments of :func:`probgen.fit` that ``probgen fit`` and ``probgen run`` use) and
     the shorter budget of the main job ``probgen compare`` (fit options laid over the defaults,
-    counted in epochs, so its numbers do not depend on the machine's speed or load)."""
+    counted in epochs, so its numbers do not depend on the machine's speed or load).
+
+    Example:
+        >>> import probgen as pg
+        >>> spec = pg.models.MODELS["independent-gaussian"]
+        >>> isinstance(spec, pg.models.ModelSpec), spec.cls is pg.models.IndependentGaussian
+        (True, True)
+        >>> spec.suits("real"), spec.suits("binary")  # the data it can be fitted on
+        (True, False)
+        >>> spec.budget("compare") == {**spec.fit_defaults, **spec.compare_budget}
+        True
+    """
 
     #: the model's class
     cls: type[GenerativeModel]
@@ -96,12 +107,29 @@ def register(
 
 
 def model_class(name: str) -> type[GenerativeModel]:
-    """The class registered under ``name``."""
+    """The class registered under ``name``.
+
+    Example:
+        >>> import probgen as pg
+        >>> pg.models.model_class("vae") is pg.models.VAE
+        True
+        >>> pg.models.model_class("vea")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown model 'vea'; expected one of [...]
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     return MODELS[name].cls
 
 
 def build_model(name: str, data: Any, **kwargs: Any) -> GenerativeModel:
-    """An untrained model named ``name`` shaped for ``data`` (a :class:`~probgen.data.Dataset`)."""
+    """An untrained model named ``name`` shaped for ``data`` (a :class:`~probgen.data.Dataset`).
+
+    Example:
+        >>> import probgen as pg
+        >>> model = pg.models.build_model("independent-bernoulli", pg.load_dataset("digits-binary"), method="map")
+        >>> type(model).__name__, model.event_shape, model.support, model.config["method"]
+        ('IndependentBernoulli', (64,), 'binary', 'map')
+    """
     return model_class(name).from_dataset(data, **kwargs)

@@ -324,6 +324,17 @@ class ConditionalVAE(VAE):
     """A label-conditioned VAE: ``p(x | z, y)`` and ``q(z | x, y)``; ``sample(n, y=...)``.
 
     Its bounds are on log p(x | y) (``conditional = True``), not comparable with log p(x).
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> data = pg.load_dataset("digits-binary")
+        >>> cvae = pg.models.ConditionalVAE(64, "binary", num_classes=10, latent_dim=4, hidden_features=(32,))
+        >>> _ = pg.fit(cvae, data, epochs=1, progress=False)
+        >>> cvae.sample(2, y=3).shape
+        torch.Size([2, 64])
+        >>> ll = pg.log_likelihood(cvae, data, method="iwae", num_samples=5)
+        >>> ll.conditional, ll.kind  # a bound on log p(x | y), never mixed with log p(x)
+        (True, 'lower_bound')
     """
 
     conditional = True

@@ -41,12 +41,39 @@ def require_hooks(model: Any, strategy: str, protocol: type) -> None:
 
 
 class NonFiniteLossError(ValueError):
-    """Training produced a NaN or inf loss; the message names the offending site."""
+    """Training produced a NaN or inf loss; the message names the offending site.
+
+    Example:
+        >>> import probgen as pg
+        >>> def nan_loss(model, x, y):
+        ...     return model.log_prob(x).sum() * float("nan")
+        >>> model, data = pg.models.IndependentBernoulli(64), pg.load_dataset("digits-binary")
+        >>> pg.fit(model, data, objective=nan_loss, epochs=1, progress=False)
+        Traceback (most recent call last):
+        ...
+        probgen.inference.strategies.base.NonFiniteLossError: the training loss is nan at epoch 0, step 0: ...
+        >>> issubclass(NonFiniteLossError, ValueError)
+        True
+    """
 
 
 @dataclass
 class FitOptions:
-    """The options of :func:`probgen.fit`, checked, as every strategy receives them."""
+    """The options of :func:`probgen.fit`, checked, as every strategy receives them.
+
+    Example:
+        >>> import probgen as pg
+        >>> from probgen.inference import Callback
+        >>> class Options(Callback):
+        ...     def on_fit_start(self, model, options):
+        ...         self.seen = options
+        >>> watcher = Options()
+        >>> data = pg.load_dataset("digits-binary")
+        >>> _ = pg.fit(pg.models.IndependentBernoulli(64), data, epochs=2, batch_size=250, progress=False,
+        ...            callbacks=[watcher])
+        >>> type(watcher.seen).__name__, watcher.seen.epochs, watcher.seen.batch_size, watcher.seen.lr
+        ('FitOptions', 2, 250, 0.01)
+    """
 
     #: None: the model's own ``default_objective``
     objective: Any = None
@@ -81,7 +108,17 @@ class FitOptions:
 
 @dataclass
 class FitResult:
-    """What :func:`probgen.fit` returns: per-epoch history (nats per example) and the best epoch."""
+    """What :func:`probgen.fit` returns: per-epoch history (nats per example) and the best epoch.
+
+    Example:
+        >>> import probgen as pg
+        >>> data = pg.load_dataset("digits-binary")
+        >>> result = pg.fit(pg.models.IndependentBernoulli(64), data, epochs=3, progress=False)
+        >>> len(result.history), result.strategy, result.best_epoch  # no validation data: the last epoch
+        (3, 'svi', 2)
+        >>> result.train_loss == [record["train_loss"] for record in result.history], result.val_loss
+        (True, [])
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
@@ -107,6 +144,23 @@ class FitStrategy(ABC):
 
     A strategy is registered under a name with :func:`register_strategy`; a model names the
     one that fits it in its ``fit_strategy``. Adding a strategy is adding a file.
+
+    Example:
+        >>> import probgen as pg
+        >>> @register_strategy("one-batch")
+        ... class OneBatch(FitStrategy):
+        ...     # the closed form from all the data in one batch
+        ...     def fit(self, model, train, val, options):
+        ...         ((x, y),) = model_batches(model, train, batch_size=len(train))
+        ...         model.set_closed_form(model.closed_form_statistics(x, y))
+        ...         return FitResult(strategy="one-batch")
+        >>> data = pg.load_dataset("digits-binary")
+        >>> mine, batched = pg.models.IndependentBernoulli(64), pg.models.IndependentBernoulli(64)
+        >>> pg.fit(mine, data, strategy="one-batch", progress=False).strategy
+        'one-batch'
+        >>> _ = pg.fit(batched, data, strategy="closed_form", batch_size=100, progress=False)
+        >>> torch.allclose(mine.log_prob(data.x), batched.log_prob(data.x))  # sums of batch statistics agree
+        True
     """
 
     #: whether it can run in several processes (``fit(..., distributed=True)``)
@@ -125,7 +179,23 @@ S = TypeVar("S", bound=type[FitStrategy])
 
 
 def register_strategy(name: str) -> Callable[[S], S]:
-    """Class decorator: register a :class:`FitStrategy` under ``name``."""
+    """Class decorator: register a :class:`FitStrategy` under ``name``.
+
+    Example:
+        >>> import probgen as pg
+        >>> @register_strategy("untrained")
+        ... class Untrained(FitStrategy):
+        ...     # leaves the model as it is (a baseline of initial parameters)
+        ...     def fit(self, model, train, val, options):
+        ...         return FitResult(strategy="untrained")
+        >>> "untrained" in STRATEGIES, isinstance(STRATEGIES["untrained"], Untrained)
+        (True, True)
+        >>> model = pg.models.IndependentBernoulli(4)
+        >>> before = [p.clone() for p in model.parameters()]
+        >>> _ = pg.fit(model, torch.ones(8, 4), strategy="untrained", progress=False)
+        >>> all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        True
+    """
 
     def decorate(cls: S) -> S:
         STRATEGIES[name] = cls()

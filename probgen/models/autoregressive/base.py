@@ -182,6 +182,17 @@ class Autoregressive(GenerativeModel):
 
     Subclasses implement ``_params(x) -> [N, D, P]`` on flattened raw values, fetching their
     networks with ``self.net(...)``, and may override ``order`` and ``_conditionals``.
+
+    Example:
+        >>> import itertools
+        >>> import probgen as pg, torch
+        >>> nade = pg.models.NADE(3, "binary", num_hidden=8)
+        >>> isinstance(nade, pg.models.Autoregressive), nade.density
+        (True, 'exact')
+        >>> x = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))  # all 2**3 binary vectors
+        >>> # log p(x) is a sum of D conditionals, so it normalizes exactly, trained or not
+        >>> round(torch.logsumexp(nade.log_prob(x).double(), 0).exp().item(), 5)
+        1.0
     """
 
     def __init__(self, event_shape, support: str, *, components: int = 5, output: str = "categorical") -> None:
