@@ -148,7 +148,8 @@ def to_inference_data(
         seed: seeds Pyro's generators first (None: leave them).
 
     Raises:
-        TypeError / ValueError: not a probgen model; no global latent; bad ``num_samples`` or ``draws``.
+        TypeError: not a probgen model.
+        ValueError: no global latent; bad ``num_samples`` or ``draws``.
 
     Example:
         >>> import torch, pyro, pyro.distributions as dist, probgen as pg
