@@ -171,9 +171,8 @@ def to_inference_data(
     if seed is not None:
         pyro.set_rng_seed(seed)
     x, y = _data(model, data)
-    posterior = model.posterior
-    if draws is None and isinstance(posterior, ExportingPosterior):
-        return _exported(model, posterior, x, y, num_samples, num_chains, coords, seed)
+    if draws is None and isinstance(model.posterior, ExportingPosterior):
+        return _exported(model, model.posterior, x, y, num_samples, num_chains, coords, seed)
     return _program_export(model, x, num_samples, num_chains, num_particles, draws, coords)
 
 
