@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from probgen.cli import main, model_seed
+from probgen.cli import main
 from probgen.experiments import ConfigError, expand_jobs, validate_config
+from probgen.experiments.jobs import model_seed
 
 CONFIGS = sorted((Path(__file__).parents[1] / "examples" / "configs").glob("*.toml"))
 

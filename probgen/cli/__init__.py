@@ -17,6 +17,5 @@ parser, :mod:`~probgen.cli.launcher` starts the processes of ``fit --nproc``, an
 from probgen.cli.app import main
 from probgen.cli.common import UsageError
 from probgen.cli.parser import build_parser
-from probgen.experiments.jobs import model_seed  # noqa: F401 - TODO(integration): tests import it from here
 
 __all__ = ["UsageError", "build_parser", "main"]
