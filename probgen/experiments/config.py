@@ -12,7 +12,6 @@ config (:func:`probgen.models.plugins.load_file`), so the jobs use it like any r
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from probgen.inference.options import EVAL_METHODS  # noqa: F401 - named by the docs' config page
 from probgen.inference.options import EVAL_OPTIONS as _EVAL
 from probgen.inference.options import FIT_OPTIONS as _FIT
+from probgen.inference.options import is_int as _is_int
+from probgen.inference.options import is_number as _is_num
 from probgen.models.vocabulary import renamed_for
 
 if sys.version_info >= (3, 11):
@@ -89,14 +90,6 @@ class ConfigError(ValueError):
     def __init__(self, errors: list[str], source: str = "config") -> None:
         self.errors, self.source = list(errors), source
         super().__init__(f"{source}: " + "; ".join(self.errors))
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
 
 
 def _show(value: Any) -> str:

@@ -21,26 +21,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EVAL_METHODS", "EVAL_OPTIONS", "FIT_OPTIONS", "Option", "argument_type", "check_option"]
+__all__ = [
+    "EVAL_METHODS",
+    "EVAL_OPTIONS",
+    "FIT_OPTIONS",
+    "Option",
+    "argument_type",
+    "check_option",
+    "is_int",
+    "is_number",
+]
 
 #: the estimators ``log_likelihood(method=...)`` knows
 EVAL_METHODS = ("auto", "exact", "iwae", "elbo", "ais")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_num(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def _positive(value: Any) -> bool:
-    return _is_num(value) and value > 0
+    return is_number(value) and value > 0
 
 
 def _name(value: Any) -> bool:
@@ -62,7 +73,7 @@ FIT_OPTIONS: dict[str, Option] = {
     "epochs": Option("a positive integer", _positive_int, int),
     "batch_size": Option("a positive integer", _positive_int, int),
     "lr": Option("a positive number (finite)", _positive, float),
-    "lr_decay": Option("a number in (0, 1]", lambda v: _is_num(v) and 0 < v <= 1, float),
+    "lr_decay": Option("a number in (0, 1]", lambda v: is_number(v) and 0 < v <= 1, float),
     "patience": Option("a positive integer", _positive_int, int),
     "objective": Option("a string such as 'elbo' or 'analytic_kl'", _name, str),
     "num_samples": Option("a positive integer (particles of the objective)", _positive_int, int),
