@@ -32,10 +32,8 @@ import io
 import json
 import logging
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +44,7 @@ from probgen.experiments.provenance import run_meta
 from probgen.experiments.report import write_report
 from probgen.experiments.tables import SAMPLE_KEYS, write_reports
 from probgen.inference.sample_metrics import METRIC_SAMPLES
+from probgen.inference.time_limit import TimeLimit, time_limit
 from probgen.progress import progress_bar
 
 __all__ = [
@@ -70,66 +69,10 @@ DEFAULT_K = 1000
 TIME_LIMIT_FIRST = "time limit before epoch 1"
 
 
-class TimeLimit(Exception):  # noqa: N818 - a signal, not an error
-    """Raised inside a fit when its job's ``time_limit`` has passed."""
-
-
 def _read_json(path: Path) -> Any:
     with contextlib.suppress(OSError, ValueError):
         return json.loads(path.read_text())
     return None
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`TimeLimit` in the calling thread after ``seconds`` (None: no limit).
-
-    The main thread uses SIGALRM; another thread (a Dask worker runs its tasks in threads) gets
-    the exception from a timer through ``PyThreadState_SetAsyncExc``, which CPython raises in
-    that thread between two bytecodes, as a signal handler's exception would be."""
-    if seconds is None:
-        yield
-        return
-    if threading.current_thread() is not threading.main_thread():
-        with _thread_time_limit(seconds):
-            yield
-        return
-
-    def alarm(signum: int, frame: Any) -> None:
-        raise TimeLimit
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
-def _thread_time_limit(seconds: float) -> Iterator[None]:
-    import ctypes
-
-    target, guard, state = ctypes.c_ulong(threading.get_ident()), threading.Lock(), {"inside": True, "fired": False}
-
-    def fire() -> None:
-        with guard:  # never after the block has ended
-            if state["inside"]:
-                state["fired"] = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(TimeLimit))
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        with guard:
-            state["inside"] = False
-            if state["fired"]:  # fired as the block was ending: drop it if it is still pending
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
 
 
 def _history_csv(history: list[dict[str, Any]]) -> str:
@@ -154,7 +97,7 @@ def _fit(job: Job, model: Any, splits: Any, folder: Path, progress: bool, log: C
         log(f"{job.id}: resuming from {checkpoint} ({done_before} epochs done)")
     stopped = None
     try:
-        with _time_limit(job.fit.get("time_limit")):
+        with time_limit(job.fit.get("time_limit")):
             result = pg.fit(model, splits.train, checkpoint=checkpoint, resume=resumed, **options)
         history, best, seconds = result.history, result.best_epoch, result.seconds
         stopped = f"early stop at epoch {len(history)}" if result.stopped_early else None

@@ -32,6 +32,7 @@ from probgen.inference.callbacks import notify
 from probgen.inference.data import DataSource, Part
 from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, gather_rng_states
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_parts
+from probgen.inference.time_limit import check_time_limit
 from probgen.progress import progress_bar
 
 __all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES", "shard_of"]
@@ -161,6 +162,7 @@ class EpochLoop:
 
         In a distributed fit ``loss`` is this rank's weighted part and the value returned (and
         checked, alike on every rank) is the mean over the ranks: the global batch's loss."""
+        check_time_limit()  # a time limit set in a worker thread, where no signal reaches, cuts here
         if self.shard.active:
             value = all_sum(loss.detach().reshape(1), self.shard).item() / self.shard.world_size
         else:
