@@ -33,6 +33,7 @@ from torch import Tensor
 
 import probgen as pg
 from probgen.models import MAF, NAF, NSF, Dequantized, GenerativeModel, NSFAutoregressive, RealNVP
+from probgen.models.base import parameters_held
 
 
 class ZukoFlow(GenerativeModel):
@@ -89,7 +90,7 @@ def step_seconds(models: list[Dequantized], x: Tensor, steps: int) -> list[float
         batch = x[torch.randint(len(x), (100,))]
         for m, opt, t in zip(models, optimizers, times, strict=True):
             start = time.perf_counter()
-            with m.parameters_held():
+            with parameters_held(m):
                 loss = elbo.differentiable_loss(m.model, m.guide, batch)
             opt.zero_grad()
             loss.backward()

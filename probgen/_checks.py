@@ -153,7 +153,7 @@ def check_constructor_sizes(
 ) -> None:
     """Check the size-like arguments (:data:`SIZE_ARGUMENTS`) of a call ``init(self, *args,
     **kwargs)`` of a model constructor. ``accepted`` holds the keyword parameters the constructor
-    declares, its base classes' included (``GenerativeModel.accepted_parameters``). A value that
+    declares, its base classes' included (:func:`probgen.models.accepted_parameters`). A value that
     is the parameter's default passes unchecked. Arguments that do not bind are left for the
     constructor's own TypeError. ``event_shape`` is one size or a non-empty sequence of sizes.
     A sequence may be empty only if it is in :data:`WIDTH_SEQUENCES` and not in ``nonempty``, or

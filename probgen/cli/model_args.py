@@ -63,10 +63,10 @@ def parse_model_args(text: str | None, name: str) -> dict[str, Any]:
         raise UsageError(
             f"--model-args must be a JSON object of keyword arguments, got a JSON {type(value).__name__}: {text!r}"
         )
-    from probgen.models.vocabulary import rename_arguments
+    from probgen.models.vocabulary import accepted_parameters, rename_arguments
 
     value = rename_arguments(model_class(name), value, stacklevel=3)  # deprecated names: a warning
-    accepted = model_class(name).accepted_parameters()
+    accepted = accepted_parameters(model_class(name))
     for key, item in value.items():
         if key not in accepted:
             raise UsageError(

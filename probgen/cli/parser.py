@@ -114,7 +114,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 def fit_examples() -> str:
     """``fit --help`` examples, one per model kind, built from each kind's real constructor arguments."""
-    from probgen.models import MODELS
+    from probgen.models import MODELS, accepted_parameters
 
     lines = ["examples (one per kind of model):"]
     # (argument, example, data, kind, whether the kind needs labels): classifiers and factorized
@@ -128,7 +128,7 @@ def fit_examples() -> str:
         support = "real" if data == "iris" else "binary"
         for name, spec in sorted(MODELS.items()):
             cls = spec.cls
-            if key not in cls.accepted_parameters() or cls.conditional or cls.needs_labels != labelled:
+            if key not in accepted_parameters(cls) or cls.conditional or cls.needs_labels != labelled:
                 continue
             if cls.density == "implicit" or not spec.suits(support, True):  # implicit: a class attribute
                 continue

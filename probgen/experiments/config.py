@@ -21,7 +21,7 @@ from probgen.inference.options import EVAL_OPTIONS as _EVAL
 from probgen.inference.options import FIT_OPTIONS as _FIT
 from probgen.inference.options import is_int as _is_int
 from probgen.inference.options import is_number as _is_num
-from probgen.models.vocabulary import renamed_for
+from probgen.models.vocabulary import accepted_kwargs, renamed_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,7 +228,7 @@ def _check_models(models: Any, errors: list[str], base: Path = Path(".")) -> lis
             if not isinstance(values, list) or not values:
                 errors.append(f"{key}.grid.{arg} = {_show(values)}: expected a non-empty list of values to sweep")
         # deprecated names (before the one vocabulary) still accepted; building the model warns
-        accepted = set(MODELS[name].cls.accepted_kwargs()) | set(renamed_for(MODELS[name].cls)) | {"dequantize"}
+        accepted = set(accepted_kwargs(MODELS[name].cls)) | set(renamed_for(MODELS[name].cls)) | {"dequantize"}
         for arg in [*args, *grid]:
             if arg not in accepted:
                 where = "grid" if arg in grid else "args"

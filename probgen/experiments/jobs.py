@@ -212,13 +212,13 @@ def binarized(data: Any) -> Any:
 def build_job_model(job: Job, train: Any) -> Any:
     """The job's untrained model on ``train`` (a Dataset); a dequantized job wraps a model of real
     data in :class:`~probgen.models.Dequantized`, so its likelihood stays one of the k-level data."""
-    from probgen.models import MODELS, Dequantized
+    from probgen.models import MODELS, Dequantized, check_kwargs
 
     cls = MODELS[job.name].cls
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in job.args.items()}  # TOML arrays: tuples
     if not job.dequantize:
         return cls.from_dataset(train, **args)
-    cls.check_kwargs(args)
+    check_kwargs(cls, args)
     if "real" not in cls.supports or cls.needs_labels:
         raise ValueError(f"{job.name} cannot be dequantized: expected an unlabelled model of real data")
     return Dequantized(train.event_shape, train.support, base=cls(train.event_shape, "real", **args))

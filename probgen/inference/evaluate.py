@@ -17,6 +17,7 @@ from probgen.inference.diagnostics import Diagnostics, importance_diagnostics
 from probgen.inference.distributed import SINGLE, Shard, all_sum, broadcast_value, current_shard
 from probgen.inference.placement import place_model
 from probgen.inference.strategies.base import model_batches
+from probgen.models.base import evaluating
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
 
@@ -253,7 +254,7 @@ def log_likelihood(
     num_samples = num_samples or {"ais": 16, "iwae": 100, "elbo": 100, "log_normalizer": 100}.get(method, 1)
     place_model(model, device, dtype, distributed)
     shard = current_shard() if distributed else SINGLE
-    with model.evaluating():
+    with evaluating(model):
         values, weights = _scores(model, DataSource(data, "data"), method, num_samples, batch_size, ais_steps, shard)
     kind = {"exact": model.density, "iwae": "lower_bound", "elbo": "lower_bound"}.get(method, "estimate")
     if method == "log_normalizer":

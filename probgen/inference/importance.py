@@ -22,6 +22,7 @@ from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
 
 from probgen._checks import check_int
+from probgen.models.base import num_data
 
 __all__ = ["log_importance_weights", "iwae_bound", "iwae_objective", "random_sites", "trace_log_density"]
 
@@ -98,7 +99,7 @@ def iwae_objective(num_samples: int):
 
     def objective(model: Any, x: Tensor, y: Tensor | None) -> Tensor:
         bound = torch.logsumexp(log_importance_weights(model, x, y, num_samples), 0) - math.log(num_samples)
-        num_data = model.num_data or x.shape[0]
-        return -bound.sum() * (num_data / x.shape[0])
+        size = num_data(model) or x.shape[0]
+        return -bound.sum() * (size / x.shape[0])
 
     return objective

@@ -32,7 +32,16 @@ from probgen.models.naive_bayes import (
     GaussianNaiveBayes,
 )
 from probgen.models.pyro_model import ProgramSites, PyroModel, pyro_model_class
-from probgen.models.registry import MODELS, ModelSpec, build_model, model_class, register
+from probgen.models.registry import (
+    MODELS,
+    ModelSpec,
+    accepted_kwargs,
+    accepted_parameters,
+    build_model,
+    check_kwargs,
+    model_class,
+    register,
+)
 from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -76,7 +85,10 @@ __all__ = [
     "GaussianRBM",
     "RealNVP",
     "VAE",
+    "accepted_kwargs",
+    "accepted_parameters",
     "build_model",
+    "check_kwargs",
     "independent",
     "model_class",
     "pyro_model_class",

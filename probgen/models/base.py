@@ -50,7 +50,6 @@ Density kinds:
 
 from __future__ import annotations
 
-import inspect
 import math
 import weakref
 from collections.abc import Iterator
@@ -65,16 +64,23 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from probgen._checks import check_constructor_sizes, check_int
 from probgen.data.support import check_data, parse_support
 from probgen.models.plates import DataPlate
-from probgen.models.vocabulary import positional_to_keywords, rename_arguments, renamed_for
+from probgen.models.vocabulary import accepted_parameters, check_kwargs, positional_to_keywords, rename_arguments
 
 if TYPE_CHECKING:
     from probgen.models.conjugate import ConjugateVariational, MaximumLikelihood, PosteriorMode
     from probgen.models.posterior import Posterior
 
-__all__ = ["GenerativeModel", "DENSITY_KINDS", "DensityKind", "ModelMeta", "check_labels"]
-
-#: constructor arguments that come from the data, not from the user
-SHAPE_ARGUMENTS = ("self", "event_shape", "support")
+__all__ = [
+    "GenerativeModel",
+    "DENSITY_KINDS",
+    "DensityKind",
+    "ModelMeta",
+    "check_labels",
+    "evaluating",
+    "num_data",
+    "parameters_held",
+    "scaled_to",
+]
 
 DensityKind = Literal["exact", "estimate", "lower_bound", "unnormalized", "implicit"]
 #: every density kind a model may declare (see the module docstring)
@@ -126,7 +132,7 @@ class ModelMeta(type(PyroModule)):  # type: ignore[misc]
             # stacklevel 2: the warning points at the line that called the class
             kwargs = rename_arguments(cls, kwargs, warn=True, stacklevel=2)
         if args or kwargs:
-            check_constructor_sizes(cls.__init__, cls.accepted_parameters(), args, kwargs, cls.nonempty_sizes)
+            check_constructor_sizes(cls.__init__, accepted_parameters(cls), args, kwargs, cls.nonempty_sizes)
         return super().__call__(*args, **kwargs)
 
 
@@ -283,13 +289,8 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ minibatch scaling
-    @property
-    def num_data(self) -> int | None:
-        """The data size a minibatch stands for inside :meth:`scaled_to` (None outside)."""
-        return self._num_data
-
     def data_plate(self, x: Tensor) -> DataPlate:
-        """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :meth:`scaled_to`."""
+        """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :func:`scaled_to`."""
         batch = x.shape[0]
         size = self._num_data if self._num_data is not None else batch
         index = self._indices.get((batch, x.device))
@@ -297,41 +298,10 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
             index = self._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
         return DataPlate("data", size, subsample=index, device=x.device)
 
-    @contextmanager
-    def scaled_to(self, num_data: int) -> Iterator[None]:
-        """Within this context a minibatch stands for ``num_data`` examples (ELBO scale N / B)."""
-        previous, self._num_data = self._num_data, int(num_data)
-        try:
-            yield
-        finally:
-            self._num_data = previous
-
-    @contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Within this context every submodule is in eval mode (dropout off, batch norm on its
-        running statistics), as evaluation wants; each module's own mode comes back after."""
-        modes = [(module, module.training) for module in self.modules()]
-        self.eval()
-        try:
-            yield
-        finally:
-            for module, mode in modes:
-                module.training = mode
-
-    @contextmanager
-    def parameters_held(self) -> Iterator[None]:
-        """Within this context the caller optimises ``self.parameters()`` itself (as ``fit``
-        does), so :meth:`net` skips announcing each network parameter to Pyro on every call."""
-        previous, self._params_held = self._params_held, True
-        try:
-            yield
-        finally:
-            self._params_held = previous
-
     def net(self, name: str) -> torch.nn.Module:
         """The network submodule ``name``.
 
-        Outside :meth:`parameters_held` it is fetched through ``PyroModule``, which announces
+        Outside :func:`parameters_held` it is fetched through ``PyroModule``, which announces
         its parameters as ``param`` sites, each marked (as Pyro marks its own parameters) with
         ``unconstrained()`` returning itself, so plain ``pyro.infer.SVI`` with ``pyro.optim``
         trains them.
@@ -397,14 +367,14 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         config, hence a re-save, holds the new names."""
         kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support")}
         kwargs = rename_arguments(cls, kwargs, warn=False)
-        cls.check_kwargs(kwargs)
+        check_kwargs(cls, kwargs)
         return cls(tuple(config["event_shape"]), config["support"], **kwargs)
 
     @classmethod
     def from_dataset(cls, dataset: Any, **kwargs: Any) -> GenerativeModel:
         """A model shaped for ``dataset`` (a :class:`~probgen.data.Dataset`): its event shape,
         support and, for labelled models, number of classes."""
-        cls.check_kwargs(kwargs)
+        check_kwargs(cls, kwargs)
         labels = " with labels" if cls.needs_labels else ""
         if parse_support(dataset.support)[0] not in cls.supports:
             raise ValueError(
@@ -419,41 +389,71 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
             kwargs.setdefault("num_classes", max(int(dataset.y.max()) + 1, 2))
         return cls(dataset.event_shape, dataset.support, **kwargs)
 
-    @classmethod
-    def accepted_parameters(cls) -> dict[str, inspect.Parameter]:
-        """The constructor's keyword parameters besides event shape and support, from the
-        signatures of ``cls.__init__`` and, where it passes ``**kwargs`` on, of the base classes'
-        (the first definition of a name wins: its default and annotation are the ones used)."""
-        accepted: dict[str, inspect.Parameter] = {}
-        for klass in cls.__mro__:
-            if "__init__" not in vars(klass) or not issubclass(klass, GenerativeModel):
-                continue
-            params = inspect.signature(klass.__init__).parameters.values()
-            for p in params:
-                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in SHAPE_ARGUMENTS:
-                    accepted.setdefault(p.name, p)
-            if not any(p.kind == p.VAR_KEYWORD for p in params):
-                break
-        return accepted
-
-    @classmethod
-    def accepted_kwargs(cls) -> list[str]:
-        """The names of :meth:`accepted_parameters`, sorted."""
-        return sorted(cls.accepted_parameters())
-
-    @classmethod
-    def check_kwargs(cls, kwargs: dict[str, Any]) -> None:
-        """ValueError for a keyword the constructor does not take, listing those it does (a
-        deprecated name it still accepts passes: the constructor renames it with a warning)."""
-        unknown = sorted(set(kwargs) - set(cls.accepted_kwargs()) - set(renamed_for(cls)))
-        if unknown:
-            raise ValueError(
-                f"{cls.name} got unknown argument(s) {', '.join(map(repr, unknown))}; "
-                f"it accepts {', '.join(cls.accepted_kwargs()) or 'none'}"
-            )
-
     def _check_n(self, n: int) -> int:
         return check_int("number of samples", n)
 
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}, support={self.support!r}"
+
+
+# ---------------------------------------------------------------------------------- contexts of a model
+# Functions, not methods: they are for the inference layer (and a loop of one's own), not part of
+# what a model implements.
+@contextmanager
+def scaled_to(model: GenerativeModel, num_data: int) -> Iterator[None]:
+    """Within this context a minibatch of ``model`` stands for ``num_data`` examples: its
+    :meth:`~GenerativeModel.data_plate` scales the log-likelihood by N / B (the ELBO's scale).
+
+    Example:
+        >>> import probgen as pg, torch
+        >>> model = pg.models.IndependentBernoulli(4)
+        >>> with scaled_to(model, 100):
+        ...     num_data(model), model.data_plate(torch.zeros(10, 4)).size
+        (100, 100)
+        >>> num_data(model) is None
+        True
+    """
+    previous, model._num_data = model._num_data, int(num_data)
+    try:
+        yield
+    finally:
+        model._num_data = previous
+
+
+def num_data(model: GenerativeModel) -> int | None:
+    """The data size a minibatch of ``model`` stands for inside :func:`scaled_to` (None outside)."""
+    return model._num_data
+
+
+@contextmanager
+def evaluating(model: GenerativeModel) -> Iterator[None]:
+    """Within this context every submodule of ``model`` is in eval mode (dropout off, batch norm
+    on its running statistics), as evaluation wants; each module's own mode comes back after.
+
+    Example:
+        >>> import probgen as pg
+        >>> vae = pg.models.VAE(8, "binary")
+        >>> with evaluating(vae):
+        ...     vae.training
+        False
+        >>> vae.training
+        True
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+@contextmanager
+def parameters_held(model: GenerativeModel) -> Iterator[None]:
+    """Within this context the caller optimises ``model.parameters()`` itself (as ``fit`` does),
+    so :meth:`~GenerativeModel.net` skips announcing each network parameter to Pyro on every call."""
+    previous, model._params_held = model._params_held, True
+    try:
+        yield
+    finally:
+        model._params_held = previous

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, num_data
 from probgen.models.networks import MLP
 from probgen.models.registry import register
 
@@ -402,7 +402,7 @@ class DDPM(GenerativeModel):
             ab1 = self.alpha_bars[1].to(x0.dtype)
             x1 = ab1.sqrt() * x0 + (1 - ab1).sqrt() * torch.randn_like(x0)
             per_example = per_example - self._decoder(x1).log_prob(flat)
-        return per_example.sum() * (self.num_data or len(x)) / len(x)
+        return per_example.sum() * (num_data(self) or len(x)) / len(x)
 
     def _bound_term(
         self, flat: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, mean: Tensor, logits: Tensor | None, v: Tensor | None

@@ -53,9 +53,10 @@ from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, evaluating
 from probgen.models.networks import MLP
 from probgen.models.registry import register
+from probgen.models.vocabulary import check_kwargs
 
 __all__ = ["GAN", "GAN_LOSSES", "GAN_ARCHITECTURES", "DCGANGenerator", "DCGANDiscriminator"]
 
@@ -223,7 +224,7 @@ class GAN(GenerativeModel):
         if len(event) == 1 and image is not None and math.prod(image) == event[0]:
             view = (1, *image)
         suits = view is not None and view[1] % 4 == 0 and view[2] % 4 == 0
-        cls.check_kwargs(kwargs)
+        check_kwargs(cls, kwargs)
         kwargs.setdefault("architecture", "dcgan" if suits else "mlp")
         if kwargs["architecture"] == "dcgan" and view is not None and view != event:
             kwargs.setdefault("image_shape", view)
@@ -268,7 +269,7 @@ class GAN(GenerativeModel):
         statistics, so each draw is independent of the others in the batch (each module's mode is
         restored)."""
         n = self._check_n(n)
-        with self.evaluating(), torch.no_grad():
+        with evaluating(self), torch.no_grad():
             x = self.from_generator_range(self._generate(self._prior(n).sample()))
         return x.reshape(n, *self.event_shape)
 

@@ -14,6 +14,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from probgen.models.vocabulary import check_kwargs
+
 if TYPE_CHECKING:  # type hints only: the class itself is passed in, see the module docstring
     from probgen.models.pyro_model import PyroModel
 
@@ -71,12 +73,9 @@ def _factory_methods(
     def _config_kwargs(self: PyroModel) -> dict[str, Any]:
         return dict(self._kwargs)
 
-    def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
-        return dict(accepted)
-
     def from_config(cls: type, config: dict[str, Any]) -> PyroModel:
         kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support", "pyro_program")}
-        cls.check_kwargs(kwargs)
+        check_kwargs(cls, kwargs)
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
         model = cls(tuple(config["event_shape"]), config["support"], **kwargs)
         model.check_program(config)
@@ -85,6 +84,6 @@ def _factory_methods(
     return {
         "__init__": __init__,
         "_config_kwargs": _config_kwargs,
-        "accepted_parameters": classmethod(accepted_parameters),
+        "_accepted_parameters": dict(accepted),  # read by probgen.models.vocabulary.accepted_parameters
         "from_config": classmethod(from_config),
     }

@@ -11,7 +11,7 @@ the :class:`~probgen.models.base.GenerativeModel` contract asks:
 - ``density``: ``"exact"`` without latents (``log_prob`` is the observed site's log-density,
   summed over its event dims, one value per example), ``"lower_bound"`` with latents (so IWAE,
   ELBO and AIS bound or estimate log p(x));
-- minibatches: inside :meth:`~probgen.models.base.GenerativeModel.scaled_to` every sample site
+- minibatches: inside :func:`~probgen.models.base.scaled_to` every sample site
   inside the data plate (the observed site, the local latents, in the model and the guide) is
   scaled by N / B with a small messenger, the global sites are not: the minibatch ELBO is an
   unbiased estimate of the full-data ELBO;
@@ -50,7 +50,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 from torch.distributions import constraints, transform_to
 
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, num_data
 from probgen.models.pyro_factory import _factory_class
 from probgen.models.pyro_program import (
     ProgramSites,
@@ -266,8 +266,8 @@ class PyroModel(GenerativeModel):
     def _handlers(self, x: Tensor) -> Iterator[None]:
         with ExitStack() as stack:
             stack.enter_context(_ParamCapture(self._param_value))
-            if self.num_data is not None and self.num_data != x.shape[0]:
-                stack.enter_context(_LocalScale(self.data_plate_name, self.num_data / x.shape[0]))
+            if num_data(self) is not None and num_data(self) != x.shape[0]:
+                stack.enter_context(_LocalScale(self.data_plate_name, num_data(self) / x.shape[0]))
             yield
 
     # ------------------------------------------------------------------ the contract
@@ -396,7 +396,7 @@ def pyro_model_class(
         ...     return pg.models.PyroModel(model, event_shape=event_shape, support=support)
         >>> Gaussian = pyro_model_class(gaussian, "doc-gaussian")
         >>> m = Gaussian((2,), "real", scale=2.0)
-        >>> m.config["name"], m.config["scale"], Gaussian.accepted_kwargs()
+        >>> m.config["name"], m.config["scale"], pg.models.accepted_kwargs(Gaussian)
         ('doc-gaussian', 2.0, ['scale'])
     """
     return _factory_class(PyroModel, factory, name, description=description)

@@ -14,8 +14,18 @@ from typing import Any, TypeVar
 from probgen.data.support import parse_support
 from probgen.models.base import GenerativeModel
 from probgen.models.pyro_model import pyro_model_class
+from probgen.models.vocabulary import accepted_kwargs, accepted_parameters, check_kwargs
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "model_class", "register"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "model_class",
+    "register",
+    "accepted_parameters",
+    "accepted_kwargs",
+    "check_kwargs",
+]
 
 M = TypeVar("M", bound=type[GenerativeModel])
 F = TypeVar("F")

@@ -25,6 +25,7 @@ registry (``probgen.models.MODELS``) by its caller.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -33,12 +34,19 @@ __all__ = [
     "VOCABULARY",
     "RENAMED",
     "WERE_POSITIONAL",
+    "SHAPE_ARGUMENTS",
+    "accepted_parameters",
+    "accepted_kwargs",
+    "check_kwargs",
     "renamed_for",
     "rename_arguments",
     "positional_to_keywords",
     "vocabulary_table",
     "argument_table",
 ]
+
+#: constructor arguments that come from the data, not from the user
+SHAPE_ARGUMENTS = ("self", "event_shape", "support")
 
 #: every allowed constructor argument name (besides ``event_shape`` and ``support``) and its meaning
 VOCABULARY: dict[str, str] = {
@@ -160,6 +168,68 @@ def positional_to_keywords(cls: type, args: tuple[Any, ...], kwargs: Mapping[str
     return args[:2], {**kwargs, **moved}
 
 
+def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of the model class ``cls``'s constructor besides event shape and
+    support, from the signatures of ``cls.__init__`` and, where it passes ``**kwargs`` on, of its
+    base model classes' (the first definition of a name wins: its default and annotation are the
+    ones used). A class built around a function of its own (``pyro_model_class``) declares them in
+    ``_accepted_parameters``.
+
+    Example:
+        >>> from probgen.models import VAE
+        >>> params = accepted_parameters(VAE)
+        >>> params["latent_dim"].default, "event_shape" in params
+        (8, False)
+    """
+    own = getattr(cls, "_accepted_parameters", None)
+    if own is not None:
+        return dict(own)
+    accepted: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        # a model class declares ``supports``; mixins and torch's classes do not
+        if "__init__" not in vars(klass) or not hasattr(klass, "supports"):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        for p in params:
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in SHAPE_ARGUMENTS:
+                accepted.setdefault(p.name, p)
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return accepted
+
+
+def accepted_kwargs(cls: type) -> list[str]:
+    """The names of :func:`accepted_parameters`, sorted.
+
+    Example:
+        >>> from probgen.models import IndependentBernoulli
+        >>> accepted_kwargs(IndependentBernoulli)
+        ['method', 'prior_a', 'prior_b']
+    """
+    return sorted(accepted_parameters(cls))
+
+
+def check_kwargs(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """ValueError for a keyword the constructor of ``cls`` does not take, listing those it does
+    (a deprecated name it still accepts passes: the constructor renames it with a warning).
+
+    Example:
+        >>> from probgen.models import IndependentBernoulli
+        >>> check_kwargs(IndependentBernoulli, {"prior_a": 2.0})
+        >>> check_kwargs(IndependentBernoulli, {"prior_alpha": 2.0})
+        Traceback (most recent call last):
+        ...
+        ValueError: independent-bernoulli got unknown argument(s) 'prior_alpha'; it accepts method, prior_a, prior_b
+    """
+    accepted = accepted_kwargs(cls)
+    unknown = sorted(set(kwargs) - set(accepted) - set(renamed_for(cls)))
+    if unknown:
+        raise ValueError(
+            f"{getattr(cls, 'name', cls.__name__)} got unknown argument(s) {', '.join(map(repr, unknown))}; "
+            f"it accepts {', '.join(accepted) or 'none'}"
+        )
+
+
 def renamed_for(cls: type) -> dict[str, str]:
     """The deprecated -> new argument names that the model class ``cls`` still accepts: those
     of :data:`RENAMED` for the classes of its MRO, where the class accepts the new name and no
@@ -172,7 +242,7 @@ def renamed_for(cls: type) -> dict[str, str]:
         >>> renamed_for(MAF)
         {'hidden': 'hidden_features'}
     """
-    accepted = cls.accepted_parameters()  # type: ignore[attr-defined]
+    accepted = accepted_parameters(cls)
     renamed: dict[str, str] = {}
     for klass in cls.__mro__:
         for old, new in RENAMED.get(klass.__name__, {}).items():
@@ -248,7 +318,7 @@ def argument_table(models: Mapping[str, Any]) -> str:
     lines = ["| model | arguments (default) | deprecated names still accepted |", "|---|---|---|"]
     for name in sorted(models):
         cls = models[name].cls
-        accepted = cls.accepted_parameters()
+        accepted = accepted_parameters(cls)
         args = ", ".join(f"`{key}={param.default!r}`" for key, param in sorted(accepted.items()))
         old = ", ".join(f"`{o}` → `{n}`" for o, n in sorted(renamed_for(cls).items()))
         lines.append(f"| `{name}` | {args} | {old} |")

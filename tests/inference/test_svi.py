@@ -8,6 +8,7 @@ import torch
 import probgen as pg
 from probgen.inference import NonFiniteLossError, make_objective
 from probgen.models import IndependentBernoulli, IndependentGaussian
+from probgen.models.base import scaled_to
 
 
 def test_minibatch_loss_is_scaled_to_the_full_data(float64):
@@ -16,7 +17,7 @@ def test_minibatch_loss_is_scaled_to_the_full_data(float64):
     loss = make_objective("elbo")
     full = loss(model, x, None).item()
     assert full == pytest.approx(-model.log_prob(x).sum().item())
-    with model.scaled_to(100):
+    with scaled_to(model, 100):
         parts = [loss(model, x[i : i + 20], None).item() for i in range(0, 100, 20)]
     # each minibatch of 20 stands for all 100 examples: N/B times its own NLL
     for i, part in enumerate(parts):
@@ -28,7 +29,7 @@ def test_scaling_leaves_the_prior_term_unscaled(float64):
     x = torch.bernoulli(torch.full((40, 2), 0.5))
     model = IndependentBernoulli(2, method="map").fit_closed_form(x)
     loss = make_objective("elbo")
-    with model.scaled_to(400):
+    with scaled_to(model, 400):
         scaled = loss(model, x, None).item()
     unscaled = loss(model, x, None).item()
     nll = -model.log_prob(x).sum().item()

@@ -21,6 +21,7 @@ import torch
 
 import probgen as pg
 from probgen._checks import SIZE_ARGUMENTS
+from probgen.models import accepted_parameters
 
 MODELS = pg.models.MODELS
 #: integer keywords that are not sizes (any int is a valid seed)
@@ -46,7 +47,7 @@ def _is_sequence(param) -> bool:
 
 def _integer_keywords():
     for name, spec in MODELS.items():
-        for keyword, param in spec.cls.accepted_parameters().items():
+        for keyword, param in accepted_parameters(spec.cls).items():
             head = str(param.annotation).split("|")[0].strip()
             if head == "int" or _is_sequence(param):
                 yield name, keyword, param
@@ -141,7 +142,7 @@ def test_fuzz_every_keyword_with_wrong_values(name):
     """Each keyword with each value, then seeded random pairs of keywords with random values:
     a ValueError, a TypeError or a built model, never any other exception."""
     cls = MODELS[name].cls
-    keywords = list(cls.accepted_parameters())
+    keywords = list(accepted_parameters(cls))
     for keyword, value in itertools.product(keywords, FUZZ_VALUES):
         _accepted_or_refused(cls, {keyword: value})
     rng = random.Random(0)

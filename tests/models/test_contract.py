@@ -19,6 +19,7 @@ import probgen as pg
 from probgen.data.support import parse_support
 from probgen.inference.objectives import make_objective
 from probgen.models import DENSITY_KINDS, MODELS, build_model
+from probgen.models.base import parameters_held
 
 DATA_FOR = {"binary": "digits-binary", "discrete": "digits", "real": "iris"}
 
@@ -180,7 +181,7 @@ def test_objectives_equal_pyros_on_the_same_draws(name, kwargs, float64):
         "elbo": lambda *a: Trace_ELBO().differentiable_loss(model.model, model.guide, *a),
         "analytic_kl": lambda *a: TraceMeanField_ELBO().differentiable_loss(model.model, model.guide, *a),
     }
-    with model.parameters_held():
+    with parameters_held(model):
         for objective, reference in references.items():
             ours = make_objective(objective)
             want, want_grads = _loss_and_grads(reference, model, args)

@@ -10,6 +10,7 @@ import torch
 
 import probgen as pg
 from probgen.classifiers import GaussianNB
+from probgen.models import accepted_parameters
 from probgen.models.vocabulary import RENAMED, VOCABULARY, argument_table, renamed_for, vocabulary_table
 
 MODELS = pg.models.MODELS
@@ -41,12 +42,12 @@ def _support(cls) -> str:
 
 
 def _labels(cls) -> dict:
-    return {"num_classes": 3} if "num_classes" in cls.accepted_parameters() else {}
+    return {"num_classes": 3} if "num_classes" in accepted_parameters(cls) else {}
 
 
 def test_every_registered_models_arguments_come_from_the_vocabulary():
     outside = {
-        name: sorted(set(spec.cls.accepted_parameters()) - set(VOCABULARY)) for name, spec in sorted(MODELS.items())
+        name: sorted(set(accepted_parameters(spec.cls)) - set(VOCABULARY)) for name, spec in sorted(MODELS.items())
     }
     assert {name: args for name, args in outside.items() if args} == {}
 
@@ -75,7 +76,7 @@ def test_the_same_old_name_maps_by_family():
 def test_each_old_name_works_with_one_warning_naming_the_new_one(name, old, new):
     cls = MODELS[name].cls
     value, support = VALUES[new], _support(cls)
-    assert value != cls.accepted_parameters()[new].default
+    assert value != accepted_parameters(cls)[new].default
     torch.manual_seed(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -168,7 +169,7 @@ def test_an_old_config_loads_without_a_warning_and_saves_new_names():
 
 def test_num_classes_is_keyword_only_everywhere():
     for name, spec in sorted(MODELS.items()):
-        param = spec.cls.accepted_parameters().get("num_classes")
+        param = accepted_parameters(spec.cls).get("num_classes")
         if param is not None:
             assert param.kind is param.KEYWORD_ONLY, name
     # passed by position, as before, it still works for one release, with a warning

@@ -27,6 +27,7 @@ from probgen.inference.strategies.base import (
     strategy_settings,
 )
 from probgen.inference.strategies.closed_form import computed_result
+from probgen.models.base import scaled_to
 from probgen.progress import progress_bar
 
 __all__ = ["NUTSStrategy", "NUTS_OPTIONS"]
@@ -86,7 +87,7 @@ class NUTSStrategy(FitStrategy):
                     disable_progbar=True,
                     hook_fn=lambda kernel, params, stage, i, bar=bar: bar.update(1),
                 )
-                with model.scaled_to(len(x)), pyro.validation_enabled(options.validate):
+                with scaled_to(model, len(x)), pyro.validation_enabled(options.validate):
                     mcmc.run(x, y)
             chains.append(mcmc.get_samples(group_by_chain=True))
         draws = {k: torch.cat([c[k] for c in chains], 0) for k in chains[0]}  # [chains, draws, ...]

@@ -33,6 +33,7 @@ from probgen.inference.strategies.base import (
     register_strategy,
 )
 from probgen.inference.strategies.loop import EpochLoop, shard_of
+from probgen.models.base import parameters_held, scaled_to
 
 __all__ = ["SVIStrategy", "diagnose", "mean_loss"]
 
@@ -100,7 +101,7 @@ def mean_loss(model: Any, loss_fn: Objective, source: DataSource, batch_size: in
     predictive), else the objective with each batch standing for the whole of ``source``
     (each rank scoring its share, the sums added over the ranks)."""
     total = 0.0
-    with torch.no_grad(), model.scaled_to(len(source)):
+    with torch.no_grad(), scaled_to(model, len(source)):
         for x, y in model_batches(model, source, batch_size, shard=shard):
             if model.density == "exact":
                 total -= model.log_prob(x).sum().item()
@@ -175,6 +176,6 @@ class SVIStrategy(FitStrategy):
         def val_fn(source: DataSource) -> float:
             return mean_loss(model, val_loss_fn, source, options.batch_size, shard)
 
-        with model.scaled_to(len(train)), model.parameters_held(), pyro.validation_enabled(options.validate):
+        with scaled_to(model, len(train)), parameters_held(model), pyro.validation_enabled(options.validate):
             loop = EpochLoop.start(model, train, options, "svi", groups)
             return loop.run(train, val, partial(_epoch, loop, step_loss, train), val_fn)
