@@ -196,9 +196,9 @@ class _GenerativeClassifier(ClassifierMixin, BaseEstimator):
 
         The exact ("conjugate") and "vi" posteriors give 4 chains of independent draws by default
         (``num_samples`` in all, ``num_chains``), so R-hat is defined (and near 1); a NUTS fit keeps
-        its ``num_chains`` chains. A "map" fit is one point: PSIS-LOO is not defined for it, so it
-        raises a ValueError unless ``log_likelihood=False`` (the point without a log_likelihood
-        group). Other options: see :meth:`probgen.models.posterior.Posterior.to_inference_data`.
+        its ``num_chains`` chains. A "map" fit exports independent draws of the Laplace approximation
+        at its mode (the Hessian of the negative log joint there), so LOO is defined for it too.
+        Other options: see :meth:`probgen.models.posterior.Posterior.to_inference_data`.
 
         Example:
             >>> from sklearn.datasets import load_iris

@@ -176,22 +176,22 @@ def test_loo_and_compare(method):
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_map_is_one_point_without_loo(name):
+def test_map_exports_its_laplace_approximation_with_loo(name):
     est, X, y = fitted(name, "map")
-    with pytest.raises(ValueError, match="MAP fit is one point.*log_likelihood=False"):
-        est.to_inference_data(X, y)
-    idata = est.to_inference_data(X, y, log_likelihood=False)
-    assert "log_likelihood" not in idata.groups()
+    pyro.set_rng_seed(0)
+    idata = est.to_inference_data(X, y, num_samples=40)  # draws from the Laplace approximation at the mode
+    assert "log_likelihood" in idata.groups() and dict(idata.posterior.sizes)["chain"] == 4
+    assert idata.posterior.attrs["draws_note"].startswith("Laplace approximation at the posterior mode")
     point = est.model_.posterior_draws()
-    assert np.array_equal(idata.posterior["pi"].to_numpy(), point["pi"][None].numpy())  # one chain, one draw
-    with pytest.raises(TypeError, match="log likelihood not found"):  # ArviZ's refusal, not an IndexError
-        az.loo(idata)
-    with pytest.raises(ValueError, match="no log_likelihood group"):
-        psis_loo(idata)
-    # what the experiment runner calls: no log_likelihood group for a point, every group for the others
+    assert point["pi"].shape[0] == 1  # the predictive is still the plug-in of the point
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PARETO, category=UserWarning)
+        assert np.isfinite(az.loo(idata).elpd_loo)
+    assert np.isfinite(psis_loo(idata)[0].elpd_loo)
+    # what the experiment runner calls: every group, for a MAP fit too
     x, codes = torch.tensor(X.to_numpy()), torch.as_tensor(est._codes(y))
     runner = est.model_.posterior.to_inference_data(est.model_, x, codes, num_samples=200)
-    assert "log_likelihood" not in runner.groups() and runner.posterior.sizes["draw"] == 1
+    assert "log_likelihood" in runner.groups() and runner.posterior.sizes["draw"] == 50
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

@@ -204,7 +204,7 @@ def loss_curves(out: Path, rows: list[dict[str, Any]], path: Path) -> Path | Non
 
 def arviz_compare(out: Path, rows: list[dict[str, Any]]) -> Path | None:
     """``az.compare`` (PSIS-LOO elpd with standard errors) of the jobs that exported InferenceData
-    with a pointwise log-likelihood (a point estimate, e.g. MAP, has none: LOO needs a posterior).
+    with a pointwise log-likelihood (a MAP fit's: draws of its Laplace approximation).
     Points whose Pareto k says the LOO estimate is unreliable are named once per model, in the
     ``probgen.experiments`` log, instead of ArviZ's warnings."""
     import logging

@@ -265,7 +265,7 @@ def _exported(
         seed = int(torch.randint(0, 2**31 - 1, ()))
     kwargs = {"num_samples": num_samples, "num_chains": num_chains, "coords": dict(coords or {}) or None}
     if model.fit_strategy == "nuts" or not posterior.pointwise:
-        kwargs = {"coords": kwargs["coords"]}  # NUTS keeps its chains; a MAP point is one draw
+        kwargs = {"coords": kwargs["coords"]}  # NUTS keeps the chains it ran
     pyro.set_rng_seed(seed)
     idata = posterior.to_inference_data(model, x, y, **kwargs)
     if posterior.predictive != "variational":
@@ -324,7 +324,7 @@ def loo(
     Returns:
         An ``arviz.ELPDData`` (``az.compare`` takes it) as ``az.loo``'s; PSIS-corrected, also
         ``method`` (``"psis-variational"``), ``khat_q`` and ``note``. A ValueError without a
-        ``log_likelihood`` group (a MAP point has no posterior to reweight).
+        ``log_likelihood`` group (exported with ``log_likelihood=False``).
 
     Example:
         >>> import torch, pyro, pyro.distributions as dist, probgen as pg
@@ -360,7 +360,7 @@ def _checkpointwise(idata: Any) -> None:
         note = idata.posterior.attrs.get("probgen_draws", "") if "posterior" in idata.groups() else ""
         raise ValueError(
             f"this InferenceData has no log_likelihood group ({note or 'no pointwise log-likelihood'}), so "
-            "PSIS-LOO is not defined for it: a MAP point has no posterior draws to reweight"
+            "PSIS-LOO is not defined for it: export it again without log_likelihood=False"
         )
 
 

@@ -143,6 +143,11 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
             pi = (counts + 1) / (counts.sum() + self.num_classes)
             self.posterior.start_at(self, {"pi": pi, **self._moment_values(statistics)})
 
+    def after_fit(self, x: Tensor, y: Tensor | None) -> None:
+        """Let the posterior keep what it needs of the training data (a MAP fit: the curvature of
+        its Laplace approximation, for the ArviZ export)."""
+        self.posterior.after_fit(self, x, self.check_labels(y, len(x)))
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if any(k.startswith("posterior.autoguide.") for k in state_dict):  # build the lazy guide
             x = torch.zeros(1, *self.event_shape, dtype=self.dtype, device=self.device)
@@ -179,8 +184,8 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         """ArviZ InferenceData of the posterior on ``(x, y)``, for ``az.summary``, ``az.loo`` and
         ``az.compare`` (see :meth:`Posterior.to_inference_data
         <probgen.models.posterior.Posterior.to_inference_data>` for the groups, chains and
-        options). The ``log_likelihood`` group is asked for by default, so a MAP fit (one point,
-        no LOO) raises a ValueError saying so; ``log_likelihood=False`` exports it without.
+        options). The ``log_likelihood`` group is asked for by default; a MAP fit exports draws
+        of the Laplace approximation at its mode, so LOO is defined for it too.
 
         Example:
             >>> import probgen as pg

@@ -13,10 +13,10 @@ a variational guide or NUTS draws — it answers the same questions:
   ``az.loo`` and ``az.compare`` take: several chains of draws (R-hat defined), named dimensions,
   the pointwise log-likelihood ``log p(x_n, y_n | theta_s)``.
 
-A MAP point is one draw: PSIS-LOO is not defined for it (there is no posterior to reweight), so
-its InferenceData has no ``log_likelihood`` group, and asking for one is a ValueError that says
-so (ArviZ itself would fail with an IndexError). :func:`psis_loo` and :func:`loo_compare` call
-``az.loo`` / ``az.compare`` and report ArviZ's Pareto-k warning as one plain note per model.
+A MAP fit exports draws of the Laplace approximation at its mode (``probgen.models.laplace``),
+so ``az.loo`` on it is PSIS-LOO of that Gaussian; its predictive stays the plug-in of the point.
+:func:`psis_loo` and :func:`loo_compare` call ``az.loo`` / ``az.compare`` and report ArviZ's
+Pareto-k warning as one plain note per model.
 
 The model supplies the family-specific pieces it declares in :class:`BayesianModel`; the
 InferenceData is laid out by the private helpers of ``arviz_export.py``.
@@ -30,9 +30,11 @@ References:
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -43,7 +45,9 @@ from pyro.nn import PyroModule
 from torch import Tensor
 
 from probgen._checks import check_int
+from probgen.models import base
 from probgen.models.arviz_export import _arviz_groups, _inference_data
+from probgen.models.laplace import LAPLACE_NOTE, Laplace, laplace_approximation, site_layout
 
 __all__ = [
     "POSTERIORS",
@@ -110,6 +114,9 @@ class Posterior(PyroModule):
     def start_at(self, model: BayesianModel, values: dict[str, Tensor]) -> None:  # noqa: B027
         """Where an optimised posterior starts (data moments, say); ignored by the others."""
 
+    def after_fit(self, model: BayesianModel, x: Tensor, y: Tensor | None) -> None:  # noqa: B027
+        """What a posterior keeps of the training data (a MAP fit: its Laplace approximation)."""
+
     def draws(self, model: BayesianModel, num_samples: int | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -151,27 +158,29 @@ class Posterior(PyroModule):
         Chains: exact and variational posteriors give ``num_chains`` (default 4) chains of
         independent draws, so R-hat is defined and near 1 (a check that the draws are independent
         and identically distributed, not of a sampler's convergence); NUTS keeps the chains it ran
-        (``num_samples`` and ``num_chains`` are its own); a MAP point is one draw of one chain.
+        (``num_samples`` and ``num_chains`` are its own); a MAP fit gives independent draws from
+        the Laplace approximation at its mode (:class:`MAPPosterior`), split the same way.
+        The posterior group's attributes say what the draws are (``draws_note``, also as
+        ``probgen_draws``).
 
         Args:
             model: the model this posterior belongs to.
             x, y: the data the pointwise log-likelihood is evaluated on (held-out data for an
                 honest elpd), labels as class indices.
-            num_samples: draws in all (exact and variational posteriors; default ``4 x 100``),
-                a multiple of ``num_chains``; ignored by NUTS (its draws) and MAP (one point).
+            num_samples: draws in all (exact, variational and Laplace posteriors; default
+                ``4 x 100``), a multiple of ``num_chains``; ignored by NUTS (its draws).
             num_chains: chains of independent draws (default 4); NUTS: must be the chains it ran.
             num_predictive: draws with a replicate of the data (default ``min(draws, 100)``; 0: no
                 posterior_predictive group).
-            log_likelihood: include the ``log_likelihood`` group. None (the default here): where
-                PSIS-LOO is defined, i.e. not for a MAP point. True: required, so a MAP fit raises
-                a ValueError (the models' and estimators' ``to_inference_data`` ask for it). False:
-                leave it out (cheaper, when only ``az.summary`` is wanted).
+            log_likelihood: include the ``log_likelihood`` group. None (the default here) or
+                True: include it; False: leave it out (cheaper, when only ``az.summary`` is wanted).
             coords: coordinate values by dimension name, over the model's defaults.
         """
         log_likelihood = self._wants_log_likelihood(log_likelihood)
-        draws, chains = self.export_draws(model, num_samples, num_chains)
+        draws, chains, extra = self.export_draws(model, num_samples, num_chains, x, y)
         groups, dims = _arviz_groups(model, x, y, draws, chains, log_likelihood, num_predictive)
         attrs = {"probgen_posterior": type(self).__name__, "probgen_draws": self.draws_note}
+        attrs |= {"draws_note": self.draws_note, **extra}
         return _inference_data(model, x, y, groups, dims, coords, attrs)
 
     def _wants_log_likelihood(self, log_likelihood: bool | None) -> bool:
@@ -183,10 +192,16 @@ class Posterior(PyroModule):
         return log_likelihood
 
     def export_draws(
-        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
-    ) -> tuple[dict[str, Tensor], int]:
-        """The draws ``to_inference_data`` exports and their number of chains (chains one after
-        the other along the leading dimension); here, independent draws split into chains."""
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None, x: Tensor, y: Tensor
+    ) -> tuple[dict[str, Tensor], int, dict[str, str]]:
+        """The draws ``to_inference_data`` exports, their number of chains (chains one after the
+        other along the leading dimension) and any attributes saying more about them; here,
+        independent draws split into chains."""
+        chains, total = self.chain_counts(num_samples, num_chains)
+        return self.draws(model, total), chains, {}
+
+    def chain_counts(self, num_samples: int | None, num_chains: int | None) -> tuple[int, int]:
+        """``(chains, draws in all)`` of an export of independent draws (default 4 x 100)."""
         chains = self.default_chains if num_chains is None else check_int("num_chains", num_chains)
         total = chains * 100 if num_samples is None else check_int("num_samples", num_samples)
         if total % chains:
@@ -194,7 +209,7 @@ class Posterior(PyroModule):
                 f"num_samples={total} draws cannot be split into num_chains={chains} chains of equal length; "
                 f"pass a multiple of {chains}"
             )
-        return self.draws(model, total), chains
+        return chains, total
 
 
 class ConjugatePosterior(Posterior):
@@ -229,14 +244,14 @@ class DrawsPosterior(Posterior):
         return int(self.chains)
 
     def export_draws(
-        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
-    ) -> tuple[dict[str, Tensor], int]:
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None, x: Tensor, y: Tensor
+    ) -> tuple[dict[str, Tensor], int, dict[str, str]]:
         """Every kept draw, in the chains NUTS ran (``num_samples`` is ignored: the draws are fixed)."""
         if num_chains is not None and num_chains != self.num_chains:
             raise ValueError(
                 f"num_chains={num_chains}, but NUTS ran {self.num_chains} chains; fit with num_chains={num_chains}"
             )
-        return self.draws(model), self.num_chains
+        return self.draws(model), self.num_chains, {}
 
     def set_draws(self, draws: dict[str, Tensor], num_chains: int = 1) -> None:
         """Keep these draws (leading dimension: draws, chains one after the other)."""
@@ -307,33 +322,97 @@ class NormalPosterior(GuidePosterior):
     draws_note = "independent draws from the variational (AutoNormal) posterior, split into chains"
 
 
+#: unconstrained dimensions up to which a MAP fit keeps its Laplace approximation at the end of the fit
+KEPT_LAPLACE_DIMS = 1024
+
+
 class MAPPosterior(GuidePosterior):
-    """The posterior mode (``AutoDelta``); its predictive plugs the point in (exact for it)."""
+    """The posterior mode (``AutoDelta``); its predictive plugs the point in (exact for it).
+
+    Its ArviZ export is of the Laplace approximation at the mode (:func:`laplace_approximation`):
+    the point's curvature comes from the training data when the fit handed them to
+    :meth:`after_fit` (kept in the state, hence in checkpoints), otherwise from the data
+    exported (pass the training data then, as LOO wants). The point itself is unchanged:
+    ``draws`` (hence ``log_prob`` and ``sample``) gives it alone.
+    """
 
     guide_class = AutoDelta
     predictive = "plug-in"
     density = "exact"
-    pointwise = False
-    draws_note = "the posterior mode (MAP): one point, no posterior spread, so no LOO"
+    draws_note = LAPLACE_NOTE
+
+    def __init__(self, num_samples: int = 100) -> None:
+        super().__init__(num_samples)
+        self._num_data: int | None = None  # the data size the fit's minibatches stood for
+
+    def guide(self, model: BayesianModel, x: Tensor, y: Tensor | None) -> Any:
+        if base.num_data(model) is not None:  # inside a fit: the data size its batches stand for
+            self._num_data = base.num_data(model)
+        return super().guide(model, x, y)
 
     def num_draws(self, num_samples: int | None) -> int:
         return 1
 
-    def export_draws(
-        self, model: BayesianModel, num_samples: int | None, num_chains: int | None
-    ) -> tuple[dict[str, Tensor], int]:
-        """The point, as one draw of one chain (``num_samples`` is ignored)."""
-        if num_chains not in (None, 1):
-            raise ValueError(f"a MAP fit is one point: it has one chain of one draw, not num_chains={num_chains}")
-        return self.draws(model), 1
+    def point(self, model: BayesianModel) -> dict[str, Tensor]:
+        """The MAP value of every global site (constrained), ``{site: [...]}``."""
+        return {name: value[0] for name, value in self.draws(model).items()}
 
-    def no_loo_reason(self) -> str:
-        return (
-            "a MAP fit is one point (the posterior mode), and PSIS-LOO (az.loo, az.compare) needs draws from a "
-            "posterior to reweight: with one draw it is not defined (ArviZ fails with an IndexError). Fit with "
-            "method='conjugate', 'vi' or 'nuts' for LOO; score held-out data with log_prob / joint_log_prob (the "
-            "plug-in predictive); or pass log_likelihood=False to export the point without a log_likelihood group"
-        )
+    def laplace(self, model: BayesianModel, x: Tensor, y: Tensor, num_data: int | None = None) -> Laplace:
+        """The Laplace approximation at the point of the posterior given ``(x, y)`` (standing for
+        ``num_data`` examples, scaled by ``num_data / len(x)``, when given), in float64."""
+        point = self.point(model)
+        if model.dtype != torch.float64:  # the curvature of a float32 model in float64, on a copy
+            model = copy.deepcopy(model).double()
+            point = {name: value.double() for name, value in point.items()}
+            x = x.double() if x.is_floating_point() else x
+        scale = base.scaled_to(model, num_data) if num_data is not None and num_data > len(x) else nullcontext()
+        with scale:
+            return laplace_approximation(model.model, point, x, y)
+
+    def after_fit(self, model: BayesianModel, x: Tensor, y: Tensor | None) -> None:
+        """Keep the Laplace approximation given the training examples ``(x, y)`` (scaled to the
+        fit's data size) where it is cheap (up to ``KEPT_LAPLACE_DIMS`` unconstrained dimensions:
+        one backward pass each) and defined; else an export computes it from its own data."""
+        point = self.point(model)
+        _, loc = site_layout(model.model, point, (x, y), {})
+        if loc.numel() > KEPT_LAPLACE_DIMS:
+            return
+        try:
+            laplace = self.laplace(model, x, y, self._num_data)
+        except ValueError:  # not positive definite at the point: the export says so, with the site
+            return
+        for name, value in (("laplace_loc", laplace.loc), ("laplace_precision", laplace.precision)):
+            self.register_buffer(name, value.to(model.dtype))
+
+    def export_draws(
+        self, model: BayesianModel, num_samples: int | None, num_chains: int | None, x: Tensor, y: Tensor
+    ) -> tuple[dict[str, Tensor], int, dict[str, str]]:
+        """Independent draws of the Laplace approximation, split into chains."""
+        chains, total = self.chain_counts(num_samples, num_chains)
+        laplace = self._kept_laplace(model, x, y)
+        if laplace is None:
+            laplace, source = self.laplace(model, x, y), f"the exported data ({len(x)} examples)"
+        else:
+            source = "the training data (kept after the fit)"
+        draws = {name: value.to(model.dtype) for name, value in laplace.sample(total).items()}
+        return draws, chains, {"laplace_curvature": f"the Hessian of the negative log joint given {source}"}
+
+    def _kept_laplace(self, model: BayesianModel, x: Tensor, y: Tensor) -> Laplace | None:
+        """The Laplace approximation kept by :meth:`after_fit`, if it is of the current point."""
+        loc, precision = getattr(self, "laplace_loc", None), getattr(self, "laplace_precision", None)
+        if loc is None or precision is None:
+            return None
+        point = {name: value.to(loc.dtype) for name, value in self.point(model).items()}
+        sites, current = site_layout(model.model, point, (x, y), {})
+        if current.shape != loc.shape or not torch.allclose(current, loc, rtol=1e-12, atol=1e-12):
+            return None  # the point moved since (trained further): the kept curvature is not its
+        return Laplace(loc.double(), precision.double(), sites)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("laplace_loc", "laplace_precision"):  # kept by after_fit, if it was
+            if prefix + name in state_dict:
+                self.register_buffer(name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 #: method name -> posterior class, as the models' ``method=`` argument takes them
@@ -376,7 +455,7 @@ def psis_loo(idata: Any, name: str | None = None) -> tuple[Any, str | None]:
     :func:`pareto_k_note` on it (None when every k is fine).
 
     Raises:
-        ValueError: ``idata`` has no ``log_likelihood`` group (e.g. a MAP point).
+        ValueError: ``idata`` has no ``log_likelihood`` group (exported with ``log_likelihood=False``).
 
     Example:
         >>> from sklearn.datasets import load_iris
@@ -391,7 +470,7 @@ def psis_loo(idata: Any, name: str | None = None) -> tuple[Any, str | None]:
     if "log_likelihood" not in idata.groups():
         raise ValueError(
             f"{name or 'this InferenceData'} has no log_likelihood group, so PSIS-LOO is not defined for it "
-            "(a MAP fit is one point: see to_inference_data)"
+            "(it was exported with log_likelihood=False: export it again without that option)"
         )
     with warnings.catch_warnings():  # reported below, once, as a count
         warnings.filterwarnings("ignore", message=_PARETO_WARNING, category=UserWarning)
