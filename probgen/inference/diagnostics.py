@@ -31,6 +31,8 @@ import torch
 from torch import Tensor
 
 from probgen._checks import check_int
+from probgen.inference.annealing import ProgramTarget, anneal, piloted_anneal, power_schedule, resolve_program
+from probgen.models.base import GenerativeModel, evaluating
 
 __all__ = [
     "MIN_SAMPLES",
@@ -264,6 +266,10 @@ class BDMCResult:
         num_steps: annealing steps per direction.
         data: the simulated data set (a tensor like the one given).
         diagnostics: a :class:`Diagnostics` with ``bdmc_gap`` and a warning above ``BDMC_GAP_BAD``.
+        lower_stderr: Monte-Carlo standard error of ``lower``, by the delta method on the
+            chains' weights, ``sqrt(1/ESS - 1/K)`` (as IWAE's; it understates the error when a
+            few chains carry all the weight, which a large gap already says).
+        upper_stderr: the same for ``upper``, from the reverse chains' weights.
     """
 
     lower: float
@@ -273,6 +279,8 @@ class BDMCResult:
     num_steps: int
     data: Tensor
     diagnostics: Diagnostics
+    lower_stderr: float = math.nan
+    upper_stderr: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able (without the data)."""
@@ -280,6 +288,8 @@ class BDMCResult:
             "lower": self.lower,
             "upper": self.upper,
             "gap": self.gap,
+            "lower_stderr": self.lower_stderr,
+            "upper_stderr": self.upper_stderr,
             "num_chains": self.num_chains,
             "num_steps": self.num_steps,
             "diagnostics": self.diagnostics.as_dict(),
@@ -296,6 +306,15 @@ def _bdmc_diagnostics(gap: float, num_chains: int, num_steps: int) -> Diagnostic
         )
         warnings.warn(warning, stacklevel=3)
     return Diagnostics(method="bdmc", num_samples=num_chains, bdmc_gap=gap, warning=warning)
+
+
+def _log_mean_and_stderr(log_weights: Tensor) -> tuple[float, float]:
+    """``log mean w`` of the chains' weights and its delta-method standard error."""
+    log_w = log_weights.detach().double().flatten()
+    num = log_w.numel()
+    ess = float(importance_ess(log_w))
+    # var(mean w) / mean(w)^2 estimated by (K / ESS - 1) / K
+    return float(torch.logsumexp(log_w, 0) - math.log(num)), math.sqrt(max(1 / ess - 1 / num, 0.0))
 
 
 def bdmc(
@@ -318,9 +337,15 @@ def bdmc(
     and mass matrices), fixed in advance by a pilot run, so neither is biased by adaptation. A gap above
     ``BDMC_GAP_BAD`` nats warns that the schedule is too short for estimates on such data.
 
+    A probgen model (a :class:`~probgen.models.VAE`, say) is annealed through its own Pyro
+    program ``model.model``, in eval mode (dropout off, so that the target is a fixed density);
+    its guide is not used: both directions start from the prior or from ``z*``, so an amortised
+    encoder, however poor, cannot bias either bound.
+
     Args:
         model: a plain Pyro program ``model(x)`` following the convention, or a probgen model.
-        like: a tensor of the shape and dtype of the data set to simulate (values unused).
+        like: a tensor of the shape of the data set to simulate (values unused; a probgen
+            model's data take the model's dtype and device).
         num_chains: AIS chains in each direction.
         num_steps: annealing steps in each direction.
         leapfrog_steps: leapfrog steps per HMC transition.
@@ -337,13 +362,25 @@ def bdmc(
         >>> r.lower <= r.upper + 0.1
         True
     """
-    from probgen.inference.annealing import ProgramTarget, anneal, piloted_anneal, power_schedule, resolve_program
-
     check_int("num_chains", num_chains)
     check_int("num_steps", num_steps)
+    if not isinstance(like, Tensor) or like.dim() == 0 or like.shape[0] == 0:
+        got = tuple(like.shape) if isinstance(like, Tensor) else type(like).__name__
+        raise ValueError(f"like must be a tensor [N, *event_shape] with N >= 1; got {got}")
     if seed is not None:
         torch.manual_seed(seed)
     program, _, nesting = resolve_program(model)
+    if isinstance(model, GenerativeModel):
+        like = like.to(device=model.device, dtype=model.dtype)
+        with evaluating(model):  # dropout off: AIS needs one fixed target density
+            return _bdmc(program, like, nesting, num_chains, num_steps, leapfrog_steps, step_size)
+    return _bdmc(program, like, nesting, num_chains, num_steps, leapfrog_steps, step_size)
+
+
+def _bdmc(
+    program: Any, like: Tensor, nesting: int | None, num_chains: int, num_steps: int, leapfrog_steps: int, step_size
+) -> BDMCResult:
+    """Forward and reverse AIS on data simulated by ``program`` (see :func:`bdmc`)."""
     target, z_star = ProgramTarget.simulate(program, like, nesting)
     betas = power_schedule(num_steps)
     draws = target.draw(2 * num_chains).reshape(2, num_chains, -1)  # the chains, and the pilot's
@@ -354,7 +391,8 @@ def bdmc(
     kernels = [forward.kernels[max(num_steps - s - 1, 0)] for s in range(1, num_steps + 1)]
     start = z_star.expand(1, num_chains, -1).clone()
     reverse = anneal(target.prior_parts, start, betas[::-1], leapfrog_steps=leapfrog_steps, kernels=kernels)
-    lower = float(torch.logsumexp(forward.log_weights.flatten(), 0) - math.log(num_chains))
-    upper = float(-(torch.logsumexp(reverse.log_weights.flatten(), 0) - math.log(num_chains)))
+    lower, lower_se = _log_mean_and_stderr(forward.log_weights)
+    minus_upper, upper_se = _log_mean_and_stderr(reverse.log_weights)
+    upper = -minus_upper
     diagnostics = _bdmc_diagnostics(upper - lower, num_chains, num_steps)
-    return BDMCResult(lower, upper, upper - lower, num_chains, num_steps, target.x, diagnostics)
+    return BDMCResult(lower, upper, upper - lower, num_chains, num_steps, target.x, diagnostics, lower_se, upper_se)

@@ -6,7 +6,11 @@ Methods:
     - "ais": annealed importance sampling (Neal 2001) along the geometric path from the prior (or
       a guide) to the posterior, ``beta`` on the power schedule ``(t/T)^4``, one HMC transition
       per step on unconstrained space; an estimate (unbiased in p(D), so a stochastic lower
-      bound of log p(D) in expectation).
+      bound of log p(D) in expectation). ``guide="laplace"`` starts the path (AIS or SMC) at the
+      Laplace Gaussian on unconstrained space instead: from the prior, the path to the posterior
+      of N = 1000 examples is long and one HMC transition per temperature lags behind it (AIS
+      on a 3-d regression: log-weight variance 7-10 at 200 steps, errors up to 0.23 nats); from
+      the Laplace Gaussian 50 steps are within 0.01 nats on the conjugate benchmarks.
     - "smc": tempered SMC (Del Moral, Doucet & Jasra 2006), the next temperature by bisection on
       the conditional ESS, systematic resampling, HMC moves; an estimate.
     - "iwae": the importance-weighted bound of a guide over all latents: a lower bound.
@@ -180,10 +184,12 @@ def _as_data(data: Any, model: Any) -> Tensor:
     return x
 
 
-def _check_options(method: str, num_samples: int | None, num_steps: int | None, num_runs: int, seed) -> None:
+def _check_options(method: str, num_samples, num_steps, num_runs: int, seed, guide: Any = None) -> None:
     """Refuse bad options; seed torch's generator when asked."""
     if method not in EVIDENCE_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {EVIDENCE_METHODS}")
+    if isinstance(guide, str) and method in ("iwae", "laplace"):  # "exact" and "auto" may ignore it
+        raise ValueError(f"guide={guide!r} starts AIS or SMC only; method {method!r} takes a Pyro guide")
     for name, value in (("num_samples", num_samples), ("num_steps", num_steps)):
         if value is not None:
             check_int(name, value)
@@ -219,7 +225,8 @@ def evidence(
         num_steps: annealing steps (AIS, default 200) or HMC moves per stage (SMC, default 5).
         num_runs: independent groups of chains (AIS, SMC): their spread gives the stderr.
         guide: a guide over every latent: the proposal of "iwae" (default: a probgen model's
-            own guide) and, where given, the start of the AIS/SMC path instead of the prior.
+            own guide) and, where given, the start of the AIS/SMC path instead of the prior;
+            or "laplace": AIS/SMC from the Laplace Gaussian (unconstrained space), a short path.
         leapfrog_steps: leapfrog steps per HMC transition (step size adapted to 65% acceptance).
         step_size: initial HMC step size, in units of the chains' spread per coordinate.
         seed: seeds torch's generator first when given.
@@ -239,7 +246,7 @@ def evidence(
         >>> round(e.log_evidence, 1), round(math.log(1 / 20), 1)  # exact: B(4, 2) = 1/20
         (-3.0, -3.0)
     """
-    _check_options(method, num_samples, num_steps, num_runs, seed)
+    _check_options(method, num_samples, num_steps, num_runs, seed, guide)
     program, own_guide, nesting = resolve_program(model)
     x, closed_form = _as_data(data, model), _declared_log_evidence(model)
     if method == "auto":
@@ -264,12 +271,56 @@ def _target(program: Any, x: Tensor, nesting: int | None) -> ProgramTarget:
 
 
 def _annealed(target: ProgramTarget, method: str, guide: Any, num_samples, num_steps, num_runs, options) -> Evidence:
-    if guide is not None:
+    if isinstance(guide, str):
+        if guide != "laplace":
+            raise ValueError(f"guide must be a Pyro guide or 'laplace'; got {guide!r}")
+        start: Any = _LaplaceStart(target)
+    elif guide is not None:
         target.guide = guide
         _check_guide(target, strict=True)
+        start = _GuideStart(target)
+    else:
+        start = _GuideStart(target)  # the prior: the target's draws without a guide
     if method == "ais":
-        return _ais(target, num_samples or 128, num_steps or 200, num_runs, options)
-    return _smc(target, num_samples or 256, num_steps or 5, num_runs, options)
+        return _ais(target, start, num_samples or 128, num_steps or 200, num_runs, options)
+    return _smc(target, start, num_samples or 256, num_steps or 5, num_runs, options)
+
+
+class _GuideStart:
+    """The start of the annealing path: the target's guide, or its prior when it has none."""
+
+    def __init__(self, target: ProgramTarget) -> None:
+        self.target = target
+        self.parts = target.guide_parts if target.guide is not None else target.prior_parts
+
+    def draw(self, num: int) -> Tensor:
+        return self.target.draw(num, self.target.guide)
+
+
+class _LaplaceStart:
+    """A Gaussian start on unconstrained space at the MAP, covariance the inverse Hessian there.
+
+    From the prior, the path to the posterior of N = 1000 examples crosses the prior-to-posterior
+    contraction (a 3-d regression: ~14 nats of KL), and one HMC transition per temperature lags
+    behind the moving target: the chains' log weights vary by 7-10 nats^2 at 200 steps against
+    ~1 for perfect transitions (measured). From the Laplace Gaussian, which is near the posterior
+    of such N, the path is short and the same budget is within a few hundredths of a nat.
+    """
+
+    def __init__(self, target: ProgramTarget) -> None:
+        self.target = target
+        mode, hessian = _mode_and_hessian(target)
+        self.q = torch.distributions.MultivariateNormal(mode, precision_matrix=-hessian)
+
+    def draw(self, num: int) -> Tensor:
+        return self.q.sample((num,))
+
+    def parts(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``base`` = log q, ``delta`` = log p(D, u) - log q, ``[*lead]``."""
+        flat = u.reshape(-1, u.shape[-1])
+        prior, lik = self.target.log_parts(flat)
+        log_q = self.q.log_prob(flat)
+        return log_q.reshape(u.shape[:-1]), (prior + lik - log_q).reshape(u.shape[:-1])
 
 
 def _exact(model: Any, closed_form: Any, x: Tensor) -> Evidence:
@@ -322,19 +373,17 @@ def _iwae(target: ProgramTarget, guide: Any, num_samples: int) -> Evidence:
     return _finish(Evidence(estimate, stderr, "lower_bound", "iwae", num_samples, target.x.shape[0], None, diagnostics))
 
 
-def _start(target: ProgramTarget, num_samples: int, num_runs: int) -> tuple[Tensor, Any]:
+def _start(start: Any, num_samples: int, num_runs: int) -> Tensor:
     if num_samples % num_runs or num_samples // num_runs < 2:
         raise ValueError(
             f"num_samples ({num_samples}) must be a multiple of num_runs ({num_runs}), at least 2 chains per run"
         )
-    fn = target.guide
-    u = target.draw(num_samples, fn).reshape(num_runs, num_samples // num_runs, -1)
-    return u, target.guide_parts if fn is not None else target.prior_parts
+    return start.draw(num_samples).reshape(num_runs, num_samples // num_runs, -1)
 
 
-def _ais(target: ProgramTarget, num_samples: int, num_steps: int, num_runs: int, options: dict) -> Evidence:
-    u, parts = _start(target, num_samples, num_runs)
-    run = piloted_anneal(parts, u, power_schedule(num_steps), target.draw(u.shape[1], target.guide)[None], **options)
+def _ais(target: ProgramTarget, start: Any, num_samples: int, num_steps: int, num_runs: int, options: dict) -> Evidence:
+    u = _start(start, num_samples, num_runs)
+    run = piloted_anneal(start.parts, u, power_schedule(num_steps), start.draw(u.shape[1])[None], **options)
     log_w = run.log_weights.detach().double()
     per_run = torch.logsumexp(log_w, 1) - math.log(log_w.shape[1])
     estimate = float(torch.logsumexp(log_w.flatten(), 0) - math.log(num_samples))
@@ -345,9 +394,9 @@ def _ais(target: ProgramTarget, num_samples: int, num_steps: int, num_runs: int,
     )
 
 
-def _smc(target: ProgramTarget, num_samples: int, moves: int, num_runs: int, options: dict) -> Evidence:
-    u, parts = _start(target, num_samples, num_runs)
-    run = smc(parts, u, moves=moves, **options)
+def _smc(target: ProgramTarget, start: Any, num_samples: int, moves: int, num_runs: int, options: dict) -> Evidence:
+    u = _start(start, num_samples, num_runs)
+    run = smc(start.parts, u, moves=moves, **options)
     per_run = run.log_evidence.detach().double()
     estimate = float(torch.logsumexp(per_run, 0) - math.log(num_runs))
     stderr = float(per_run.std() / math.sqrt(num_runs)) if num_runs > 1 else float("nan")
@@ -357,9 +406,9 @@ def _smc(target: ProgramTarget, num_samples: int, moves: int, num_runs: int, opt
     return _finish(Evidence(estimate, stderr, "estimate", "smc", num_samples, target.x.shape[0], moves, diagnostics))
 
 
-def _laplace(target: ProgramTarget) -> Evidence:
-    """MAP of ``log p(D, u)`` on unconstrained space (L-BFGS from the prior draws' mean) and
-    ``log p(D, u*) + P/2 log 2 pi - 1/2 log det(-H)``."""
+def _mode_and_hessian(target: ProgramTarget) -> tuple[Tensor, Tensor]:
+    """MAP of ``log p(D, u)`` on unconstrained space (L-BFGS from the prior draws' mean) and the
+    Hessian there; a ValueError where the log joint is not concave at the mode found."""
 
     def log_joint(flat: Tensor) -> Tensor:
         prior, lik = target.log_parts(flat[None])
@@ -377,12 +426,18 @@ def _laplace(target: ProgramTarget) -> Evidence:
     optimizer.step(closure)
     u = u.detach()
     hessian = torch.autograd.functional.hessian(log_joint, u)
-    chol, info = torch.linalg.cholesky_ex(-hessian)
-    if int(info) != 0:
+    if int(torch.linalg.cholesky_ex(-hessian)[1]) != 0:
         raise ValueError("Laplace: the log joint is not concave at the mode found; use method='ais' or 'smc'")
-    log_det = 2 * torch.log(torch.diagonal(chol)).sum()
+    return u, hessian
+
+
+def _laplace(target: ProgramTarget) -> Evidence:
+    """``log p(D, u*) + P/2 log 2 pi - 1/2 log det(-H)`` at the MAP ``u*`` on unconstrained space."""
+    u, hessian = _mode_and_hessian(target)
+    log_det = 2 * torch.log(torch.diagonal(torch.linalg.cholesky(-hessian))).sum()
     with torch.no_grad():
-        value = float(log_joint(u) + 0.5 * target.dim * math.log(2 * math.pi) - 0.5 * log_det)
+        prior, lik = target.log_parts(u[None])
+        value = float((prior + lik)[0] + 0.5 * target.dim * math.log(2 * math.pi) - 0.5 * log_det)
     return Evidence(value, 0.0, "estimate", "laplace", 1, target.x.shape[0])
 
 

@@ -125,21 +125,19 @@ MODELS = {
     "dirichlet": (dirichlet, dirichlet_exact),
     "nig": (nig, nig_exact),
 }
-#: the stated budgets: AIS 128 chains (8 runs of 16) x 200 steps; SMC 256 particles (8 runs), 3 HMC moves per stage
+#: the stated budgets: 8 independent runs each; AIS 128 chains x 50 steps, SMC 256 particles with
+#: 2 HMC moves per stage, both started at the Laplace Gaussian. From the prior, AIS with 512
+#: chains x 200 steps missed 0.1 nats on 4 of the 20 cases (regression N=1000 by -0.23 with a
+#: standard error of 0.17: the chains' log weights varied by 7-10 nats^2, one HMC transition per
+#: temperature lagging behind a posterior 100 times narrower than the prior; measured in
+#: benchmarks/evidence.py --section cases).
 BUDGETS = {
-    "ais": {"num_samples": 512, "num_steps": 200, "leapfrog_steps": 3},
-    "smc": {"num_samples": 1024, "num_steps": 2, "leapfrog_steps": 3},
+    "ais": {"num_samples": 128, "num_steps": 50, "leapfrog_steps": 3, "guide": "laplace"},
+    "smc": {"num_samples": 256, "num_steps": 2, "leapfrog_steps": 3, "guide": "laplace"},
 }
 
-
-#: the configurations measured within 0.1 nats at these budgets (others, e.g. AIS on the 3-d
-#: regression, need longer schedules: their errors stay within ~2 reported standard errors)
-CASES = [("smc", name, n) for name in ("coin", "normal", "dirichlet", "nig") for n in (100, 1000)] + [
-    ("smc", "regression", 100),
-    ("ais", "dirichlet", 100),
-    ("ais", "nig", 100),
-    ("ais", "normal", 1000),
-]
+#: every model, N = 100 and 1000, AIS and SMC: all 20 measured within 0.1 nats at BUDGETS
+CASES = [(method, name, n) for method in ("ais", "smc") for name in MODELS for n in (100, 1000)]
 
 
 @pytest.mark.parametrize("method, name, n", CASES)
@@ -149,8 +147,24 @@ def test_ais_and_smc_within_a_tenth_of_a_nat_of_the_closed_form(method, name, n)
     result = evidence(program, x, method=method, seed=0, **BUDGETS[method])
     assert result.kind == "estimate" and result.method == method and result.num_examples == n
     assert abs(result.log_evidence - exact(x)) < 0.1, (result, exact(x))
-    assert 0 < result.stderr < 0.1
+    assert 0 <= result.stderr < 0.1  # 0 to rounding where the Laplace start is the posterior itself
     assert result.diagnostics.num_runs == 8 and result.diagnostics.ok
+
+
+def test_ais_from_the_laplace_start_is_exact_for_a_gaussian_posterior():
+    """Regression's posterior is Gaussian: the Laplace start is the posterior, every weight the
+    evidence, so an error would be a mis-normalised start density."""
+    y = _data("regression", 100)
+    result = evidence(regression, y, method="ais", num_samples=16, num_steps=5, guide="laplace", seed=0)
+    assert result.log_evidence == pytest.approx(regression_exact(y), abs=1e-6)
+
+
+def test_the_laplace_start_is_refused_outside_ais_and_smc_and_other_strings_are_refused():
+    x = _data("normal", 100)
+    with pytest.raises(ValueError, match="starts AIS or SMC only"):
+        evidence(normal, x, method="iwae", guide="laplace")
+    with pytest.raises(ValueError, match="guide must be a Pyro guide or 'laplace'; got 'map'"):
+        evidence(normal, x, method="ais", guide="map")
 
 
 def test_laplace_is_exact_for_a_gaussian_posterior_and_close_otherwise():
