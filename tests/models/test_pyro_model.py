@@ -6,6 +6,8 @@ closed form, and whose posterior q(z | x) = N(S W^T (x - b) / s^2, S), S = (I + 
 makes every importance weight equal p(x): the IWAE of the exact posterior is log p(x) for any K.
 """
 
+import warnings
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -341,3 +343,37 @@ def test_a_registered_factory_loads_by_name(tmp_path):
         assert stored.keys() == kept.keys() and all(torch.equal(stored[k], v) for k, v in kept.items())
     finally:
         del pg.models.MODELS["test-factor"]
+
+
+def test_a_vae_written_as_plain_pyro_functions_scores_as_probgens_vae():
+    """The same decoder and encoder, once in probgen's VAE and once in two plain functions with
+    local latents: every bound, drawn from the same seed, is the same number."""
+    x = pg.load_dataset("digits-binary").x[:300]
+    vae = pg.models.VAE(64, "binary", latent_dim=4, hidden_features=(32,))
+    pg.fit(vae, x, epochs=5, batch_size=100, progress=False, seed=0)
+    decoder, encoder = vae.decoder, vae.encoder
+
+    def model(x):
+        pyro.module("decoder", decoder)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(4), 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=decoder(z)).to_event(1), obs=x)
+
+    def guide(x):
+        pyro.module("encoder", encoder)
+        with pyro.plate("data", x.shape[0]):
+            loc, scale = encoder(x)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    mine = PyroModel(model, guide, event_shape=64, support="binary", name="plain-vae")
+    assert mine.sites.local == ("z",) and mine.density == "lower_bound"
+    for method, options in (("elbo", {}), ("iwae", {"num_samples": 32}), ("ais", {"num_samples": 4, "ais_steps": 20})):
+        scores = []
+        for m in (mine, vae):
+            pyro.set_rng_seed(1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "never fitted" (its weights are the VAE's), k-hat
+                scores.append(pg.log_likelihood(m, x[:60], method=method, **options))
+        assert scores[0].method == scores[1].method and scores[0].kind == scores[1].kind
+        assert scores[0].nll == pytest.approx(scores[1].nll, rel=1e-6), method
+        assert scores[0].stderr == pytest.approx(scores[1].stderr, rel=1e-4, abs=1e-9), method
