@@ -34,6 +34,8 @@ CLASSIFIERS = {
     "qda": (QDA, "real"),
 }
 WITH_DRAWS = ("conjugate", "vi", "nuts")
+#: every fitting method: a MAP fit exports independent draws of its Laplace approximation
+EVERY_METHOD = (*WITH_DRAWS, "map")
 #: ArviZ's Pareto-k warning: a property of the data and model (tested through psis_loo), not of the export
 PARETO = "Estimated shape parameter of Pareto distribution"
 
@@ -94,7 +96,7 @@ def params_of(idata, model) -> dict[str, torch.Tensor]:
     return params
 
 
-@pytest.mark.parametrize("method", WITH_DRAWS)
+@pytest.mark.parametrize("method", EVERY_METHOD)
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_summary_has_finite_r_hat_without_warnings(name, method, caplog):
     idata = inference_data(name, method)
@@ -151,7 +153,7 @@ def test_chains_hold_the_draws_in_order():
     assert np.array_equal(idata.posterior["loc"].to_numpy(), loc.reshape(2, 10, 3, 2).numpy())
 
 
-@pytest.mark.parametrize("method", WITH_DRAWS)
+@pytest.mark.parametrize("method", EVERY_METHOD)
 def test_loo_and_compare(method):
     lda, qda = inference_data("lda", method), inference_data("qda", method)
     with warnings.catch_warnings():
