@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+import probgen as pg
 from probgen.cli import main
 from probgen.experiments import ConfigError, expand_jobs, validate_config
 from probgen.experiments.jobs import model_seed
@@ -308,3 +310,22 @@ def test_compare_is_a_run_preset_and_each_row_carries_its_models_kind(capsys, tm
     stored = json.loads((out / "digits-binary" / "results.json").read_text())["jobs"]
     assert [r["nll_nats"] for r in stored] == [r["nll_nats"] for r in rows]
     assert all(r["seed"] == 0 and r["model_seed"] == model_seed(0, r["model"]) for r in rows)
+
+
+def test_a_closed_form_posterior_counts_its_parameters():
+    """A conjugate fit holds no torch parameters but has a theta: the table counts its values
+    (GaussianNB on 4 features, 3 classes: pi 3, mean and precision 3 x 4 each), as a MAP fit's."""
+    from sklearn.datasets import load_iris
+
+    from probgen.experiments.runner import num_params
+
+    X, y = load_iris(return_X_y=True)
+    x, labels = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    counts = {}
+    for method in ("conjugate", "map"):
+        model = pg.models.GaussianNaiveBayes(4, num_classes=3, method=method)
+        pg.fit(model, (x, labels), epochs=2, progress=False)
+        counts[method] = num_params(model)
+    assert sum(p.numel() for p in model.parameters()) == 27  # the MAP point's own parameters
+    assert counts == {"conjugate": 3 + 2 * 3 * 4, "map": 27}
+    assert num_params(pg.models.IndependentBernoulli(64)) == 2 * 64  # no posterior: its parameters

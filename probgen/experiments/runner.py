@@ -45,6 +45,7 @@ from probgen.experiments.report import write_report
 from probgen.experiments.tables import SAMPLE_KEYS, write_reports
 from probgen.inference.sample_metrics import METRIC_SAMPLES
 from probgen.inference.time_limit import TimeLimit, time_limit
+from probgen.models.posterior import Posterior
 from probgen.progress import progress_bar
 
 __all__ = [
@@ -284,9 +285,19 @@ def _row(job: Job, splits: Any, model: Any, info: dict[str, Any] | None) -> dict
     row: dict[str, Any] = {"job": job.id, "model": job.variant, "name": job.name, "seed": job.seed}
     row |= {"model_seed": job.model_seed, "split": job.eval["split"]}
     row |= {"num_examples": len(getattr(splits, job.eval["split"]) or ())}
-    row |= {"num_params": None if model is None else sum(p.numel() for p in model.parameters())}
+    row |= {"num_params": None if model is None else num_params(model)}
     row |= {"epochs_run": len(info["history"]), "best_epoch": info["best_epoch"], "stopped": info["stopped"]}
     return row | {"train_seconds": info["train_seconds"], "error": None}
+
+
+def num_params(model: Any) -> int:
+    """The values a fit learned: a Bayesian model's global parameters theta (one draw of its
+    posterior: a closed-form or NUTS posterior holds no torch parameters, a variational one two
+    per value), else the model's torch parameters."""
+    posterior = getattr(model, "posterior", None)
+    if isinstance(posterior, Posterior):
+        return sum(value[0].numel() for value in posterior.draws(model, 1).values())
+    return sum(p.numel() for p in model.parameters())
 
 
 def _empty_scores() -> dict[str, Any]:
