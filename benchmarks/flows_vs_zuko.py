@@ -33,7 +33,7 @@ from torch import Tensor
 
 import probgen as pg
 from probgen.models import MAF, NAF, NSF, Dequantized, GenerativeModel, NSFAutoregressive, RealNVP
-from probgen.models.base import parameters_held
+from probgen.models.base import data_plate, network, parameters_held
 
 
 class ZukoFlow(GenerativeModel):
@@ -48,8 +48,8 @@ class ZukoFlow(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         x = x.reshape(len(x), -1)
-        with self.data_plate(x):
-            pyro.factor("x", self.net("flow")().log_prob(x))
+        with data_plate(self, x):
+            pyro.factor("x", network(self, "flow")().log_prob(x))
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = self.validate(x)

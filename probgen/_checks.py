@@ -77,7 +77,7 @@ SIZE_ARGUMENTS: dict[str, int] = {
 
 #: Sequences of hidden-layer widths: empty is a network without a hidden layer (a linear map,
 #: as in the GAN's linear critic or a linear-Gaussian VAE), unless the model class lists the
-#: name in ``nonempty_sizes`` (the flows: Pyro's DenseNN and AutoRegressiveNN need a layer).
+#: name in ``_nonempty_sizes`` (the flows: Pyro's DenseNN and AutoRegressiveNN need a layer).
 WIDTH_SEQUENCES: frozenset[str] = frozenset({"hidden_features", "flow_hidden_features", "hidden", "flow_hidden"})
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import probgen as pg
 from probgen.models import GenerativeModel, register
+from probgen.models.base import data_plate
 
 
 class GaussianMean(GenerativeModel):
@@ -39,7 +40,7 @@ class GaussianMean(GenerativeModel):
     @pyro_method
     def model(self, x, y=None):
         mu = pyro.sample("mu", dist.Normal(torch.zeros(()), torch.tensor(self.prior_scale)))
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("x", dist.Normal(mu[..., None], self.noise).to_event(1), obs=x)
 
     @pyro_method

@@ -45,6 +45,7 @@ from probgen.experiments.report import write_report
 from probgen.experiments.tables import SAMPLE_KEYS, write_reports
 from probgen.inference.sample_metrics import METRIC_SAMPLES
 from probgen.inference.time_limit import TimeLimit, time_limit
+from probgen.models.base import model_labels
 from probgen.models.posterior import Posterior
 from probgen.progress import progress_bar
 
@@ -110,7 +111,7 @@ def _fit(job: Job, model: Any, splits: Any, folder: Path, progress: bool, log: C
         saved = pg.load_checkpoint(checkpoint)
         model = saved.model
         x, y = splits.train.x[:10_000], None if splits.train.y is None else splits.train.y[:10_000]
-        model.after_fit(model.validate(x), model.check_labels(y, len(x)))
+        model.after_fit(model.validate(x), model_labels(model, y, len(x)))
         history, best, seconds = list(saved.extra.get("history", [])), int(saved.extra.get("epoch", -1)), math.nan
         stopped = f"time limit at epoch {len(history)}"
         log(f"{job.id}: time limit of {job.fit['time_limit']} s reached: {stopped}; keeping best epoch {best}")
@@ -148,7 +149,7 @@ def _inference_data(model: Any, data: Any, folder: Path) -> str | None:
     if model.posterior is None or not model.needs_labels or data.y is None:
         return None
     x = model.validate(data.x)
-    idata = model.posterior.to_inference_data(model, x, model.check_labels(data.y, len(x)), num_samples=200)
+    idata = model.posterior.to_inference_data(model, x, model_labels(model, data.y, len(x)), num_samples=200)
     path = folder / "inference_data.nc"
     with atomic_path(path) as tmp:
         idata.to_netcdf(str(tmp))

@@ -17,7 +17,7 @@ from probgen.inference.diagnostics import Diagnostics, importance_diagnostics
 from probgen.inference.distributed import SINGLE, Shard, all_sum, broadcast_value, current_shard
 from probgen.inference.placement import place_model
 from probgen.inference.strategies.base import model_batches
-from probgen.models.base import evaluating
+from probgen.models.base import evaluating, is_trained
 
 __all__ = ["log_likelihood", "LogLikelihood", "bits_per_dim", "METHODS"]
 
@@ -125,7 +125,7 @@ def _choose(model: Any, method: str, num_samples: int | None, batch_size: int) -
     check_int("batch_size", batch_size)
     if num_samples is not None:
         check_int("num_samples", num_samples)
-    if not model.trained:
+    if not is_trained(model):
         warnings.warn(f"{type(model).__name__} was never fitted: scoring its initial parameters", stacklevel=3)
     density = model.density
     if density == "implicit":

@@ -54,7 +54,7 @@ from probgen._checks import check_int
 from probgen.inference.data import DataSource
 from probgen.inference.diagnostics import KHAT_BAD, importance_diagnostics
 from probgen.inference.program_draws import Program, guide_draws, inspect_program, pointwise, vectorizes
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, model_labels
 
 __all__ = ["PSIS_VARIATIONAL_NOTE", "loo", "to_inference_data"]
 
@@ -80,7 +80,7 @@ class ExportingPosterior(Protocol):
 def _data(model: GenerativeModel, data: Any) -> tuple[Tensor, Tensor | None]:
     x, y = DataSource(data, "data").all()
     x = model.validate(x, name="data")
-    return x, model.check_labels(y, len(x))
+    return x, model_labels(model, y, len(x))
 
 
 def _chains(num_samples: int, num_chains: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from probgen.models.autoencoder import Autoencoder
 from probgen.models.autoregressive import FVBN, MADE, NADE, Autoregressive, CausalTransformer, PixelCNN
-from probgen.models.base import DENSITY_KINDS, GenerativeModel
+from probgen.models.base import DENSITY_KINDS, GenerativeModel, data_plate, network
 from probgen.models.dequantized import Dequantized
 from probgen.models.diffusion import DDPM
 from probgen.models.discriminant import (
@@ -89,8 +89,10 @@ __all__ = [
     "accepted_parameters",
     "build_model",
     "check_kwargs",
+    "data_plate",
     "independent",
     "model_class",
+    "network",
     "pyro_model_class",
     "register",
 ]

@@ -20,7 +20,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate, network
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder
 from probgen.models.registry import register
@@ -71,13 +71,13 @@ class Autoencoder(GenerativeModel):
 
     def encode(self, x: Tensor) -> Tensor:
         x = x.reshape(x.shape[0], -1)
-        return self.net("encoder")(self.likelihood.encoder_input(x))[0]
+        return network(self, "encoder")(self.likelihood.encoder_input(x))[0]
 
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         x = x.reshape(x.shape[0], -1)
-        with self.data_plate(x):
-            out = self.net("decoder")(self.encode(x))
+        with data_plate(self, x):
+            out = network(self, "decoder")(self.encode(x))
             pyro.sample("x", self.likelihood(out), obs=self.likelihood.observed(x))
 
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:

@@ -1,7 +1,7 @@
 """The model contract: what every probgen model declares, and all that ``probgen.inference`` reads.
 
 A model is a :class:`pyro.nn.PyroModule` with a ``model``/``guide`` pair of ``@pyro_method``\\ s
-that observe the data inside :meth:`GenerativeModel.data_plate`. Besides the Pyro program it
+that observe the data inside :func:`data_plate`. Besides the Pyro program it
 declares, in this one place:
 
 ========================  ===========================================================
@@ -35,7 +35,7 @@ call naming the old and new names), then checks the size-like arguments (``hidde
 table :data:`probgen._checks.SIZE_ARGUMENTS`), bound to the subclass's ``__init__`` signature:
 a family need not check its sizes, and a bad one is a ValueError naming the argument, never an
 error from inside torch. A class whose networks need a hidden layer lists ``hidden_features``
-in ``nonempty_sizes``. :meth:`GenerativeModel.from_config` applies the same renaming, silently,
+in ``_nonempty_sizes``. :meth:`GenerativeModel.from_config` applies the same renaming, silently,
 so a config saved with old names (an old checkpoint) still loads.
 
 Density kinds:
@@ -76,7 +76,11 @@ __all__ = [
     "DensityKind",
     "ModelMeta",
     "check_labels",
+    "data_plate",
+    "model_labels",
+    "network",
     "evaluating",
+    "is_trained",
     "num_data",
     "parameters_held",
     "scaled_to",
@@ -116,6 +120,66 @@ def check_labels(y: Any, n: int, num_classes: int, owner: str = "the model") -> 
     return y
 
 
+def is_trained(model: GenerativeModel) -> bool:
+    """Whether ``model`` has been fitted (``fitted``: by ``probgen.fit`` or in closed form) or
+    any optimizer has stepped one of its parameters (plain Pyro SVI, a loop of one's own)."""
+    if bool(model.fitted):
+        return True
+    own = {id(p) for p in model.parameters()}
+    return any(id(p) in own for opt in list(_STEPPED_OPTIMIZERS) for g in opt.param_groups for p in g["params"])
+
+
+def network(model: GenerativeModel, name: str) -> torch.nn.Module:
+    """The network submodule ``name`` of ``model``, as its Pyro program calls it.
+
+    Outside :func:`parameters_held` it is fetched through ``PyroModule``, which announces its
+    parameters as ``param`` sites, each marked (as Pyro marks its own parameters) with
+    ``unconstrained()`` returning itself, so plain ``pyro.infer.SVI`` with ``pyro.optim`` trains
+    them; inside, the module itself (its parameters are already the fit's).
+
+    Example:
+        >>> import probgen as pg
+        >>> vae = pg.models.VAE(4, "binary", latent_dim=2, hidden_features=(8,))
+        >>> decoder = network(vae, "decoder")
+        >>> decoder is vae.decoder, all(p.unconstrained() is p for p in decoder.parameters())
+        (True, True)
+    """
+    if model._params_held:
+        return model._modules[name]
+    for parameter in model._modules[name].parameters():
+        parameter.unconstrained = weakref.ref(parameter)
+    return getattr(model, name)
+
+
+def data_plate(model: GenerativeModel, x: Tensor) -> DataPlate:
+    """The ``"data"`` plate of ``model``'s program over the rows of ``x``, scaled by N / B inside
+    :func:`scaled_to` (the ELBO's scale for a minibatch of a data set of N).
+
+    Example:
+        >>> import torch, probgen as pg
+        >>> model, x = pg.models.IndependentBernoulli(4), torch.zeros(10, 4)
+        >>> plate = data_plate(model, x)
+        >>> with scaled_to(model, 1000):
+        ...     scaled = data_plate(model, x)
+        >>> plate.size, scaled.size, scaled.subsample_size
+        (10, 1000, 10)
+    """
+    batch = x.shape[0]
+    size = model._num_data if model._num_data is not None else batch
+    index = model._indices.get((batch, x.device))
+    if index is None:
+        index = model._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
+    return DataPlate("data", size, subsample=index, device=x.device)
+
+
+def model_labels(model: GenerativeModel, y: Any, n: int) -> Tensor | None:
+    """Labels for ``n`` examples on ``model``'s device, checked against its classes, or None for
+    a model that takes none (its labels, if any were given, are ignored)."""
+    if not model.needs_labels:
+        return None
+    return check_labels(y, n, model.num_classes, type(model).__name__).to(model.device)
+
+
 class ModelMeta(type(PyroModule)):  # type: ignore[misc]
     """The metaclass of every model: one place that sees each constructor call's arguments.
 
@@ -132,7 +196,7 @@ class ModelMeta(type(PyroModule)):  # type: ignore[misc]
             # stacklevel 2: the warning points at the line that called the class
             kwargs = rename_arguments(cls, kwargs, warn=True, stacklevel=2)
         if args or kwargs:
-            check_constructor_sizes(cls.__init__, accepted_parameters(cls), args, kwargs, cls.nonempty_sizes)
+            check_constructor_sizes(cls.__init__, accepted_parameters(cls), args, kwargs, cls._nonempty_sizes)
         return super().__call__(*args, **kwargs)
 
 
@@ -142,7 +206,7 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
     Subclasses implement ``model`` (and ``guide`` when they have latent variables) as
     ``@pyro_method``\\ s — a method that is not ``forward`` must be decorated, or its
     parameters never register with Pyro and SVI silently trains nothing — observe data inside
-    :meth:`data_plate`, fetch their networks with :meth:`net`, and implement :meth:`log_prob`
+    :func:`data_plate`, fetch their networks with :func:`network`, and implement :meth:`log_prob`
     (where the density kind allows), :meth:`sample` and :meth:`_config_kwargs`.
     Register a class with :func:`probgen.models.register` to make it known by name to
     checkpoints, ``probgen list`` and ``compare``.
@@ -180,7 +244,7 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
     vectorizable: ClassVar[bool] = True
     num_classes: int = 0
     #: width sequences (``hidden_features``) this class needs non-empty; elsewhere () is no hidden layer
-    nonempty_sizes: ClassVar[tuple[str, ...]] = ()
+    _nonempty_sizes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, event_shape: tuple[int, ...] | int, support: str) -> None:
         super().__init__()
@@ -206,15 +270,6 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
 
     # ------------------------------------------------------------------ declared per instance
     @property
-    def trained(self) -> bool:
-        """Whether the model has been fitted (``fitted``: by ``probgen.fit`` or in closed form) or
-        any optimizer has stepped one of its parameters (plain Pyro SVI, a loop of one's own)."""
-        if bool(self.fitted):
-            return True
-        own = {id(p) for p in self.parameters()}
-        return any(id(p) in own for opt in list(_STEPPED_OPTIMIZERS) for g in opt.param_groups for p in g["params"])
-
-    @property
     def density(self) -> DensityKind:
         """What :func:`probgen.log_likelihood` can report of this model (see the module doc)."""
         return "exact"
@@ -226,19 +281,11 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         approximate posterior) or "plug-in" (at a point estimate); None for other models."""
         return None
 
-    @property
-    def default_objective(self) -> Any:
-        """What the ``"svi"`` strategy minimises unless ``fit`` is given an ``objective``: a
-        name ("elbo", "analytic_kl", "iwae"), a ``pyro.infer.ELBO`` or a callable
-        ``loss(model, x, y)``."""
-        return "elbo"
-
-    @property
-    def default_val_objective(self) -> Any:
-        """What scores validation data (to choose the best epoch) unless ``fit`` is given a
-        ``val_objective``: None for the training objective, or one as ``default_objective``
-        (for a model trained on a surrogate loss, the bound itself)."""
-        return None
+    def default_fit_options(self) -> dict[str, Any]:
+        """Fit options this model suggests where ``probgen.fit`` is given none, by
+        :class:`~probgen.inference.FitOptions` field name (e.g. the ``objective`` and the
+        ``val_objective`` of a model trained on a surrogate loss); none here."""
+        return {}
 
     @property
     def fit_strategy(self) -> str:
@@ -276,41 +323,10 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         x = check_data(x, self.support, self.event_shape, name=name)
         return x.to(device=self.device, dtype=self.dtype)
 
-    def check_labels(self, y: Any, n: int) -> Tensor | None:
-        """Labels for ``n`` examples on the model's device, or None for a model that takes none
-        (its labels, if any were given, are ignored)."""
-        if not self.needs_labels:
-            return None
-        return check_labels(y, n, self.num_classes, type(self).__name__).to(self.device)
-
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # weights saved before the flag existed are those of a fitted model
         state_dict.setdefault(prefix + "fitted", torch.tensor(True))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    # ------------------------------------------------------------------ minibatch scaling
-    def data_plate(self, x: Tensor) -> DataPlate:
-        """The ``"data"`` plate over the rows of ``x``, scaled by N / B inside :func:`scaled_to`."""
-        batch = x.shape[0]
-        size = self._num_data if self._num_data is not None else batch
-        index = self._indices.get((batch, x.device))
-        if index is None:
-            index = self._indices[(batch, x.device)] = torch.arange(batch, device=x.device)
-        return DataPlate("data", size, subsample=index, device=x.device)
-
-    def net(self, name: str) -> torch.nn.Module:
-        """The network submodule ``name``.
-
-        Outside :func:`parameters_held` it is fetched through ``PyroModule``, which announces
-        its parameters as ``param`` sites, each marked (as Pyro marks its own parameters) with
-        ``unconstrained()`` returning itself, so plain ``pyro.infer.SVI`` with ``pyro.optim``
-        trains them.
-        """
-        if self._params_held:
-            return self._modules[name]
-        for parameter in self._modules[name].parameters():
-            parameter.unconstrained = weakref.ref(parameter)
-        return getattr(self, name)
 
     # ------------------------------------------------------------------ the Pyro program
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
@@ -402,13 +418,13 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
 @contextmanager
 def scaled_to(model: GenerativeModel, num_data: int) -> Iterator[None]:
     """Within this context a minibatch of ``model`` stands for ``num_data`` examples: its
-    :meth:`~GenerativeModel.data_plate` scales the log-likelihood by N / B (the ELBO's scale).
+    :func:`data_plate` scales the log-likelihood by N / B (the ELBO's scale).
 
     Example:
         >>> import probgen as pg, torch
         >>> model = pg.models.IndependentBernoulli(4)
         >>> with scaled_to(model, 100):
-        ...     num_data(model), model.data_plate(torch.zeros(10, 4)).size
+        ...     num_data(model), data_plate(model, torch.zeros(10, 4)).size
         (100, 100)
         >>> num_data(model) is None
         True

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from probgen.models.base import model_labels
+
 __all__ = ["ClosedFormFit"]
 
 
@@ -26,6 +28,6 @@ class ClosedFormFit:
         """
         x = self.validate(x)
         with torch.no_grad():
-            self.set_closed_form(self.closed_form_statistics(x, self.check_labels(y, len(x))))
+            self.set_closed_form(self.closed_form_statistics(x, model_labels(self, y, len(x))))
         self.fitted.fill_(True)
         return self

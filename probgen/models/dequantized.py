@@ -36,7 +36,7 @@ from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.data.support import parse_support
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate
 from probgen.models.registry import model_class, register
 
 __all__ = ["Dequantized", "DEQUANTIZATION_METHODS"]
@@ -128,13 +128,13 @@ class Dequantized(GenerativeModel):
 
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
-        with self.data_plate(x):
+        with data_plate(self, x):
             u = pyro.sample("u", self._noise(x))
             pyro.factor("x", self._log_joint(x, u))
 
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> None:
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("u", self._noise(x))
 
     def _noise(self, x: Tensor) -> dist.TorchDistribution:

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel, num_data
+from probgen.models.base import GenerativeModel, data_plate, network, num_data
 from probgen.models.networks import MLP
 from probgen.models.registry import register
 
@@ -174,17 +174,13 @@ class DDPM(GenerativeModel):
 
     density = "lower_bound"
 
-    @property
-    def default_objective(self) -> Any:
-        """The simple noise-prediction loss of Ho et al. (eq. 14); the hybrid loss of Nichol &
-        Dhariwal when the variances are learned (L_simple does not train them)."""
-        return ddpm_hybrid_loss if self.reverse_variance == "learned" else ddpm_simple_loss
-
-    @property
-    def default_val_objective(self) -> Any:
-        """The bound (its KLs analytic): the training losses are surrogates that stop tracking
-        it, and choosing the best epoch by them stops early."""
-        return "analytic_kl"
+    def default_fit_options(self) -> dict[str, Any]:
+        """The objective: the simple noise-prediction loss of Ho et al. (eq. 14), or the hybrid
+        loss of Nichol & Dhariwal when the variances are learned (L_simple does not train them).
+        Validation scores the bound (its KLs analytic): the training losses are surrogates that
+        stop tracking it, and choosing the best epoch by them stops early."""
+        objective = ddpm_hybrid_loss if self.reverse_variance == "learned" else ddpm_simple_loss
+        return {"objective": objective, "val_objective": "analytic_kl"}
 
     def __init__(
         self,
@@ -276,7 +272,7 @@ class DDPM(GenerativeModel):
 
     def _denoise(self, x_t: Tensor, t: Tensor | int) -> Denoised:
         """One pass of the denoiser at step(s) ``t``."""
-        out = self.net("denoiser")(torch.cat([x_t, self._embed(torch.as_tensor(t, device=x_t.device), x_t)], -1))
+        out = network(self, "denoiser")(torch.cat([x_t, self._embed(torch.as_tensor(t, device=x_t.device), x_t)], -1))
         v = out[..., -self.num_dims :] if self.reverse_variance == "learned" else None
         if self.parameterization == "noise":
             return Denoised(out[..., : self.num_dims], v)
@@ -367,7 +363,7 @@ class DDPM(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         flat = self._observed(x)
-        with self.data_plate(flat):
+        with data_plate(self, flat):
             zero = torch.zeros_like(flat)
             x_t = pyro.sample(f"x{self.steps}", dist.Normal(zero, 1.0).to_event(1))
             for t in range(self.steps, 1, -1):
@@ -377,7 +373,7 @@ class DDPM(GenerativeModel):
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> None:
         x0 = self._to_diffusion(x)
-        with self.data_plate(x0):
+        with data_plate(self, x0):
             ab = self.alpha_bars[self.steps].to(x0.dtype)
             x_t = pyro.sample(f"x{self.steps}", dist.Normal(ab.sqrt() * x0, (1 - ab).sqrt()).to_event(1))
             for t in range(self.steps, 1, -1):

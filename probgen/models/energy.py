@@ -45,7 +45,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate
 from probgen.models.registry import register
 
 __all__ = ["RBM", "GaussianRBM", "RBMBase", "EXACT_MAX_UNITS"]
@@ -147,7 +147,7 @@ class RBMBase(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         v = x.reshape(len(x), -1)
-        with self.data_plate(v):
+        with data_plate(self, v):
             pyro.factor("x", self.unnormalized_log_prob(v))
 
     # -------------------------------------------------------------- training (CD-k, PCD)

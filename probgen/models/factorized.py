@@ -31,7 +31,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 from torch.distributions import constraints
 
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate
 from probgen.models.closed_form import ClosedFormFit
 from probgen.models.conjugate import ESTIMATORS
 from probgen.models.moments import Moments
@@ -97,7 +97,7 @@ class Factorized(ClosedFormFit, GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         params = self.posterior.params(self)
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("x", self.likelihood(params), obs=self._observed(x))
 
     @pyro_method

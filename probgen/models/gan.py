@@ -53,7 +53,7 @@ from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel, evaluating
+from probgen.models.base import GenerativeModel, data_plate, evaluating, network
 from probgen.models.networks import MLP
 from probgen.models.registry import register
 from probgen.models.vocabulary import check_kwargs
@@ -238,7 +238,7 @@ class GAN(GenerativeModel):
     def _generate(self, z: Tensor) -> Tensor:
         """Samples ``G(z)`` in the generator's range, ``[n, D]``: standardized for real data,
         inside (-1, 1) (a tanh) for discrete data, so that every draw falls on a level."""
-        out = self.net("generator")(z)
+        out = network(self, "generator")(z)
         return out if self.num_levels is None else torch.tanh(out)
 
     def to_generator_range(self, x: Tensor) -> Tensor:
@@ -260,7 +260,7 @@ class GAN(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The generative program for ``len(x)`` draws (x itself is not scored: no density)."""
-        with self.data_plate(x):
+        with data_plate(self, x):
             z = pyro.sample("z", self._prior(len(x)))
             return pyro.deterministic("x", self.from_generator_range(self._generate(z)), event_dim=1)
 
@@ -296,7 +296,7 @@ class GAN(GenerativeModel):
         return self.discriminator.parameters()
 
     def _critic(self, standardized: Tensor) -> Tensor:
-        return self.net("discriminator")(standardized).squeeze(-1)
+        return network(self, "discriminator")(standardized).squeeze(-1)
 
     def discriminator_loss(self, x: Tensor) -> Tensor:
         """The discriminator's (critic's) loss on real ``x`` and as many fresh fakes (detached).

@@ -25,7 +25,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate, model_labels
 from probgen.models.closed_form import ClosedFormFit
 from probgen.models.posterior import POSTERIORS
 
@@ -107,7 +107,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         concentration = torch.as_tensor(self.prior_class, dtype=self.dtype, device=self.device).expand(self.num_classes)
         pi = pyro.sample("pi", dist.Dirichlet(concentration))
         params = self._sample_params()
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("y", dist.Categorical(pi), obs=y)
             pyro.sample("x", self._x_given_y(params, y), obs=self._observed(x))
 
@@ -136,7 +136,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         """Set the empirical-Bayes prior from these data; start an optimised posterior at their
         per-class moments."""
         with torch.no_grad():
-            statistics = self.closed_form_statistics(self.validate(x), self.check_labels(y, len(x)))
+            statistics = self.closed_form_statistics(self.validate(x), model_labels(self, y, len(x)))
             self._set_prior(statistics)
             self.class_counts = statistics["class_counts"].to(self.dtype)
             counts = statistics["class_counts"]
@@ -146,7 +146,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
     def after_fit(self, x: Tensor, y: Tensor | None) -> None:
         """Let the posterior keep what it needs of the training data (a MAP fit: the curvature of
         its Laplace approximation, for the ArviZ export)."""
-        self.posterior.after_fit(self, x, self.check_labels(y, len(x)))
+        self.posterior.after_fit(self, x, model_labels(self, y, len(x)))
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if any(k.startswith("posterior.autoguide.") for k in state_dict):  # build the lazy guide
@@ -172,7 +172,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
     def pointwise_log_likelihood(self, x: Tensor, y: Tensor, params: dict[str, Tensor]) -> Tensor:
         """``log p(x_n, y_n | theta_s)``, ``[S, N]`` (ArviZ's log_likelihood group)."""
         x = self._observed(self.validate(x))
-        y = self.check_labels(y, len(x))
+        y = model_labels(self, y, len(x))
         joint = self.joint_given_params(params, x)
         return joint.gather(-1, y.expand(joint.shape[0], -1)[..., None]).squeeze(-1)
 
@@ -196,7 +196,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
             {'chain': 4, 'draw': 10, 'class': 3, 'feature': 4}
         """
         x = self.validate(x)
-        y = self.check_labels(y, len(x))
+        y = model_labels(self, y, len(x))
         return self.posterior.to_inference_data(self, x, y, log_likelihood=log_likelihood, **kwargs)
 
     def arviz_variables(self, draws: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, list[str]]]:
@@ -255,7 +255,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
             if y is None:
                 y = dist.Categorical(params["pi"]).sample()
             else:
-                y = self.check_labels(torch.as_tensor(y).expand(n), n)
+                y = model_labels(self, torch.as_tensor(y).expand(n), n)
             return self.replicate(params, y).reshape(n, *self.event_shape)
 
     def _config_kwargs(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 from torch.distributions import constraints, transform_to
 
-from probgen.models.base import GenerativeModel, num_data
+from probgen.models.base import GenerativeModel, is_trained, num_data
 from probgen.models.pyro_factory import _factory_class
 from probgen.models.pyro_program import (
     ProgramSites,
@@ -306,7 +306,7 @@ class PyroModel(GenerativeModel):
         """Inspect the program again on the first training data (its sites must be those found on
         the placeholder) and, for an untrained model, evaluate the ``pyro.param`` initial values
         on them (a data-dependent initialisation such as ``x.mean(0)`` takes effect)."""
-        previous, self._reinit = self._reinit, not self.trained
+        previous, self._reinit = self._reinit, not is_trained(self)
         try:
             sites = self._inspect(x)
         finally:

@@ -33,7 +33,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 
 from probgen._checks import check_dropout, check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate, model_labels, network
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
 from probgen.models.registry import register
@@ -203,11 +203,11 @@ class VAE(GenerativeModel):
 
     # -------------------------------------------------------------- the Pyro program
     def _decode(self, z: Tensor, y: Tensor | None) -> Tensor:
-        return self.net("decoder")(z)
+        return network(self, "decoder")(z)
 
     def _prior(self, batch: int, like: Tensor) -> dist.TorchDistribution:
         if self.prior_net is not None:
-            return self.net("prior_net").distribution(self.net("encoder")).expand((batch,))
+            return network(self, "prior_net").distribution(network(self, "encoder")).expand((batch,))
         standard = self._standard.get((like.device, like.dtype))
         if standard is None:
             zero = torch.zeros((), device=like.device, dtype=like.dtype)
@@ -217,7 +217,7 @@ class VAE(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         x = x.reshape(x.shape[0], -1)
-        with self.data_plate(x):
+        with data_plate(self, x):
             with self._beta_scale():
                 z = pyro.sample("z", self._prior(x.shape[0], x))
             pyro.sample("x", self.likelihood(self._decode(z, y)), obs=self.likelihood.observed(x))
@@ -225,7 +225,7 @@ class VAE(GenerativeModel):
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         x = x.reshape(x.shape[0], -1)
-        with self.data_plate(x):
+        with data_plate(self, x):
             q = self._posterior(self.likelihood.encoder_input(x), y)
             with self._beta_scale():
                 return pyro.sample("z", q)
@@ -235,11 +235,11 @@ class VAE(GenerativeModel):
         encoder's features) when there is one."""
         labels = self._label_args(y)
         if self.flow is None:
-            loc, scale = self.net("encoder")(encoder_input, *labels)
+            loc, scale = network(self, "encoder")(encoder_input, *labels)
             return dist.Normal(loc, scale).to_event(1)
-        loc, scale, h = encoder_features(self.net("encoder"), encoder_input, *labels)
+        loc, scale, h = encoder_features(network(self, "encoder"), encoder_input, *labels)
         base = dist.Normal(loc, scale).to_event(1)
-        return dist.TransformedDistribution(base, self.net("flow").transforms(h))
+        return dist.TransformedDistribution(base, network(self, "flow").transforms(h))
 
     def _beta_scale(self):
         return pyro.poutine.scale(scale=self.beta) if self.beta != 1.0 else contextlib.nullcontext()
@@ -347,7 +347,7 @@ class ConditionalVAE(VAE):
     def _decode(self, z: Tensor, y: Tensor | None) -> Tensor:
         if y is None:
             raise ValueError("ConditionalVAE needs labels y")
-        return self.net("decoder")(one_hot_concat(z, y, self.num_classes))
+        return network(self, "decoder")(one_hot_concat(z, y, self.num_classes))
 
     def _label_args(self, y: Tensor | None) -> tuple:
         if y is None:
@@ -357,7 +357,7 @@ class ConditionalVAE(VAE):
     def _sample_labels(self, n: int, y: Tensor | int | None) -> Tensor:
         if y is None:
             return torch.randint(0, self.num_classes, (n,), device=self.device)
-        return self.check_labels(torch.as_tensor(y).expand(n), n)
+        return model_labels(self, torch.as_tensor(y).expand(n), n)
 
     def interpolate(self, x0: Tensor, x1: Tensor, steps: int = 8) -> Tensor:
         raise ValueError("ConditionalVAE.interpolate needs labels; decode codes with decode(z, y)")

@@ -11,6 +11,7 @@ import torch
 import probgen as pg
 from probgen.inference.importance import log_importance_weights
 from probgen.models import MODELS, build_model
+from probgen.models.base import model_labels
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
 DATA_FOR = {"binary": "digits-binary", "discrete": "digits", "real": "iris"}
@@ -41,7 +42,7 @@ def _floating(model):
 def _output(model, data):
     """A log-density of the model on a few examples (what log_likelihood is made of)."""
     x = model.validate(data.x[:5])
-    y = model.check_labels(data.y[:5], 5)
+    y = model_labels(model, data.y[:5], 5)
     if model.density == "lower_bound":
         return log_importance_weights(model, x, y, 2)
     if model.density == "implicit":

@@ -8,7 +8,7 @@ import torch
 import probgen as pg
 from probgen.inference import NonFiniteLossError, make_objective
 from probgen.models import IndependentBernoulli, IndependentGaussian
-from probgen.models.base import scaled_to
+from probgen.models.base import data_plate, scaled_to
 
 
 def test_minibatch_loss_is_scaled_to_the_full_data(float64):
@@ -210,7 +210,7 @@ def test_the_one_pass_elbo_falls_back_to_pyros_draws_for_a_discrete_latent(float
             one = torch.tensor(1.0, dtype=torch.float64)
             shift = pyro.sample("shift", pyro.distributions.Normal(0.0 * one, one))
             on = pyro.sample("on", pyro.distributions.Bernoulli(0.3 * one))
-            with self.data_plate(x):
+            with data_plate(self, x):
                 pyro.sample("x", pyro.distributions.Normal(on * 2.0 + shift, one).expand([2]).to_event(1), obs=x)
 
         def guide(self, x, y=None):

@@ -94,7 +94,7 @@ def test_no_hidden_layer_is_refused_or_a_working_linear_network(name, keyword, p
     """``hidden_features=()``: a ValueError where the class declares it needs a layer; elsewhere a network
     without a hidden layer, which must then fit (a linear critic, a linear-Gaussian VAE)."""
     cls = MODELS[name].cls
-    if keyword in cls.nonempty_sizes:
+    if keyword in cls._nonempty_sizes:
         with pytest.raises(ValueError, match=f"{keyword} must be a non-empty sequence"):
             _build(cls, **{keyword: ()})
         return

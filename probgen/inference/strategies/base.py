@@ -14,6 +14,7 @@ from torch import Tensor
 
 from probgen.inference.data import DataSource, Part
 from probgen.inference.distributed import SINGLE, Shard
+from probgen.models.base import model_labels
 
 __all__ = [
     "STRATEGIES",
@@ -75,7 +76,7 @@ class FitOptions:
         ('FitOptions', 2, 250, 0.01)
     """
 
-    #: None: the model's own ``default_objective``
+    #: None: the model's suggestion (``default_fit_options``), else the ELBO
     objective: Any = None
     epochs: int = 100
     batch_size: int = 128
@@ -252,6 +253,6 @@ def model_parts(
     device, dtype = model.device, model.dtype
     for x, y, weight in source.parts(batch_size, shard, shuffle=shuffle, generator=generator, pad=pad):
         x = x.to(device=device, dtype=dtype) if checked else model.validate(x, name=source.name)
-        yield Part(x, model.check_labels(y, len(x)) if labels else None, weight)
+        yield Part(x, model_labels(model, y, len(x)) if labels else None, weight)
     if not shard.active:  # a rank validated its share only
         source.checked_for = key

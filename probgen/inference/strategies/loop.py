@@ -33,6 +33,7 @@ from probgen.inference.data import DataSource, Part
 from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, gather_rng_states
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_parts
 from probgen.inference.time_limit import check_time_limit
+from probgen.models.base import model_labels
 from probgen.progress import progress_bar
 
 __all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES", "shard_of"]
@@ -63,7 +64,7 @@ def hook_batch(model: Any, source: DataSource) -> tuple[Tensor, Tensor | None]:
     """Up to ``HOOK_EXAMPLES`` validated examples for the model's data-dependent hooks."""
     x, y = source.head(HOOK_EXAMPLES)
     x = model.validate(x, name=source.name)
-    return x, model.check_labels(y, len(x))
+    return x, model_labels(model, y, len(x))
 
 
 def _fusable(groups: Sequence[dict[str, Any]]) -> bool:

@@ -27,7 +27,7 @@ from probgen.inference.strategies.base import (
     strategy_settings,
 )
 from probgen.inference.strategies.closed_form import computed_result
-from probgen.models.base import scaled_to
+from probgen.models.base import model_labels, scaled_to
 from probgen.progress import progress_bar
 
 __all__ = ["NUTSStrategy", "NUTS_OPTIONS"]
@@ -62,7 +62,7 @@ class NUTSStrategy(FitStrategy):
         nuts = _options(options.strategy_options)
         x, y = train.all()
         x = model.validate(x, name=train.name)
-        y = model.check_labels(y, len(x))
+        y = model_labels(model, y, len(x))
         if options.init_from_data:  # e.g. an empirical-Bayes prior
             model.init_from_data(x, y)
         t0 = time.perf_counter()

@@ -35,7 +35,7 @@ from probgen.inference.strategies.base import (
 from probgen.inference.strategies.loop import EpochLoop, shard_of
 from probgen.models.base import parameters_held, scaled_to
 
-__all__ = ["SVIStrategy", "diagnose", "mean_loss"]
+__all__ = ["SVI_DEFAULTS", "SVIStrategy", "diagnose", "mean_loss"]
 
 ALL_FINITE = "every site's value and log_prob is finite (the loss or its gradient overflowed)"
 
@@ -141,9 +141,19 @@ def _global_size(step: int, batch_size: int, num_examples: int) -> int:
     return min(batch_size, num_examples - step * batch_size)
 
 
+#: the objectives of a model that suggests none (``default_fit_options``): training minimises
+#: the ELBO; validation data are scored by the training objective (None)
+SVI_DEFAULTS: dict[str, Any] = {"objective": "elbo", "val_objective": None}
+
+
+def _declared(model: Any, name: str) -> Any:
+    """The model's suggested fit option ``name``, else the SVI default."""
+    return model.default_fit_options().get(name, SVI_DEFAULTS[name])
+
+
 def _validation_objective(model: Any, objective: Any, options: FitOptions) -> Objective | None:
     """The objective scoring validation data when the options name one apart from training's."""
-    named = options.val_objective if options.val_objective is not None else model.default_val_objective
+    named = options.val_objective if options.val_objective is not None else _declared(model, "val_objective")
     if named is None and options.val_num_samples is None:
         return None
     val_objective = objective if named is None else named
@@ -159,7 +169,7 @@ class SVIStrategy(FitStrategy):
     mixed_precision = True
 
     def fit(self, model: Any, train: DataSource, val: DataSource | None, options: FitOptions) -> FitResult:
-        objective = model.default_objective if options.objective is None else options.objective
+        objective = _declared(model, "objective") if options.objective is None else options.objective
         loss_fn = make_objective(objective, options.num_samples, model.max_plate_nesting, model.vectorizable)
         shard = shard_of(options)
         step_loss: list[torch.nn.Module] = [ObjectiveModule(model, loss_fn, options.precision)]

@@ -36,7 +36,7 @@ from torch.distributions import constraints
 
 from probgen._checks import check_int
 from probgen.data.support import parse_support
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate
 
 __all__ = ["OUTPUTS", "Autoregressive", "AutoregressiveDistribution", "MaskedLinear", "OutputHead"]
 
@@ -181,7 +181,7 @@ class Autoregressive(GenerativeModel):
     """Base of the autoregressive models (see the module docstring).
 
     Subclasses implement ``_params(x) -> [N, D, P]`` on flattened raw values, fetching their
-    networks with ``self.net(...)``, and may override ``order`` and ``_conditionals``.
+    networks with ``network(self, ...)``, and may override ``order`` and ``_conditionals``.
 
     Example:
         >>> import itertools
@@ -214,7 +214,7 @@ class Autoregressive(GenerativeModel):
     # -------------------------------------------------------------- the Pyro program
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("x", AutoregressiveDistribution(self, x.shape[0], observed=x, training=True), obs=x)
 
     def log_prob(self, x: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from probgen.models.autoregressive.base import Autoregressive, MaskedLinear
+from probgen.models.base import network
 from probgen.models.registry import register
 
 __all__ = ["FVBN"]
@@ -51,7 +52,7 @@ class FVBN(Autoregressive):
         self.linear = MaskedLinear(d * e, d * p, mask)
 
     def _params(self, x: Tensor) -> Tensor:
-        out = self.net("linear")(self.head.inputs(x).flatten(1))
+        out = network(self, "linear")(self.head.inputs(x).flatten(1))
         return out.reshape(len(x), self.num_dims, self.head.params_per_dim)
 
     def num_free_parameters(self) -> int:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from probgen._checks import check_dropout, check_int
 from probgen.models.autoregressive.base import Autoregressive, MaskedLinear
+from probgen.models.base import network
 from probgen.models.registry import register
 
 __all__ = ["MADE", "made_masks"]
@@ -147,7 +148,7 @@ class MADE(Autoregressive):
 
     def _params(self, x: Tensor, dropout: float = 0.0) -> Tensor:
         """The conditionals' parameters ``[N, D, P]``; ``dropout`` drops hidden units (training)."""
-        net = self.net("made")
+        net = network(self, "made")
         linears = [m for m in net if isinstance(m, MaskedLinear)]
         for layer, mask in zip(linears, self._current()[1], strict=True):
             layer.mask = mask.to(device=x.device, dtype=x.dtype)

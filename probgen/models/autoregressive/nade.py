@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from probgen._checks import check_int
 from probgen.models.autoregressive.base import Autoregressive
+from probgen.models.base import network
 from probgen.models.registry import register
 
 __all__ = ["NADE", "NADENet"]
@@ -80,7 +81,7 @@ class NADE(Autoregressive):
         self.nade = NADENet(self.num_dims, self.num_hidden, self.head.params_per_dim, self.head.input_width)
 
     def _params(self, x: Tensor) -> Tensor:
-        return self.net("nade")(self.head.inputs(x))
+        return network(self, "nade")(self.head.inputs(x))
 
     def _conditionals(self, x: Tensor, start: int) -> Iterator[tuple[int, Tensor]]:
         """The running pre-activation: O(H) per step after an O(start * H) prefix."""

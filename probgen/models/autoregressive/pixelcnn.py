@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from probgen._checks import check_int
 from probgen.models.autoregressive.base import Autoregressive
+from probgen.models.base import network
 from probgen.models.registry import register
 
 __all__ = ["PixelCNN", "GatedBlock", "MaskedConv2d"]
@@ -149,7 +150,7 @@ class PixelCNN(Autoregressive):
         self.pixelcnn = PixelCNNNet(shape[1:], p, self.hidden_channels, self.num_layers, kernel, e)
 
     def _params(self, x: Tensor) -> Tensor:
-        return self.net("pixelcnn")(self.head.inputs(x))
+        return network(self, "pixelcnn")(self.head.inputs(x))
 
     def _config_kwargs(self) -> dict:
         extra = {"hidden_channels": self.hidden_channels, "num_layers": self.num_layers, "kernel": self.kernel}

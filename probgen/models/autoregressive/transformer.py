@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from probgen._checks import check_int
 from probgen.models.autoregressive.base import Autoregressive
+from probgen.models.base import network
 from probgen.models.registry import register
 
 __all__ = ["CausalTransformer", "CausalTransformerNet"]
@@ -127,7 +128,7 @@ class CausalTransformer(Autoregressive):
         self.transformer = CausalTransformerNet(self.num_dims, p, embed_dim, num_heads, num_layers, e)
 
     def _params(self, x: Tensor) -> Tensor:
-        net = self.net("transformer")
+        net = network(self, "transformer")
         return net(net.tokens(self.head.inputs(x)))[0]
 
     def _conditionals(self, x: Tensor, start: int) -> Iterator[tuple[int, Tensor]]:

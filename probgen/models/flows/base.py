@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 
 from probgen._checks import check_int
-from probgen.models.base import GenerativeModel
+from probgen.models.base import GenerativeModel, data_plate, network
 
 __all__ = ["ActNorm", "Flow", "FLOW_BUDGET", "reverse"]
 
@@ -122,7 +122,7 @@ class Flow(GenerativeModel):
     """
 
     supports = ("real",)
-    nonempty_sizes = ("hidden_features",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
+    _nonempty_sizes = ("hidden_features",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
 
     def __init__(
         self, event_shape, support: str = "real", *, num_layers: int = 5, hidden_features: Sequence[int] = (64, 64)
@@ -175,7 +175,7 @@ class Flow(GenerativeModel):
         """``p(x)`` (or ``p(x | context)`` for conditional transforms) over x of :attr:`shape`,
         as a ``TransformedDistribution`` (caches cleared, so that a transform never returns a
         value computed with earlier parameters)."""
-        self.net("transforms")  # announces the parameters to Pyro outside fit
+        network(self, "transforms")  # announces the parameters to Pyro outside fit
         layers = []
         for t in self.chain:
             if isinstance(t, ConditionalTransform):
@@ -194,7 +194,7 @@ class Flow(GenerativeModel):
     @pyro_method
     def model(self, x: Tensor, y: Tensor | None = None) -> None:
         x = x.reshape(x.shape[0], *self.shape)
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("x", self.distribution(x), obs=x)
 
     def log_prob(self, x: Tensor) -> Tensor:

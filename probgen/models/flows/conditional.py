@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.distributions import Transform
 
 from probgen._checks import check_int
+from probgen.models.base import data_plate, model_labels
 from probgen.models.flows.base import FLOW_BUDGET, Flow
 from probgen.models.registry import register
 
@@ -81,7 +82,7 @@ class ConditionalMAF(Flow):
         if y is None:
             raise ValueError("ConditionalMAF needs labels y: pass (x, y) or a labelled Dataset")
         x = x.reshape(x.shape[0], -1)
-        with self.data_plate(x):
+        with data_plate(self, x):
             pyro.sample("y", dist.Categorical(logits=self.class_logits), obs=y)
             pyro.sample("x", self.distribution(x, self.context(y, x)), obs=x)
 
@@ -124,6 +125,6 @@ class ConditionalMAF(Flow):
 
 def check_labels_or_raise(model: ConditionalMAF, y: Any, n: int) -> Tensor:
     """``y`` as ``n`` valid labels on the model's device (ValueError naming what is wrong)."""
-    labels = model.check_labels(y, n)
+    labels = model_labels(model, y, n)
     assert labels is not None  # needs_labels: check_labels never returns None
     return labels
