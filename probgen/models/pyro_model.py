@@ -154,7 +154,7 @@ class PyroModel(GenerativeModel):
         # the callables, in a plain dict: a module among them is registered once, by _adopt
         self._fns: dict[str, Callable[..., Any] | None] = {"model": self._adopt(model, "program"), "guide": None}
         self._warned = False
-        self.sites = self._inspect(self._placeholder(2))
+        self.sites = self._first_inspection()
         if density == "exact" and self.sites.latents:
             raise ValueError(
                 f"density='exact' for a program with latent sites {list(self.sites.latents)}: it has no exact "
@@ -201,6 +201,24 @@ class PyroModel(GenerativeModel):
     def _placeholder(self, n: int) -> Tensor:
         """``n`` rows of zeros (inside every support), on the model's device and dtype."""
         return torch.zeros((n, *self.event_shape), dtype=self.dtype, device=self.device)
+
+    def _first_inspection(self) -> ProgramSites:
+        """The sites, traced on a float32 placeholder, or a float64 one (the model then in
+        float64) for a program whose own networks or tensors are float64."""
+        try:
+            return self._inspect(self._placeholder(2))
+        except RuntimeError as float32_error:
+            self.dtype_anchor.data = self.dtype_anchor.double()
+            try:
+                sites = self._inspect(self._placeholder(2))
+            except RuntimeError:
+                shape = (2, *self.event_shape)
+                raise ValueError(
+                    f"the program failed on a placeholder data set of shape {shape} in float32 and in float64: "
+                    f"{str(float32_error).splitlines()[0]}"
+                ) from float32_error
+            self.double()
+            return sites
 
     def _inspect(self, x: Tensor) -> ProgramSites:
         """Trace the program on ``x``; check it against the convention; return its sites."""

@@ -377,3 +377,28 @@ def test_a_vae_written_as_plain_pyro_functions_scores_as_probgens_vae():
         assert scores[0].method == scores[1].method and scores[0].kind == scores[1].kind
         assert scores[0].nll == pytest.approx(scores[1].nll, rel=1e-6), method
         assert scores[0].stderr == pytest.approx(scores[1].stderr, rel=1e-4, abs=1e-9), method
+
+
+def test_a_program_with_float64_networks_is_a_float64_model_and_a_broken_one_a_value_error():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 3).double()  # the user's own float64 network, captured by the program
+
+    def model(x):
+        pyro.module("net", net)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(net(torch.zeros_like(x)), 1.0).to_event(1), obs=x)
+
+    m = PyroModel(model, event_shape=3, support="real")
+    assert m.dtype == torch.float64 and m.density == "exact"
+    x = torch.randn(5, 3, dtype=torch.float64)
+    expected = dist.Normal(net.bias.detach(), 1.0).log_prob(x).sum(-1)
+    torch.testing.assert_close(m.log_prob(x).detach(), expected)
+
+    def broken(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(x @ torch.ones(4, 4), 1.0).to_event(1), obs=x)
+
+    with pytest.raises(
+        ValueError, match=r"failed on a placeholder data set of shape \(2, 3\) in float32 and in float64"
+    ):
+        PyroModel(broken, event_shape=3, support="real")
