@@ -132,7 +132,7 @@ def is_trained(model: GenerativeModel) -> bool:
 def network(model: GenerativeModel, name: str) -> torch.nn.Module:
     """The network submodule ``name`` of ``model``, as its Pyro program calls it.
 
-    Outside :func:`parameters_held` it is fetched through ``PyroModule``, which announces its
+    Outside ``parameters_held(model)`` it is fetched through ``PyroModule``, which announces its
     parameters as ``param`` sites, each marked (as Pyro marks its own parameters) with
     ``unconstrained()`` returning itself, so plain ``pyro.infer.SVI`` with ``pyro.optim`` trains
     them; inside, the module itself (its parameters are already the fit's).
@@ -153,7 +153,7 @@ def network(model: GenerativeModel, name: str) -> torch.nn.Module:
 
 def data_plate(model: GenerativeModel, x: Tensor) -> DataPlate:
     """The ``"data"`` plate of ``model``'s program over the rows of ``x``, scaled by N / B inside
-    :func:`scaled_to` (the ELBO's scale for a minibatch of a data set of N).
+    ``scaled_to(model, N)`` (the ELBO's scale for a minibatch of a data set of N).
 
     Example:
         >>> import torch, probgen as pg
