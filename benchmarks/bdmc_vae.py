@@ -17,12 +17,11 @@ Run: python benchmarks/bdmc_vae.py [--steps 10 30 100 300 1000 3000] [--seeds 0 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 import warnings
-from pathlib import Path
 
 import torch
+from _from_tests import test_module
 
 from probgen.inference.diagnostics import bdmc
 
@@ -30,12 +29,8 @@ N, CHAINS = 20, 16
 
 
 def _helpers():
-    """The test's VAE builder and quadrature (one definition of both)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "inference" / "test_bdmc_vae.py"
-    spec = importlib.util.spec_from_file_location("test_bdmc_vae", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The models, data and budgets of tests/inference/test_bdmc_vae.py (one definition of each)."""
+    return test_module("inference/test_bdmc_vae.py")
 
 
 def main() -> None:

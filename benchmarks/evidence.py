@@ -23,14 +23,13 @@ Run: python benchmarks/evidence.py [--section logistic|cases|all]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 import warnings
-from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
+from _from_tests import test_module
 
 from probgen.inference.evidence import evidence
 
@@ -83,12 +82,8 @@ PRIOR_BUDGETS = {
 
 
 def _conjugate_cases():
-    """tests/inference/test_evidence.py: its models, closed forms, data and stated budgets."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "inference" / "test_evidence.py"
-    spec = importlib.util.spec_from_file_location("test_evidence", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The models, data and budgets of tests/inference/test_evidence.py (one definition of each)."""
+    return test_module("inference/test_evidence.py")
 
 
 def cases() -> None:
