@@ -183,7 +183,7 @@ def test_map_exports_its_laplace_approximation_with_loo(name):
     pyro.set_rng_seed(0)
     idata = est.to_inference_data(X, y, num_samples=40)  # draws from the Laplace approximation at the mode
     assert "log_likelihood" in idata.groups() and dict(idata.posterior.sizes)["chain"] == 4
-    assert idata.posterior.attrs["draws_note"].startswith("Laplace approximation at the posterior mode")
+    assert idata.posterior.attrs["probgen_draws"].startswith("Laplace approximation at the posterior mode")
     point = est.model_.posterior_draws()
     assert point["pi"].shape[0] == 1  # the predictive is still the plug-in of the point
     with warnings.catch_warnings():

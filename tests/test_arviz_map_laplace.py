@@ -174,8 +174,8 @@ def test_map_export_takes_loo_summary_and_compare(name, caplog):
         table, _ = loo_compare({"map": idata, "conjugate": exported(name, "conjugate")})
     assert not shape_warnings(caught) and not caplog.records, shape_warnings(caught) + caplog.messages
     assert dict(idata.posterior.sizes)["chain"] == 4 and dict(idata.posterior.sizes)["draw"] == 100
-    assert idata.posterior.attrs["draws_note"] == LAPLACE_NOTE
-    assert idata.posterior.attrs["draws_note"].startswith("Laplace approximation at the posterior mode")
+    assert idata.posterior.attrs["probgen_draws"] == LAPLACE_NOTE
+    assert idata.posterior.attrs["probgen_draws"].startswith("Laplace approximation at the posterior mode")
     assert "PSIS-LOO of the Laplace posterior" in idata.posterior.attrs["probgen_draws"]
     assert idata.log_likelihood["obs"].dims == ("chain", "draw", "obs_id")
     assert idata.posterior["pi"].dims == ("chain", "draw", "class")

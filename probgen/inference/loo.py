@@ -70,10 +70,8 @@ class ExportingPosterior(Protocol):
     """A posterior object that exports itself to ArviZ (probgen's Bayesian classifiers')."""
 
     predictive: str
-    pointwise: bool
 
     def to_inference_data(self, model: Any, x: Tensor, y: Tensor, **kwargs: Any) -> Any: ...
-    def no_loo_reason(self) -> str: ...
 
 
 # ---------------------------------------------------------------------------------------- the export
@@ -264,7 +262,7 @@ def _exported(
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()))
     kwargs = {"num_samples": num_samples, "num_chains": num_chains, "coords": dict(coords or {}) or None}
-    if model.fit_strategy == "nuts" or not posterior.pointwise:
+    if model.fit_strategy == "nuts":
         kwargs = {"coords": kwargs["coords"]}  # NUTS keeps the chains it ran
     pyro.set_rng_seed(seed)
     idata = posterior.to_inference_data(model, x, y, **kwargs)

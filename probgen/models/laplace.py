@@ -28,7 +28,7 @@ from probgen._checks import check_int
 
 __all__ = ["LAPLACE_NOTE", "MAX_LAPLACE_DIMS", "Laplace", "laplace_approximation", "site_layout"]
 
-#: what the draws of a MAP fit's export are (the posterior group's ``draws_note``)
+#: what the draws of a MAP fit's export are (the posterior group's ``probgen_draws``)
 LAPLACE_NOTE = (
     "Laplace approximation at the posterior mode: independent draws from N(mode, H^-1) in the unconstrained "
     "space (H: the Hessian of the negative log joint at the MAP point), mapped to each site's support and split "

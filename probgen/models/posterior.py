@@ -88,8 +88,6 @@ class Posterior(PyroModule):
     fit_strategy: ClassVar[str] = "svi"
     predictive: ClassVar[str] = "posterior"
     density: ClassVar[str] = "estimate"
-    #: whether PSIS-LOO is defined for this posterior (it needs draws; a MAP point is one)
-    pointwise: ClassVar[bool] = True
     #: what the exported draws are (kept in the posterior group's attributes)
     draws_note: ClassVar[str] = "independent draws from the posterior, split into chains"
     #: chains of independent draws exported by default: several, so that R-hat is defined
@@ -122,10 +120,6 @@ class Posterior(PyroModule):
 
     def set_draws(self, draws: dict[str, Tensor], num_chains: int = 1) -> None:
         raise ValueError(f"a {type(self).__name__} does not take posterior draws")
-
-    def no_loo_reason(self) -> str:
-        """Why this posterior has no pointwise log-likelihood for LOO (for those without one)."""
-        raise NotImplementedError
 
     def joint_log_predictive(self, model: BayesianModel, x: Tensor) -> Tensor:
         """``log (1/S) sum_s p(x_n, y=c | theta_s)``: ``[N, C]``."""
@@ -160,8 +154,7 @@ class Posterior(PyroModule):
         and identically distributed, not of a sampler's convergence); NUTS keeps the chains it ran
         (``num_samples`` and ``num_chains`` are its own); a MAP fit gives independent draws from
         the Laplace approximation at its mode (:class:`MAPPosterior`), split the same way.
-        The posterior group's attributes say what the draws are (``draws_note``, also as
-        ``probgen_draws``).
+        The posterior group's attribute ``probgen_draws`` says what the draws are.
 
         Args:
             model: the model this posterior belongs to.
@@ -176,20 +169,12 @@ class Posterior(PyroModule):
                 True: include it; False: leave it out (cheaper, when only ``az.summary`` is wanted).
             coords: coordinate values by dimension name, over the model's defaults.
         """
-        log_likelihood = self._wants_log_likelihood(log_likelihood)
+        log_likelihood = True if log_likelihood is None else log_likelihood
         draws, chains, extra = self.export_draws(model, num_samples, num_chains, x, y)
         groups, dims = _arviz_groups(model, x, y, draws, chains, log_likelihood, num_predictive)
         attrs = {"probgen_posterior": type(self).__name__, "probgen_draws": self.draws_note}
-        attrs |= {"draws_note": self.draws_note, **extra}
+        attrs |= extra
         return _inference_data(model, x, y, groups, dims, coords, attrs)
-
-    def _wants_log_likelihood(self, log_likelihood: bool | None) -> bool:
-        """Whether to export the log_likelihood group (by default where PSIS-LOO is defined)."""
-        if log_likelihood is None:
-            return self.pointwise
-        if log_likelihood and not self.pointwise:
-            raise ValueError(self.no_loo_reason())
-        return log_likelihood
 
     def export_draws(
         self, model: BayesianModel, num_samples: int | None, num_chains: int | None, x: Tensor, y: Tensor
