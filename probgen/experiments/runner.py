@@ -295,9 +295,8 @@ def num_params(model: Any) -> int:
     """The values a fit learned: a Bayesian model's global parameters theta (one draw of its
     posterior: a closed-form or NUTS posterior holds no torch parameters, a variational one two
     per value), else the model's torch parameters."""
-    posterior = getattr(model, "posterior", None)
-    if isinstance(posterior, Posterior):
-        return sum(value[0].numel() for value in posterior.draws(model, 1).values())
+    if isinstance(model.posterior, Posterior):
+        return sum(value[0].numel() for value in model.posterior.draws(model, 1).values())
     return sum(p.numel() for p in model.parameters())
 
 
