@@ -70,7 +70,7 @@ def main() -> None:
     try:
         import distributed  # noqa: F401
 
-        executors[f"Dask LocalCluster({args.jobs})"] = {"kind": "dask", "jobs": args.jobs, "threads": 1}
+        executors[f"Dask LocalCluster({args.jobs})"] = {"kind": "dask", "jobs": args.jobs}
     except ImportError:
         print('(no Dask: pip install -e ".[dask]" to time its LocalCluster)')
     results = {}

@@ -67,6 +67,7 @@ def _compare_config(args: argparse.Namespace, spec: dict[str, Any], names: Seque
         fit["time_limit"] = float(args.time_limit)
     raw = {"name": f"compare-{train.name}", "seeds": [args.seed], "data": _data_table(spec), "fit": fit}
     raw |= {"models": models, "eval": {"num_samples": args.num_samples}, "samples": 64 if args.out else 0}
+    raw |= {} if args.threads is None else {"threads": args.threads}
     return validate_config(raw, base=Path.cwd(), source="compare"), skipped
 
 

@@ -247,6 +247,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--time-limit", type=_fit("time_limit"),
         help="optional cap on each model's training seconds; a row it cut says so (such numbers depend on the machine)",
     )  # fmt: skip
+    p.add_argument(
+        "--threads", type=_positive_int,
+        help="torch threads per job (default 1: the same numbers on every machine; models with convolutions, "
+        "attention or large products round differently at another count)",
+    )  # fmt: skip
     _add_fit_options(p)
     _add_dtype_option(p, "fit and score in this dtype (default float32)")
     p.set_defaults(func=compare.run)
@@ -280,6 +285,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retries", type=_seed_int,  # a non-negative integer
         help="times a job whose worker process died is run again before it is marked failed (default 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threads", type=_positive_int,
+        help="torch threads per job (default: the config's threads, else 1: the same numbers on every machine; "
+        "models with convolutions, attention or large products round differently at another count)",
     )  # fmt: skip
     p.set_defaults(func=run.run)
 

@@ -22,7 +22,7 @@ def executor_spec(args: argparse.Namespace, config: dict[str, Any]) -> dict[str,
     (``--scheduler`` implies ``--executor dask``; ``--executor local`` drops the config's scheduler)."""
     spec = dict(config.get("executor") or {})
     if args.executor is not None and args.executor != spec.get("kind", "local"):
-        spec = {k: v for k, v in spec.items() if k in ("retries", "threads")} | {"kind": args.executor}
+        spec = {k: v for k, v in spec.items() if k == "retries"} | {"kind": args.executor}
     if args.scheduler is not None:
         if args.executor == "local":
             raise UsageError(f"--scheduler {args.scheduler!r} with --executor local: expected --executor dask with it")
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 entry[table].pop(key, None)
     if args.seeds is not None:
         config["seeds"] = list(dict.fromkeys(args.seeds))
+    if args.threads is not None:
+        config["threads"] = args.threads
     out = Path(args.out or Path("runs") / config["name"])
     print(f"{path}: {count_jobs(config)} job(s) -> {out}", flush=True)
     jobs = expand_jobs(config)

@@ -35,6 +35,7 @@ __all__ = [
     "FIT_OPTIONS",
     "EVAL_OPTIONS",
     "EXECUTOR_KEYS",
+    "DEFAULT_THREADS",
     "PREPROCESS",
 ]
 
@@ -61,7 +62,11 @@ DATA_KEYS: dict[str, tuple[str, Any]] = {
     "preprocess": (f"one of {', '.join(map(repr, PREPROCESS))}", lambda v: v in PREPROCESS),
 }
 MODEL_KEYS = ("name", "module", "label", "args", "grid", "fit", "eval")
-TOP_KEYS = ("name", "seeds", "data", "fit", "eval", "models", "samples", "executor")
+TOP_KEYS = ("name", "seeds", "data", "fit", "eval", "models", "samples", "threads", "executor")
+#: torch's intra-op threads per job, unless ``threads`` says otherwise: parallel reductions (in
+#: convolutions, attention, large matrix products) round in another order with another thread
+#: count, so a fixed count, not the machine's cores, gives the same numbers on every machine
+DEFAULT_THREADS = 1
 #: ``[executor]``: where the jobs run (see :func:`probgen.experiments.executors.make_executor`);
 #: the command line's ``--jobs``/``--executor``/``--scheduler``/``--retries`` override it
 EXECUTOR_KEYS: dict[str, tuple[str, Any]] = {
@@ -69,7 +74,6 @@ EXECUTOR_KEYS: dict[str, tuple[str, Any]] = {
     "jobs": ("a positive integer (worker processes)", lambda v: _is_int(v) and v >= 1),
     "scheduler": ("a Dask scheduler address such as 'tcp://host:8786'", lambda v: isinstance(v, str) and bool(v)),
     "retries": ("a non-negative integer (runs again of a job whose worker died)", lambda v: _is_int(v) and v >= 0),
-    "threads": ("a positive integer (threads per job)", lambda v: _is_int(v) and v >= 1),
 }
 
 
@@ -253,6 +257,9 @@ def _check_models(models: Any, errors: list[str], base: Path = Path(".")) -> lis
 
 def _check_executor(table: Any, errors: list[str]) -> dict[str, Any]:
     """The ``[executor]`` table: its keys, and a scheduler only with ``kind = "dask"``."""
+    if isinstance(table, dict) and "threads" in table:  # what a job computes depends on it: not the executor's
+        errors.append(f"executor.threads = {_show(table['threads'])}: expected it at the top level (threads = N)")
+        table = {k: v for k, v in table.items() if k != "threads"}
     checked = _check_table(table, "executor", EXECUTOR_KEYS, errors)
     if "scheduler" in checked and checked.get("kind") != "dask":
         errors.append(f"executor.scheduler = {_show(checked['scheduler'])}: expected it with kind = 'dask'")
@@ -291,6 +298,9 @@ def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "
     samples = raw.get("samples", 64)
     if not (_is_int(samples) and 0 <= samples <= 1024):
         errors.append(f"samples = {_show(samples)}: expected an integer 0..1024 (samples drawn per model)")
+    threads = raw.get("threads", DEFAULT_THREADS)
+    if not (_is_int(threads) and 1 <= threads <= 1024):
+        errors.append(f"threads = {_show(threads)}: expected an integer 1..1024 (torch threads per job)")
     seeds = _check_seeds(raw.get("seeds", [0]), errors)
     before = len(errors)
     data = _check_data(raw.get("data"), Path(base), errors)
@@ -303,6 +313,7 @@ def validate_config(raw: dict[str, Any], base: str | Path = ".", source: str = "
         "eval": _check_table(raw.get("eval", {}), "eval", EVAL_OPTIONS, errors),
         "models": _check_models(raw.get("models"), errors, Path(base)),
         "samples": samples,
+        "threads": threads,
         "executor": _check_executor(raw.get("executor", {}), errors),
     }
     if data_ok and config["models"]:  # build the valid entries' models on the data

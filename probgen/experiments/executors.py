@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import json
 import multiprocessing.context
 import os
@@ -53,6 +52,7 @@ __all__ = [
     "WorkerDied",
     "execute",
     "make_executor",
+    "pinned_threads",
     "usable_cores",
 ]
 
@@ -89,10 +89,35 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``threads`` inside, put back after: a job run here
+    computes with the same count as on a worker, whatever this machine's cores.
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with pinned_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class JobTask:
     """What a worker needs besides the job: the data spec, the run directory, the samples per
-    job, the user model files to register, and torch's thread count (None: keep the worker's)."""
+    job, the user model files to register, and torch's thread count per job (the config's
+    ``threads``: the numbers depend on it)."""
 
     data: dict[str, Any]
     out: str
@@ -103,7 +128,7 @@ class JobTask:
     run_job: Callable[..., dict[str, Any]]
     failed_row: Callable[..., dict[str, Any]]
     plugins: tuple[tuple[str, str], ...] = ()
-    threads: int | None = None
+    threads: int = 1
 
     @classmethod
     def of(
@@ -113,14 +138,10 @@ class JobTask:
         jobs: list[Job],
         run_job: Callable[..., dict[str, Any]],
         failed_row: Callable[..., dict[str, Any]],
-        threads: int | None = None,
     ) -> JobTask:
         """The task of a checked config's jobs run into ``out``."""
         return cls(json.loads(json.dumps(config["data"])), str(Path(out).resolve()), config["samples"], run_job,
-                   failed_row, _plugins(jobs), threads)  # fmt: skip
-
-    def with_threads(self, threads: int | None) -> JobTask:
-        return dataclasses.replace(self, threads=threads)
+                   failed_row, _plugins(jobs), config["threads"])  # fmt: skip
 
 
 def _plugins(jobs: list[Job]) -> tuple[tuple[str, str], ...]:
@@ -174,10 +195,9 @@ def execute(task: JobTask, job: Job) -> tuple[dict[str, Any], list[str]]:
     failed row (as in a serial run); only a dying worker is the executor's to retry."""
     if _REPORTS is not None:
         _REPORTS.put((job.id, os.getpid()))
-    if task.threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(task.threads)
+    torch.set_num_threads(task.threads)  # a worker runs only jobs: no need to put it back
     lines: list[str] = []
     splits = _splits(task)
     try:
@@ -251,23 +271,22 @@ def _death(code: int | str | None) -> str:
 
 
 class ProcessExecutor:
-    """``jobs`` local worker processes, each with ``threads`` torch/BLAS threads (default: its
-    share of the usable cores), at most one job per worker at a time.
+    """``jobs`` local worker processes, at most one job per worker at a time, each with the
+    task's torch/BLAS thread count (the config's ``threads``; ``jobs x threads`` at most the
+    usable cores keeps them from contending).
 
     Args:
         jobs: worker processes.
         retries: times a job whose worker died is run again before it is marked failed.
-        threads: threads per worker (default ``max(1, usable_cores() // jobs)``).
     """
 
-    def __init__(self, jobs: int, retries: int = DEFAULT_RETRIES, threads: int | None = None) -> None:
+    def __init__(self, jobs: int, retries: int = DEFAULT_RETRIES) -> None:
         self.jobs, self.retries = jobs, retries
-        self.threads = threads or max(1, usable_cores() // jobs)
         self.running = 0
 
     def describe(self) -> dict[str, Any]:
-        where = f"{self.jobs} local worker processes ({self.threads} thread(s) each)"
-        return {"kind": "local", "jobs": self.jobs, "threads": self.threads, "retries": self.retries, "where": where}
+        where = f"{self.jobs} local worker processes"
+        return {"kind": "local", "jobs": self.jobs, "retries": self.retries, "where": where}
 
     def results(self, jobs: list[Job], task: JobTask) -> Iterator[Finished]:
         """Run ``jobs``, yielding each as it finishes; a broken pool is made afresh."""
@@ -278,10 +297,10 @@ class ProcessExecutor:
     def _pool(self, waiting: collections.deque, attempts: collections.Counter, task: JobTask) -> Iterator[Finished]:
         """One pool's life: until every job is done or a worker dies; then the jobs it left are
         put back at the head of ``waiting`` (or failed, past their retries)."""
-        context = _PinnedContext(self.threads)
+        context = _PinnedContext(task.threads)
         reports = context.SimpleQueue()  # a new queue per pool: a killed writer leaves its lock dirty
         pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(self.threads, reports, os.getpid()))  # fmt: skip
+                                   initargs=(task.threads, reports, os.getpid()))  # fmt: skip
         inflight, broken = {}, []
         try:
             while (waiting and not broken) or inflight:
@@ -369,20 +388,21 @@ class DaskExecutor:
         jobs: the LocalCluster's workers.
         retries: a LocalCluster's ``allowed-failures`` (a task whose worker died runs again this
             many times); a scheduler of your own keeps its own setting.
-        threads: torch threads per task (default 1, as Dask's nanny sets OMP_NUM_THREADS=1).
+
+    Each task sets torch's thread count to the task's (the config's ``threads``); Dask's nanny
+    sets the BLAS/OpenMP ones of its workers to 1.
     """
 
-    def __init__(self, scheduler: str | None = None, jobs: int = 2, retries: int = DEFAULT_RETRIES,
-                 threads: int | None = None) -> None:  # fmt: skip
+    def __init__(self, scheduler: str | None = None, jobs: int = 2, retries: int = DEFAULT_RETRIES) -> None:
         _distributed()
-        self.scheduler, self.jobs, self.retries, self.threads = scheduler, jobs, retries, threads or 1
+        self.scheduler, self.jobs, self.retries = scheduler, jobs, retries
         self.running = 0
 
     def describe(self) -> dict[str, Any]:
         where = f"a Dask LocalCluster of {self.jobs} workers"
         where = f"the Dask scheduler at {self.scheduler}" if self.scheduler else where
         spec = {"kind": "dask", "scheduler": self.scheduler, "jobs": None if self.scheduler else self.jobs}
-        return spec | {"threads": self.threads, "retries": self.retries, "where": where}
+        return spec | {"retries": self.retries, "where": where}
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[Any]:
@@ -405,7 +425,6 @@ class DaskExecutor:
         import uuid
 
         distributed = _distributed()
-        task = task.with_threads(self.threads)
         run = uuid.uuid4().hex[:8]
         with self._client() as client:
             slots = sum(client.nthreads().values()) or 1
@@ -437,8 +456,9 @@ def _spec_error(spec: Any, key: str, expected: str) -> ValueError:
 
 def make_executor(spec: dict[str, Any] | None) -> ProcessExecutor | DaskExecutor | None:
     """The executor a spec names: ``kind`` ("local" or "dask"), ``jobs`` (worker processes),
-    ``scheduler`` (a Dask address), ``retries``, ``threads``; None for a serial run here (no
-    spec, or ``jobs`` 1 without Dask).
+    ``scheduler`` (a Dask address), ``retries``; None for a serial run here (no spec, or
+    ``jobs`` 1 without Dask). Torch's threads per job are the config's ``threads``, not the
+    executor's: the numbers depend on them.
 
     Raises:
         ValueError: a key or value it does not know.
@@ -451,13 +471,15 @@ def make_executor(spec: dict[str, Any] | None) -> ProcessExecutor | DaskExecutor
         0
     """
     spec = dict(spec or {})
-    unknown = sorted(set(spec) - {"kind", "jobs", "scheduler", "retries", "threads"})
+    if "threads" in spec:
+        raise ValueError(f"executor threads = {spec['threads']!r}: expected it in the config's top level (threads = N)")
+    unknown = sorted(set(spec) - {"kind", "jobs", "scheduler", "retries"})
     if unknown:
-        raise ValueError(f"executor: unknown key {unknown[0]!r}; expected kind, jobs, scheduler, retries, threads")
+        raise ValueError(f"executor: unknown key {unknown[0]!r}; expected kind, jobs, scheduler, retries")
     kind = spec.get("kind") or "local"
     if kind not in EXECUTOR_KINDS:
         raise _spec_error(spec, "kind", "'local' or 'dask'")
-    for key, low in (("jobs", 1), ("retries", 0), ("threads", 1)):
+    for key, low in (("jobs", 1), ("retries", 0)):
         value = spec.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
             raise _spec_error(spec, key, f"an integer >= {low}")
@@ -471,8 +493,8 @@ def make_executor(spec: dict[str, Any] | None) -> ProcessExecutor | DaskExecutor
                 f"executor jobs = {spec['jobs']} with scheduler = {scheduler!r}: expected one of them "
                 "(jobs sizes a LocalCluster; a scheduler's cluster has its own workers)"
             )
-        return DaskExecutor(scheduler, spec.get("jobs") or 2, retries, spec.get("threads"))
+        return DaskExecutor(scheduler, spec.get("jobs") or 2, retries)
     if scheduler is not None:
         raise ValueError(f"executor scheduler = {scheduler!r} with kind 'local': expected kind = 'dask' with it")
     jobs = spec.get("jobs") or 1
-    return None if jobs == 1 else ProcessExecutor(jobs, retries, spec.get("threads"))
+    return None if jobs == 1 else ProcessExecutor(jobs, retries)

@@ -339,7 +339,8 @@ def run_experiment(
     says where the jobs run, e.g. ``{"jobs": 4}`` (four local worker processes) or ``{"kind":
     "dask", "scheduler": "tcp://host:8786"}``; see
     :func:`~probgen.experiments.executors.make_executor`. Each job's numbers depend only on its
-    config and seed, so every executor writes the same ``results.json`` numbers.
+    config (``threads`` included: torch's threads per job, default 1, whatever this machine's
+    cores) and seed, so every executor and every machine writes the same ``results.json`` numbers.
 
     With ``progress``, an overall bar counts the jobs (with an ETA; with workers, also how many
     run and how many failed) above each job's fit bar when they run here; without, no bar at
@@ -403,18 +404,22 @@ def _write_header(out: Path, config: dict, jobs: list[Job], config_text: str | N
     what = {k: v for k, v in config.items() if k != "executor"}
     resolved = json.loads(json.dumps(what)) | {"jobs": [j.spec() for j in jobs]}
     files.append(write_text(out / "config.resolved.json", json.dumps(resolved, indent=1)))
-    meta = run_meta() if pool is None else run_meta() | {"executor": pool.describe()}
+    meta = run_meta() | {"threads": config["threads"]}
+    meta |= {} if pool is None else {"executor": pool.describe()}
     files.append(write_text(out / "meta.json", json.dumps(meta, indent=1)))
     return files
 
 
 def _run_here(jobs: list[Job], config: dict, splits: Any, out: Path, overall: Any, progress: bool, log: Any) -> list:
     """The serial run: one job after another in this process, each with its fit's bar."""
+    from probgen.experiments.executors import pinned_threads
+
     rows = []
     for i, job in enumerate(jobs):
         log(f"[{i + 1}/{len(jobs)}] {job.id}")
         try:
-            row = run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress, log=log)
+            with pinned_threads(config["threads"]):
+                row = run_job(job, splits, out / "jobs" / job.id, samples=config["samples"], progress=progress, log=log)
         except Exception as err:  # noqa: BLE001 - one job's failure never loses the others
             row = failed_row(job, splits, err)
             log(f"{job.id}: failed: {row['error']}")
@@ -432,7 +437,7 @@ def _run_on(pool: Any, jobs: list[Job], config: dict, splits: Any, out: Path, ov
 
     task = JobTask.of(config, out, jobs, run_job, failed_row)
     by_id, failed = {}, 0
-    log(f"running {len(jobs)} job(s) on {pool.describe()['where']}")
+    log(f"running {len(jobs)} job(s) on {pool.describe()['where']}, {task.threads} torch thread(s) per job")
     for done in pool.results(jobs, task):
         for line in done.lines:
             log(line)

@@ -56,7 +56,7 @@ def test_serial_jobs_2_and_a_local_cluster_give_the_same_numbers(tmp_path):
     pooled = run_experiment(config, tmp_path / "pool", progress=False, log=lines.append, executor={"jobs": 2})
     dask = run_experiment(config, tmp_path / "dask", progress=False, log=lambda _: None,
                           executor={"kind": "dask", "jobs": 2})  # fmt: skip
-    assert "running 6 job(s) on 2 local worker processes (1 thread(s) each)" in lines
+    assert "running 6 job(s) on 2 local worker processes, 1 torch thread(s) per job" in lines
     reference = _numbers(_rows(tmp_path / "serial"))
     assert len(reference) == 6 and all(r["error"] is None and r["nll_nats"] > 0 for r in reference)
     assert len({r["nll_nats"] for r in reference}) == 6  # seeds and models differ: a mix-up would show
