@@ -12,7 +12,9 @@ Methods:
       on a 3-d regression: log-weight variance 7-10 at 200 steps, errors up to 0.23 nats); from
       the Laplace Gaussian 50 steps are within 0.01 nats on the conjugate benchmarks.
     - "smc": tempered SMC (Del Moral, Doucet & Jasra 2006), the next temperature by bisection on
-      the conditional ESS, systematic resampling, HMC moves; an estimate.
+      the conditional ESS, systematic resampling, HMC moves whose step size and mass matrix come
+      from a pilot run (a mass matrix estimated on the particles it moves biased the evidence
+      upwards, by +0.46 nats on a 10-d logistic regression); an estimate.
     - "iwae": the importance-weighted bound of a guide over all latents: a lower bound.
     - "laplace": MAP on unconstrained space and the Gaussian integral of the Hessian there; an
       estimate (exact for a Gaussian posterior in unconstrained coordinates).
@@ -37,7 +39,7 @@ import torch
 from torch import Tensor
 
 from probgen._checks import check_int
-from probgen.inference.annealing import ProgramTarget, piloted_anneal, power_schedule, resolve_program, smc
+from probgen.inference.annealing import ProgramTarget, piloted_anneal, piloted_smc, power_schedule, resolve_program
 from probgen.inference.diagnostics import Diagnostics, importance_diagnostics, run_diagnostics
 from probgen.inference.importance import random_sites
 from probgen.models.base import GenerativeModel
@@ -396,7 +398,7 @@ def _ais(target: ProgramTarget, start: Any, num_samples: int, num_steps: int, nu
 
 def _smc(target: ProgramTarget, start: Any, num_samples: int, moves: int, num_runs: int, options: dict) -> Evidence:
     u = _start(start, num_samples, num_runs)
-    run = smc(start.parts, u, moves=moves, **options)
+    run = piloted_smc(start.parts, u, start.draw(u.shape[1])[None], moves=moves, **options)
     per_run = run.log_evidence.detach().double()
     estimate = float(torch.logsumexp(per_run, 0) - math.log(num_runs))
     stderr = float(per_run.std() / math.sqrt(num_runs)) if num_runs > 1 else float("nan")
