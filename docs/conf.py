@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 _paths = (str(ROOT), str(ROOT / "examples"), os.environ.get("PYTHONPATH"))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in _paths if p)
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the executed tutorials show their numbers, not progress bars
 
 import probgen  # noqa: E402
 

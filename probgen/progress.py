@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -175,6 +176,9 @@ def progress_bar(
         leave: on a terminal, keep the bar when it closes; None (default): only if it is the
             outermost bar, so a job's bar inside a run's bar makes room for the next job's.
 
+    ``TQDM_DISABLE=1`` in the environment (tqdm's own switch) silences every bar, terminal or not:
+    e.g. for executed notebooks, whose pages should show the numbers, not the bars.
+
     Example:
         >>> import io
         >>> stream = io.StringIO()
@@ -184,6 +188,7 @@ def progress_bar(
         4
     """
     stream = file if file is not None else sys.stderr
+    disable = disable or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
     if _is_terminal(stream):
         from tqdm.auto import tqdm
 

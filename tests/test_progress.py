@@ -115,6 +115,17 @@ def test_progress_bar_suits_its_stream():
     assert quiet.getvalue() == ""
 
 
+@pytest.mark.parametrize("value, silent", [("1", True), ("true", True), ("0", False), ("", False)])
+def test_tqdm_disable_in_the_environment_silences_every_bar(monkeypatch, value, silent):
+    pytest.importorskip("tqdm")
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        for _ in progress_bar(range(5), desc="fit", file=stream):
+            pass
+    assert (terminal.getvalue() == "" and log.getvalue() == "") == silent
+
+
 def test_logging_levels_and_one_handler(probgen_logger):
     stream = io.StringIO()
     configure_logging(logging.INFO, stream)
