@@ -53,7 +53,6 @@ __all__ = [
     "execute",
     "make_executor",
     "pinned_threads",
-    "usable_cores",
 ]
 
 #: what ``kind`` may be: ``"local"`` (here, or a process pool with ``jobs`` > 1) or ``"dask"``
@@ -75,18 +74,6 @@ class DaskMissing(ImportError):
 
 class WorkerDied(RuntimeError):
     """The worker process running a job died (every allowed attempt)."""
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity, not the machine's count).
-
-    Example:
-        >>> usable_cores() >= 1
-        True
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -207,8 +194,9 @@ def execute(task: JobTask, job: Job) -> tuple[dict[str, Any], list[str]]:
     return row, lines
 
 
-def _start_worker(threads: int, reports: Any, parent: int) -> None:
-    """A pool worker's start: die with the parent, one report queue, torch's thread count."""
+def _start_worker(reports: Any, parent: int) -> None:
+    """A pool worker's start: die with the parent, one report queue (:func:`execute` sets
+    torch's thread count per job, as on Dask)."""
     global _REPORTS
     if sys.platform.startswith("linux"):  # a killed run leaves no worker behind, still fitting
         import ctypes
@@ -218,9 +206,6 @@ def _start_worker(threads: int, reports: Any, parent: int) -> None:
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
     _REPORTS = reports
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- local processes
@@ -300,7 +285,7 @@ class ProcessExecutor:
         context = _PinnedContext(task.threads)
         reports = context.SimpleQueue()  # a new queue per pool: a killed writer leaves its lock dirty
         pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(task.threads, reports, os.getpid()))  # fmt: skip
+                                   initargs=(reports, os.getpid()))  # fmt: skip
         inflight, broken = {}, []
         try:
             while (waiting and not broken) or inflight:
