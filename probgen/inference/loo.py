@@ -16,7 +16,10 @@
   latents (sites inside the data plate) are marginalised per example by importance sampling
   with the guide (``num_particles`` draws of them per posterior draw, the guide conditioned on
   that draw's globals), so with local latents the pointwise log-likelihood is an
-  importance-sampling estimate (exact when the guide's local conditional is exact).
+  importance-sampling estimate (exact when the guide's local conditional is exact). A guide that
+  gives one point (an ``AutoDelta``: a MAP fit) has no spread to draw from: the draws then come
+  from the Laplace approximation at that point (:mod:`probgen.models.laplace`, as a MAP-fitted
+  classifier's export), with their log q, so they are reweighted like a guide's (below).
 
 Draws from a guide q are not posterior draws. Where the model says its predictive is not the
 exact posterior's (``model.predictive != "posterior"``) the export keeps, per draw, the
@@ -53,15 +56,22 @@ from torch import Tensor
 from probgen._checks import check_int
 from probgen.inference.data import DataSource
 from probgen.inference.diagnostics import KHAT_BAD, importance_diagnostics
-from probgen.inference.program_draws import Program, guide_draws, inspect_program, pointwise, vectorizes
+from probgen.inference.program_draws import Program, guide_draws, inspect_program, laplace_draws, pointwise, vectorizes
 from probgen.models.base import GenerativeModel, model_labels
 
-__all__ = ["PSIS_VARIATIONAL_NOTE", "loo", "to_inference_data"]
+__all__ = ["POINT_GUIDE_NOTE", "PSIS_VARIATIONAL_NOTE", "loo", "to_inference_data"]
 
 #: what :func:`loo` says of a LOO estimate computed from draws of a variational approximation
 PSIS_VARIATIONAL_NOTE = (
     "PSIS-corrected LOO from a variational approximation: the draws come from the guide q, "
     "reweighted by p(theta, D) / q(theta) and Pareto-smoothed per held-out point"
+)
+
+#: what the draws of a program fitted with a point guide (an AutoDelta: MAP) are
+POINT_GUIDE_NOTE = (
+    "independent draws from the Laplace approximation at the guide's point (a MAP fit): N(mode, H^-1) in the "
+    "unconstrained space (H: the Hessian of the negative log joint there), mapped to each site's support and split "
+    "into chains (R-hat ~ 1 by construction), with their importance log-weights p(theta, D) / q(theta)"
 )
 
 
@@ -191,15 +201,13 @@ def _program_export(
         note, log_q = "the given draws (e.g. MCMC), scored as posterior draws", None
     else:
         values, log_q = guide_draws(model, prog, x, num_samples)
-        if all(bool((v == v[:1]).all()) for v in values.values()):
-            raise ValueError(
-                f"{model.name}'s guide gives one point (e.g. an AutoDelta: a MAP fit), not a posterior: PSIS-LOO "
-                "has no draws to reweight; expected a guide with spread (guide='auto_normal'), or draws from NUTS"
-            )
         chains = num_chains
         exact = model.predictive == "posterior"
         note = "independent draws from the " + ("exact posterior" if exact else "guide q (a variational approximation)")
         note += ", split into chains (R-hat ~ 1 by construction)"
+        if all(bool((v == v[:1]).all()) for v in values.values()):  # a point guide: a MAP fit
+            values, log_q = laplace_draws(model, prog, x, {n: v[0] for n, v in values.items()}, num_samples)
+            exact, note = False, POINT_GUIDE_NOTE
         log_q = None if exact else log_q
     log_lik, log_prior = pointwise(model, prog, x, values, num_particles)
     return _assemble(model, prog, x, values, log_lik, log_prior, log_q, chains, note, coords)

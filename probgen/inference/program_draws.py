@@ -23,8 +23,9 @@ from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
 
 from probgen.models.base import GenerativeModel
+from probgen.models.laplace import laplace_approximation
 
-__all__ = ["Program", "guide_draws", "inspect_program", "pointwise", "vectorizes"]
+__all__ = ["Program", "guide_draws", "inspect_program", "laplace_draws", "pointwise", "vectorizes"]
 
 #: the plate that vectorises draws; left of every plate of the program
 _DRAWS_PLATE = "_probgen_loo_draws"
@@ -137,6 +138,31 @@ def guide_draws(model: GenerativeModel, prog: Program, x: Tensor, num: int) -> t
         traces = [poutine.trace(model.guide).get_trace(x) for _ in range(num)]
     values = {n: torch.stack([t.nodes[n]["value"].reshape(prog.shapes[n]) for t in traces]) for n in prog.global_}
     return values, torch.cat([log_q(t, 1) for t in traces])
+
+
+def laplace_draws(
+    model: GenerativeModel, prog: Program, x: Tensor, point: dict[str, Tensor], num: int
+) -> tuple[dict[str, Tensor], Tensor]:
+    """``num`` draws of the global sites from the Laplace approximation at ``point`` (a point
+    guide's value, e.g. an AutoDelta's MAP fit), ``{site: [num, *shape]}``, and their log q: the
+    Gaussian's log-density in the unconstrained space minus the log-Jacobian of the map to each
+    site's support (the density of the constrained draw, as a guide's log q is)."""
+    if prog.local:
+        raise ValueError(
+            f"{model.name}'s guide gives one point (e.g. an AutoDelta: a MAP fit) and the model has local latent "
+            f"site(s) {list(prog.local)}: a Laplace approximation of the global latents would need them "
+            "marginalised; expected a guide with spread (guide='auto_normal'), or draws from NUTS"
+        )
+    laplace = laplace_approximation(model.model, {n: point[n].reshape(prog.shapes[n]) for n in prog.global_}, x)
+    gaussian = pyro.distributions.MultivariateNormal(laplace.loc, precision_matrix=laplace.precision)
+    with torch.no_grad():
+        free = gaussian.sample((num,))
+        values = laplace.constrain(free)
+        log_q = gaussian.log_prob(free)
+        for name, (where, shape, transform) in laplace.sites.items():
+            jacobian = transform.log_abs_det_jacobian(free[:, where].reshape(num, *shape), values[name])
+            log_q = log_q - jacobian.reshape(num, -1).sum(1)
+    return values, log_q
 
 
 def _score(model: GenerativeModel, prog: Program, x: Tensor, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
