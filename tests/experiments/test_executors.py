@@ -54,9 +54,13 @@ def test_serial_jobs_2_and_a_local_cluster_give_the_same_numbers(tmp_path):
     lines = []
     serial = run_experiment(config, tmp_path / "serial", progress=False, log=lambda _: None)
     pooled = run_experiment(config, tmp_path / "pool", progress=False, log=lines.append, executor={"jobs": 2})
-    dask = run_experiment(config, tmp_path / "dask", progress=False, log=lambda _: None,
+    dask_lines = []
+    dask = run_experiment(config, tmp_path / "dask", progress=False, log=dask_lines.append,
                           executor={"kind": "dask", "jobs": 2})  # fmt: skip
     assert "running 6 job(s) on 2 local worker processes, 1 torch thread(s) per job" in lines
+    # the LocalCluster's workers run without Dask's MALLOC_TRIM_THRESHOLD_ (a worker with it says so)
+    assert not [line for line in dask_lines if "MALLOC_TRIM_THRESHOLD_" in line], dask_lines
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # nor does the nanny leave it in this process
     reference = _numbers(_rows(tmp_path / "serial"))
     assert len(reference) == 6 and all(r["error"] is None and r["nll_nats"] > 0 for r in reference)
     assert len({r["nll_nats"] for r in reference}) == 6  # seeds and models differ: a mix-up would show
@@ -207,3 +211,15 @@ def test_the_config_executor_table_is_checked_and_the_command_line_overrides_it(
     path, config = _config(tmp_path, SIX, kind="dask", scheduler="tcp://h:1")
     code = main(["run", str(path), "--out", str(tmp_path / "run"), "--jobs", "2"])
     assert code == 2 and "--jobs 2 with the Dask scheduler 'tcp://h:1'" in capsys.readouterr().err
+
+
+def test_a_worker_with_dask_s_malloc_trim_threshold_says_so_once(monkeypatch):
+    from probgen.experiments import executors
+
+    monkeypatch.setattr(executors, "_NOTED", [])
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert executors._environment_notes() == []
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    (note,) = executors._environment_notes()
+    assert "MALLOC_TRIM_THRESHOLD_=65536" in note and "pre-spawn-environ" in note
+    assert executors._environment_notes() == []  # once per worker process
