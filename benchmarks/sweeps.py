@@ -7,12 +7,11 @@ each executor's overhead per job.
 The jobs are compute-bound: a VAE with two hidden layers of 400 units on binarized digits, 4
 seeds x 3 values of beta, 60 epochs (about 4 s per job here), one torch thread per job (the
 serial run too, so that the three runs do the same arithmetic and give the same numbers, which
-the script checks). The overhead per
-job is ``(wall x workers - serial wall) / jobs``: the worker time not spent on the jobs themselves
-(starting the workers and importing torch there, reading the data once per worker, idle tails):
-about 3.5 s per worker here, which a sweep of shorter jobs pays in a larger share (at 15 epochs
-the speed-up with ``--jobs 2`` was 1.32x).
-The jobs' own fit and evaluation time (summed over jobs) shows whether they ran slower than in the
+the script checks). The overhead per job is ``(wall x workers - serial wall) / jobs``: the
+worker time not spent on the jobs themselves (starting the workers and importing torch there,
+reading the data once per worker, idle tails): about 3.5 s per worker here, which a sweep of
+shorter jobs pays in a larger share (at 15 epochs the speed-up with ``--jobs 2`` was 1.32x). The
+jobs' own fit and evaluation time (summed over jobs) shows whether they ran slower than in the
 serial run: on a machine shared with other work, fewer cores are free than the workers need, and
 the speed-up falls short of what free cores give.
 """
