@@ -214,12 +214,12 @@ def test_the_config_executor_table_is_checked_and_the_command_line_overrides_it(
 
 
 def test_a_worker_with_dask_s_malloc_trim_threshold_says_so_once(monkeypatch):
-    from probgen.experiments import executors
+    from probgen.experiments import worker
 
-    monkeypatch.setattr(executors, "_NOTED", [])
+    monkeypatch.setattr(worker, "_NOTED", [])
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    assert executors._environment_notes() == []
+    assert worker._environment_notes() == []
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    (note,) = executors._environment_notes()
+    (note,) = worker._environment_notes()
     assert "MALLOC_TRIM_THRESHOLD_=65536" in note and "pre-spawn-environ" in note
-    assert executors._environment_notes() == []  # once per worker process
+    assert worker._environment_notes() == []  # once per worker process
