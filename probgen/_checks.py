@@ -50,6 +50,8 @@ SIZE_ARGUMENTS: dict[str, int] = {
     "latent_dim": 1,
     "num_layers": 1,
     "flow_num_layers": 1,
+    "dequantizer_num_layers": 1,
+    "dequantizer_hidden_features": 1,
     "kernel": 1,
     "components": 1,
     "count_bins": 2,

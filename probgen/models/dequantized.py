@@ -11,9 +11,14 @@ standard numbers:
 
 ``dequantization="uniform"`` declares the density a lower bound (``log_likelihood`` reports IWAE/ELBO
 bounds); ``dequantization="importance"`` makes ``log_prob`` the K-draw importance estimate (kind
-"estimate"). Numbers are on the discrete scale: nats per example of x, bits per dimension
-over the k levels. An optional logit pre-transform (``logit_alpha``) models
-``logit(alpha + (1 - 2 alpha) v)`` instead of v, with its Jacobian counted.
+"estimate"). ``dequantization="variational"`` (Flow++) learns the noise: the guide is a flow
+``q(u | x)`` on the unit cube conditioned on x (:class:`~probgen.models.dequantizer.DequantizationFlow`),
+trained jointly with the base, so the ELBO ``E_q[log p(x, u) - log q(u | x)]`` is a tighter lower
+bound (its gap ``KL(q(u | x) || p(u | x))`` instead of ``KL(U || p(u | x))``) and IWAE with K
+draws of q its importance-weighted estimate; density "lower_bound". Numbers are on the discrete
+scale: nats per example of x, bits per dimension over the k levels. An optional logit
+pre-transform (``logit_alpha``) models ``logit(alpha + (1 - 2 alpha) v)`` instead of v, with its
+Jacobian counted.
 
 References:
     Theis, van den Oord & Bethge, "A note on the evaluation of generative models" (2016),
@@ -26,6 +31,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pyro
@@ -36,12 +42,13 @@ from torch import Tensor
 
 from probgen._checks import check_int
 from probgen.data.support import parse_support
-from probgen.models.base import GenerativeModel, data_plate
+from probgen.models.base import GenerativeModel, data_plate, network
+from probgen.models.dequantizer import DequantizationFlow
 from probgen.models.registry import model_class, register
 
 __all__ = ["Dequantized", "DEQUANTIZATION_METHODS"]
 
-DEQUANTIZATION_METHODS = ("uniform", "importance")
+DEQUANTIZATION_METHODS = ("uniform", "importance", "variational")
 
 
 @register(
@@ -57,10 +64,13 @@ class Dequantized(GenerativeModel):
         base: the continuous model (a GenerativeModel with an exact density on the same event
             shape and real support), or its config; default: independent Gaussians fitted by
             maximum likelihood.
-        dequantization: "uniform" (density "lower_bound") or "importance" (``log_prob`` is the
-            ``num_samples``-draw importance estimate; density "estimate").
+        dequantization: "uniform" (density "lower_bound"), "importance" (``log_prob`` is the
+            ``num_samples``-draw importance estimate; density "estimate") or "variational" (a
+            learned noise flow q(u | x) as the guide; density "lower_bound").
         num_samples: K for ``dequantization="importance"``.
         logit_alpha: model ``logit(alpha + (1 - 2 alpha) v)`` (e.g. 0.05), Jacobian included.
+        dequantizer_num_layers, dequantizer_hidden_features: the layers of q(u | x) and the widths
+            of each layer's network (``dequantization="variational"``).
 
     Example:
         >>> import probgen as pg
@@ -82,6 +92,8 @@ class Dequantized(GenerativeModel):
         dequantization: str = "uniform",
         num_samples: int = 16,
         logit_alpha: float | None = None,
+        dequantizer_num_layers: int = 2,
+        dequantizer_hidden_features: Sequence[int] = (64,),
     ) -> None:
         super().__init__(event_shape, support)
         if dequantization not in DEQUANTIZATION_METHODS:
@@ -101,10 +113,16 @@ class Dequantized(GenerativeModel):
         if base.event_shape != self.event_shape:
             raise ValueError(f"base has event_shape {base.event_shape}; the data have {self.event_shape}")
         self.base = base
+        self.dequantizer_num_layers = check_int("dequantizer_num_layers", dequantizer_num_layers)
+        self.dequantizer_hidden_features = tuple(int(h) for h in dequantizer_hidden_features)
+        self.dequantizer = None
+        if dequantization == "variational":
+            self.dequantizer = DequantizationFlow(self.event_shape, self.num_levels, num_layers=dequantizer_num_layers,
+                                                  hidden_features=self.dequantizer_hidden_features)  # fmt: skip
 
     @property
     def density(self) -> str:
-        return "lower_bound" if self.dequantization == "uniform" else "estimate"
+        return "estimate" if self.dequantization == "importance" else "lower_bound"
 
     def _to_base(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """The base model's input for x and noise u, and ``log |dv / d(x + u)|`` per example."""
@@ -135,7 +153,8 @@ class Dequantized(GenerativeModel):
     @pyro_method
     def guide(self, x: Tensor, y: Tensor | None = None) -> None:
         with data_plate(self, x):
-            pyro.sample("u", self._noise(x))
+            q = self._noise(x) if self.dequantizer is None else network(self, "dequantizer").distribution(x)
+            pyro.sample("u", q)
 
     def _noise(self, x: Tensor) -> dist.TorchDistribution:
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
@@ -143,7 +162,7 @@ class Dequantized(GenerativeModel):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``dequantization="importance"``: ``log (1/K) sum_k p(x, u_k)`` with K = ``num_samples``."""
-        if self.dequantization == "uniform":
+        if self.dequantization != "importance":
             return super().log_prob(x)
         x = self.validate(x)
         u = torch.rand(self.num_samples, *x.shape, dtype=x.dtype, device=x.device)
@@ -166,4 +185,6 @@ class Dequantized(GenerativeModel):
             "dequantization": self.dequantization,
             "num_samples": self.num_samples,
             "logit_alpha": self.logit_alpha,
+            "dequantizer_num_layers": self.dequantizer_num_layers,
+            "dequantizer_hidden_features": list(self.dequantizer_hidden_features),
         }

@@ -106,8 +106,13 @@ VOCABULARY: dict[str, str] = {
     "vlb_weight": "weight of the bound in a DDPM's hybrid loss",
     "parameterization": "what a DDPM's network predicts: 'noise' or 'levels' (None: from the support)",
     "base": "the continuous model a Dequantized wraps (a model or its config)",
-    "dequantization": "how Dequantized integrates the noise: 'uniform' (a bound) or 'importance'",
+    "dequantization": (
+        "how Dequantized integrates the noise: 'uniform' (a bound), 'importance' or 'variational' (a learned q, "
+        "a bound)"
+    ),
     "logit_alpha": "Dequantized models logit(alpha + (1 - 2 alpha) v), Jacobian counted",
+    "dequantizer_num_layers": "depth of a variational Dequantized's learned noise flow (its num_layers)",
+    "dequantizer_hidden_features": "widths of a variational Dequantized's noise-flow networks (its hidden_features)",
 }
 
 #: the names used before the one vocabulary, old -> new, by the class that declared them (its

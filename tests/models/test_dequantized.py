@@ -71,7 +71,7 @@ def test_samples_are_levels_and_bad_arguments_are_refused(float64):
     with pytest.raises(ValueError, match="event_shape"):
         Dequantized(3, "discrete(17)", base=IndependentGaussian(2, "real"))
     with pytest.raises(ValueError, match="unknown dequantization"):
-        Dequantized(2, "discrete(17)", dequantization="variational")
+        Dequantized(2, "discrete(17)", dequantization="flow")
     with pytest.raises(ValueError, match="outside the support"):
         pg.log_likelihood(model, torch.tensor([[5.0, 0.0]]))
 
