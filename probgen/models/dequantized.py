@@ -46,9 +46,14 @@ from probgen.models.base import GenerativeModel, data_plate, network
 from probgen.models.dequantizer import DequantizationFlow
 from probgen.models.registry import model_class, register
 
-__all__ = ["Dequantized", "DEQUANTIZATION_METHODS"]
+__all__ = ["Dequantized", "DEFAULT_LOGIT_ALPHA", "DEQUANTIZATION_METHODS"]
 
 DEQUANTIZATION_METHODS = ("uniform", "importance", "variational")
+#: the logit pre-transform's default alpha, chosen on validation data: a MAF of 5 layers of
+#: [256, 256] on 17-level digits (Adam 1e-3, early stopping, 32-draw importance-weighted
+#: estimate) had validation NLL 98.19 nats at 1e-3, 98.30 at 3e-3, 98.64 at 1e-4, 100.43 at 1e-2,
+#: 108.70 at 0.05 and 133.45 without the logit (NAF: 94.97 at 1e-3, 95.59 at 3e-3)
+DEFAULT_LOGIT_ALPHA = 1e-3
 
 
 @register(
@@ -68,7 +73,8 @@ class Dequantized(GenerativeModel):
             ``num_samples``-draw importance estimate; density "estimate") or "variational" (a
             learned noise flow q(u | x) as the guide; density "lower_bound").
         num_samples: K for ``dequantization="importance"``.
-        logit_alpha: model ``logit(alpha + (1 - 2 alpha) v)`` (e.g. 0.05), Jacobian included.
+        logit_alpha: model ``logit(alpha + (1 - 2 alpha) v)``, Jacobian included (None: v itself).
+            Default :data:`DEFAULT_LOGIT_ALPHA`.
         dequantizer_num_layers, dequantizer_hidden_features: the layers of q(u | x) and the widths
             of each layer's network (``dequantization="variational"``).
 
@@ -91,7 +97,7 @@ class Dequantized(GenerativeModel):
         base: GenerativeModel | dict[str, Any] | None = None,
         dequantization: str = "uniform",
         num_samples: int = 16,
-        logit_alpha: float | None = None,
+        logit_alpha: float | None = DEFAULT_LOGIT_ALPHA,
         dequantizer_num_layers: int = 2,
         dequantizer_hidden_features: Sequence[int] = (64,),
     ) -> None:
