@@ -144,9 +144,8 @@ def laplace_draws(
     model: GenerativeModel, prog: Program, x: Tensor, point: dict[str, Tensor], num: int
 ) -> tuple[dict[str, Tensor], Tensor]:
     """``num`` draws of the global sites from the Laplace approximation at ``point`` (a point
-    guide's value, e.g. an AutoDelta's MAP fit), ``{site: [num, *shape]}``, and their log q: the
-    Gaussian's log-density in the unconstrained space minus the log-Jacobian of the map to each
-    site's support (the density of the constrained draw, as a guide's log q is)."""
+    guide's value, e.g. an AutoDelta's MAP fit), ``{site: [num, *shape]}``, and their log q
+    (:meth:`~probgen.models.laplace.Laplace.sample_with_log_density`)."""
     if prog.local:
         raise ValueError(
             f"{model.name}'s guide gives one point (e.g. an AutoDelta: a MAP fit) and the model has local latent "
@@ -154,15 +153,7 @@ def laplace_draws(
             "marginalised; expected a guide with spread (guide='auto_normal'), or draws from NUTS"
         )
     laplace = laplace_approximation(model.model, {n: point[n].reshape(prog.shapes[n]) for n in prog.global_}, x)
-    gaussian = pyro.distributions.MultivariateNormal(laplace.loc, precision_matrix=laplace.precision)
-    with torch.no_grad():
-        free = gaussian.sample((num,))
-        values = laplace.constrain(free)
-        log_q = gaussian.log_prob(free)
-        for name, (where, shape, transform) in laplace.sites.items():
-            jacobian = transform.log_abs_det_jacobian(free[:, where].reshape(num, *shape), values[name])
-            log_q = log_q - jacobian.reshape(num, -1).sum(1)
-    return values, log_q
+    return laplace.sample_with_log_density(num)
 
 
 def _score(model: GenerativeModel, prog: Program, x: Tensor, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

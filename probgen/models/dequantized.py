@@ -119,7 +119,7 @@ class Dequantized(GenerativeModel):
         if base.event_shape != self.event_shape:
             raise ValueError(f"base has event_shape {base.event_shape}; the data have {self.event_shape}")
         self.base = base
-        self.dequantizer_num_layers = check_int("dequantizer_num_layers", dequantizer_num_layers)
+        self.dequantizer_num_layers = dequantizer_num_layers  # checked with every size (probgen._checks)
         self.dequantizer_hidden_features = tuple(int(h) for h in dequantizer_hidden_features)
         self.dequantizer = None
         if dequantization == "variational":
