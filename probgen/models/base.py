@@ -245,6 +245,9 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
     num_classes: int = 0
     #: width sequences (``hidden_features``) this class needs non-empty; elsewhere () is no hidden layer
     _nonempty_sizes: ClassVar[tuple[str, ...]] = ()
+    #: arguments added after configs were first saved, each with the value a config saved
+    #: without it meant (so that an old checkpoint loads as the model it was, not as today's default)
+    _absent_in_old_configs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, event_shape: tuple[int, ...] | int, support: str) -> None:
         super().__init__()
@@ -380,9 +383,10 @@ class GenerativeModel(PyroModule, metaclass=ModelMeta):
         """The untrained model a :attr:`config` describes. A config saved with argument names of
         before the one vocabulary (an old checkpoint) loads without a warning: its names are
         renamed here (:func:`probgen.models.vocabulary.rename_arguments`), and the model's own
-        config, hence a re-save, holds the new names."""
+        config, hence a re-save, holds the new names. An argument added since (a class's
+        ``_absent_in_old_configs``) takes the value such a config meant."""
         kwargs = {k: v for k, v in config.items() if k not in ("name", "event_shape", "support")}
-        kwargs = rename_arguments(cls, kwargs, warn=False)
+        kwargs = {**cls._absent_in_old_configs, **rename_arguments(cls, kwargs, warn=False)}
         check_kwargs(cls, kwargs)
         return cls(tuple(config["event_shape"]), config["support"], **kwargs)
 

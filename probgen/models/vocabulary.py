@@ -97,6 +97,7 @@ VOCABULARY: dict[str, str] = {
     "seed": "seed of MADE's orderings and masks",
     "count_bins": "bins of a rational-quadratic spline",
     "bound": "the spline's interval [-bound, bound]",
+    "coupling": "how a coupling flow splits the coordinates: 'checkerboard' (its two colours) or 'halves'",
     "loss": "a GAN's game: 'non_saturating', 'minimax' or 'wasserstein_gp'",
     "dequantize": "a GAN on k-level data adds uniform noise to the real data",
     "steps": "diffusion steps T of a DDPM",

@@ -215,7 +215,8 @@ def test_weights_of_pyros_spline_layers_load_and_give_pyros_density(name, float6
     """Checkpoints saved when NSF used Pyro's SplineCoupling / SplineAutoregressive have the
     same keys; the density differs only by the end-knot derivative (1 against 0.999)."""
     d, k = 3, 8
-    model = MODELS[name].cls(d, **SMALL, count_bins=k)
+    config = {"name": name, "event_shape": [d], "support": "real", **SMALL, "count_bins": k}
+    model = MODELS[name].cls.from_config(config)  # a config of then: NSF's coupling halves
     model.init_from_data(torch.randn(100, d) * 2 + 1)
     layers = []
     for _ in range(2):

@@ -21,7 +21,7 @@ from pyro.distributions.transforms.utils import clamp_preserve_gradients
 from pyro.nn import AutoRegressiveNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import FLOW_BUDGET, Flow
+from probgen.models.flows.base import FLOW_BUDGET, Flow, identity_start
 from probgen.models.registry import register
 
 __all__ = ["MAF", "IAF"]
@@ -42,8 +42,9 @@ class _AffineAutoregressive(AffineAutoregressive):
 
 
 class _AffineAutoregressiveFlow(Flow):
-    """Affine autoregressive layers (natural order, reversed between layers); ``density_fast``
-    places each as ``t.inv`` so that ``log_prob`` calls each network once."""
+    """Affine autoregressive layers (natural order, reversed between layers), each starting as
+    the identity (:func:`~probgen.models.flows.base.identity_start`); ``density_fast`` places
+    each as ``t.inv`` so that ``log_prob`` calls each network once."""
 
     density_fast = True
 
@@ -51,7 +52,8 @@ class _AffineAutoregressiveFlow(Flow):
         d = self.num_dims
 
         def layer() -> Transform:
-            t = _AffineAutoregressive(AutoRegressiveNN(d, self.made_hidden, permutation=torch.arange(d)))
+            net = identity_start(AutoRegressiveNN(d, self.made_hidden, permutation=torch.arange(d)))
+            t = _AffineAutoregressive(net)
             return t.inv if self.density_fast else t
 
         return self._stacked(layer)

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,16 @@ from torch.distributions import Transform, constraints
 from probgen._checks import check_int
 from probgen.models.base import GenerativeModel, data_plate, network
 
-__all__ = ["ActNorm", "Flow", "FLOW_BUDGET", "reverse"]
+__all__ = [
+    "ActNorm",
+    "COUPLINGS",
+    "Flow",
+    "FLOW_BUDGET",
+    "check_coupling",
+    "checkerboard_order",
+    "identity_start",
+    "reverse",
+]
 
 #: the default training budget of the flows (``compare`` and the CLI use it)
 FLOW_BUDGET = {"epochs": 100, "lr": 1e-3, "batch_size": 100, "patience": 20}
@@ -93,6 +103,54 @@ def reverse(dim: int) -> Permute:
     return Permute(torch.arange(dim - 1, -1, -1))
 
 
+def checkerboard_order(event_shape: Sequence[int]) -> Tensor:
+    """The flattened coordinates of ``event_shape``, those of one checkerboard colour first.
+
+    A coordinate's colour is the parity of the sum of its indices (Dinh et al.'s checkerboard
+    mask): over the event shape itself, or over ``(sqrt(D), sqrt(D))`` for a flat event of square
+    size ``D`` (an 8x8 digit flattened to 64 values), else the parity of the position. Coupling
+    layers that split the reordered vector in halves then condition each pixel on its
+    neighbours, where splitting the raw vector would condition the image's bottom on its top.
+
+    Example:
+        >>> checkerboard_order((6,)).tolist()
+        [0, 2, 4, 1, 3, 5]
+        >>> checkerboard_order((2, 2)).tolist()
+        [0, 3, 1, 2]
+    """
+    shape = tuple(int(s) for s in event_shape)
+    size = math.prod(shape)
+    side = math.isqrt(size)
+    grid = shape if len(shape) > 1 else (side, side) if side * side == size and side > 1 else (size,)
+    indices = torch.cartesian_prod(*(torch.arange(s) for s in grid)).reshape(size, len(grid))
+    colour = indices.sum(-1) % 2
+    return torch.argsort(colour, stable=True)
+
+
+#: the ways a coupling flow splits its coordinates (``coupling=``)
+COUPLINGS = ("checkerboard", "halves")
+
+
+def check_coupling(coupling: str) -> str:
+    """``coupling`` if it is one of :data:`COUPLINGS`, else a ValueError naming them."""
+    if coupling not in COUPLINGS:
+        raise ValueError(f"coupling must be one of {', '.join(map(repr, COUPLINGS))}, got {coupling!r}")
+    return coupling
+
+
+def identity_start(net: nn.Module) -> nn.Module:
+    """``net`` with its last linear layer zeroed, so that an affine layer it parametrises (shift
+    and log-scale zero) starts as the identity and the flow as its base: training starts from
+    the data-initialised actnorm rather than from a random chain of couplings. Measured on
+    17-level digits, 3 seeds: RealNVP 92.40 vs 93.23 test nats, MAF 94.86 vs 95.34 (5 layers of
+    [256, 256]; ``benchmarks/flows_vs_zuko.py``)."""
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    return net
+
+
 class Flow(GenerativeModel):
     """A normalizing flow of real data: ``x = actnorm(f_L(... f_1(z)))``, ``z ~ N(0, I)``.
 
@@ -148,6 +206,16 @@ class Flow(GenerativeModel):
             if i:
                 layers.append(reverse(self.num_dims))
             layers.append(make_layer())
+        return layers
+
+    def _coupled(self, make_layer: Callable[[], Transform], coupling: str) -> list[Transform]:
+        """``num_layers`` coupling layers from ``make_layer``, each transforming the second half
+        of its input given the first, swapped between layers. ``coupling="checkerboard"``: the
+        halves are the two colours of :func:`checkerboard_order`; ``"halves"``: the first and the
+        second half of the flattened event."""
+        layers = self._stacked(make_layer)
+        if coupling == "checkerboard":
+            layers.append(Permute(torch.argsort(checkerboard_order(self.event_shape))))
         return layers
 
     @property

@@ -13,7 +13,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pyro.nn import AutoRegressiveNN, DenseNN
@@ -21,26 +21,46 @@ from torch.distributions import Transform
 
 from probgen._checks import check_int
 from probgen.models.flows.base import FLOW_BUDGET as BUDGET
-from probgen.models.flows.base import Flow
+from probgen.models.flows.base import Flow, check_coupling
 from probgen.models.flows.rational_quadratic import RationalQuadraticAutoregressive, RationalQuadraticCoupling
 from probgen.models.registry import register
 
 __all__ = ["NSF", "NSFAutoregressive"]
 
 
+class _SplineFlow(Flow):
+    """The shared options of the spline flows: ``count_bins`` bins on ``[-bound, bound]``."""
+
+    def __init__(self, event_shape, support: str = "real", *, count_bins: int = 8, bound: float = 3.0, **kwargs: Any):
+        self.count_bins = check_int("count_bins", count_bins, minimum=2)
+        if not bound > 0:
+            raise ValueError(f"bound must be > 0, got {bound}")
+        self.bound = float(bound)
+        super().__init__(event_shape, support, **kwargs)
+
+    def _config_kwargs(self) -> dict[str, Any]:
+        return {**super()._config_kwargs(), "count_bins": self.count_bins, "bound": self.bound}
+
+
 @register("nsf", description="neural spline flow, rational-quadratic coupling (exact density)", fit_defaults=BUDGET)
-class NSF(Flow):
+class NSF(_SplineFlow):
     """Neural spline flow with coupling layers (NSF-C): one half of the coordinates through
     element-wise splines, the other through splines whose knots a network computes from the
-    first half; the order reverses between layers.
+    first half; the halves are the two colours of a checkerboard over the event
+    (:func:`~probgen.models.flows.base.checkerboard_order`), swapped between layers.
 
-    Both directions are one network pass per layer (the spline inverts in closed form).
+    Both directions are one network pass per layer (the spline inverts in closed form). On
+    17-level digits (5 layers of [256, 256], bound 5, 3 seeds, 32-draw importance-weighted test
+    NLL) the checkerboard gives 90.83 nats where coupling the image's top half with its bottom
+    gave 95.59.
 
     Args:
         event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (at least 2 dimensions).
         count_bins: spline bins per coordinate.
         bound: the splines act on ``[-bound, bound]`` (data are standardised by the actnorm).
+        coupling: "checkerboard", or "halves" (the first half of the flattened event with the
+            second: the layout of configs saved before the option, which load as such).
 
     Example:
         >>> import probgen as pg
@@ -51,11 +71,10 @@ class NSF(Flow):
         torch.Size([3])
     """
 
-    def __init__(self, event_shape, support: str = "real", *, count_bins: int = 8, bound: float = 3.0, **kwargs: Any):
-        self.count_bins = check_int("count_bins", count_bins, minimum=2)
-        if not bound > 0:
-            raise ValueError(f"bound must be > 0, got {bound}")
-        self.bound = float(bound)
+    _absent_in_old_configs: ClassVar[dict[str, Any]] = {"coupling": "halves"}
+
+    def __init__(self, event_shape, support: str = "real", *, coupling: str = "checkerboard", **kwargs: Any):
+        self.coupling = check_coupling(coupling)
         super().__init__(event_shape, support, **kwargs)
 
     def _layers(self) -> list[Transform]:
@@ -66,16 +85,16 @@ class NSF(Flow):
             net = DenseNN(split, list(self.hidden_features), [n * k, n * k, n * (k - 1)])
             return RationalQuadraticCoupling(d, split, net, k, self.bound)
 
-        return self._stacked(layer)
+        return self._coupled(layer, self.coupling)
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "count_bins": self.count_bins, "bound": self.bound}
+        return {**super()._config_kwargs(), "coupling": self.coupling}
 
 
 @register(
     "nsf-ar", description="neural spline flow, rational-quadratic autoregressive (exact density)", fit_defaults=BUDGET
 )
-class NSFAutoregressive(NSF):
+class NSFAutoregressive(_SplineFlow):
     """Neural spline flow with autoregressive layers (NSF-AR): coordinate i through a spline
     whose knots a MADE network computes from the coordinates before it.
 
@@ -83,8 +102,9 @@ class NSFAutoregressive(NSF):
     layer inverts sequentially, ``num_dims`` passes per layer.
 
     Args:
-        event_shape, support, num_layers, hidden_features, count_bins, bound: see :class:`NSF`
+        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
             (hidden widths below ``num_dims`` are raised to it).
+        count_bins, bound: see :class:`NSF`.
 
     Example:
         >>> import probgen as pg
