@@ -15,6 +15,7 @@ from probgen.inference.distributed import PRECISIONS, SINGLE, join_process_group
 from probgen.inference.options import FIT_OPTIONS, check_option
 from probgen.inference.placement import DTYPES, check_device, check_dtype, place_model
 from probgen.inference.strategies import STRATEGIES, FitOptions, FitResult
+from probgen.models.base import mark_fitted
 
 __all__ = ["fit", "check_device", "check_dtype", "DTYPES"]
 
@@ -123,6 +124,6 @@ def _watched(name: str, model: Any, train: DataSource, val: DataSource | None, s
     watchers = settings.callbacks if rank == 0 else []
     notify(watchers, "on_fit_start", model, settings)
     result = STRATEGIES[name].fit(model, train, val, settings)
-    model.fitted.fill_(True)
+    mark_fitted(model)
     notify(watchers, "on_fit_end", result, model)
     return result

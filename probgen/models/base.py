@@ -81,6 +81,7 @@ __all__ = [
     "network",
     "evaluating",
     "is_trained",
+    "mark_fitted",
     "num_data",
     "parameters_held",
     "scaled_to",
@@ -127,6 +128,14 @@ def is_trained(model: GenerativeModel) -> bool:
         return True
     own = {id(p) for p in model.parameters()}
     return any(id(p) in own for opt in list(_STEPPED_OPTIMIZERS) for g in opt.param_groups for p in g["params"])
+
+
+def mark_fitted(model: GenerativeModel) -> None:
+    """Set ``fitted`` on ``model`` and on every model inside it (a fitted wrapper's base is
+    fitted too, so that a new wrapper of it, e.g. a scorer, knows its weights are trained)."""
+    for module in model.modules():
+        if isinstance(module, GenerativeModel):
+            module.fitted.fill_(True)
 
 
 def network(model: GenerativeModel, name: str) -> torch.nn.Module:

@@ -125,6 +125,8 @@ class Dequantized(GenerativeModel):
         if dequantization == "variational":
             self.dequantizer = DequantizationFlow(self.event_shape, self.num_levels, num_layers=dequantizer_num_layers,
                                                   hidden_features=self.dequantizer_hidden_features)  # fmt: skip
+        else:  # no parameters of its own: a wrapper of a fitted base (a scorer of it) is fitted
+            self.fitted.copy_(base.fitted)
 
     @property
     def density(self) -> str:

@@ -1,6 +1,7 @@
 """Dequantized: bounds and estimates on the discrete scale against the exact cell probabilities."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -86,3 +87,22 @@ def test_fits_digits_and_round_trips(tmp_path):
     assert loaded.config == model.config
     torch.manual_seed(0)
     assert pg.log_likelihood(loaded, test, num_samples=4).nats == first
+
+
+def test_a_scorer_around_a_fitted_base_is_fitted_and_one_around_a_fresh_base_warns():
+    """fit marks the wrapper and its base fitted, so that an importance scorer built around the
+    trained base scores without the never-fitted warning; one around an untrained base warns."""
+    data = pg.load_dataset("digits")
+    x = pg.data.Dataset(data.x[:100], None, data.support, name="digits")
+    model = Dequantized.from_dataset(x, base=pg.models.MAF(64, num_layers=1, hidden_features=(64,)))
+    pg.fit(model, x, epochs=1, progress=False)
+    assert bool(model.fitted) and bool(model.base.fitted)
+    scorer = Dequantized.from_dataset(x, base=model.base, dequantization="importance", num_samples=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message=".*k-hat.*")
+        assert pg.log_likelihood(scorer, x).nll > 0
+    fresh = Dequantized.from_dataset(x, base=pg.models.MAF(64, num_layers=1, hidden_features=(64,)),
+                                     dequantization="importance", num_samples=4)  # fmt: skip
+    with pytest.warns(UserWarning, match="never fitted"):
+        pg.log_likelihood(fresh, x)

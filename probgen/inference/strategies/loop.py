@@ -33,7 +33,7 @@ from probgen.inference.data import DataSource, Part
 from probgen.inference.distributed import SINGLE, Shard, all_sum, current_shard, gather_rng_states
 from probgen.inference.strategies.base import FitOptions, FitResult, NonFiniteLossError, model_parts
 from probgen.inference.time_limit import check_time_limit
-from probgen.models.base import model_labels
+from probgen.models.base import mark_fitted, model_labels
 from probgen.progress import progress_bar
 
 __all__ = ["EpochLoop", "first_bad_parameter", "cpu_state", "hook_batch", "HOOK_EXAMPLES", "shard_of"]
@@ -217,7 +217,7 @@ class EpochLoop:
             started = time.perf_counter()
             model.train()  # dropout on, batch norm on batch statistics: in training epochs only
             record = {"epoch": epoch, **epoch_fn(epoch, generator), "lr": self.optimizer.param_groups[0]["lr"]}
-            model.fitted.fill_(True)  # trained an epoch: these weights, and checkpoints of them, are fitted
+            mark_fitted(model)  # trained an epoch: these weights, and checkpoints of them, are fitted
             model.eval()
             if val is not None and val_fn is not None:
                 record["val_loss"] = val_fn(val)

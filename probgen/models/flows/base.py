@@ -141,9 +141,11 @@ def check_coupling(coupling: str) -> str:
 def identity_start(net: nn.Module) -> nn.Module:
     """``net`` with its last linear layer zeroed, so that an affine layer it parametrises (shift
     and log-scale zero) starts as the identity and the flow as its base: training starts from
-    the data-initialised actnorm rather than from a random chain of couplings. Measured on
-    17-level digits, 3 seeds: RealNVP 92.40 vs 93.23 test nats, MAF 94.86 vs 95.34 (5 layers of
-    [256, 256]; ``benchmarks/flows_vs_zuko.py``)."""
+    the data-initialised actnorm rather than from a random chain of couplings. Chosen on
+    validation data, 17-level digits, 5 layers of [256, 256], means of 3 seeds (32-draw
+    importance-weighted NLL): RealNVP 95.15 validation nats against 95.97 from the default
+    initialisation (test 92.40 against 93.23), MAF 97.57 against 98.11 (test 94.86 against
+    95.34)."""
     last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
         last.weight.zero_()
