@@ -24,9 +24,9 @@ import warnings
 import torch
 
 import probgen as pg
-from probgen.models import MAF, NAF, NSF, Dequantized, RealNVP
+from probgen.models import MAF, NAF, NSF, Dequantized, NSFAutoregressive, RealNVP
 
-FLOWS = {"maf": MAF, "realnvp": RealNVP, "nsf": NSF, "naf": NAF}
+FLOWS = {"maf": MAF, "realnvp": RealNVP, "nsf": NSF, "nsf-ar": NSFAutoregressive, "naf": NAF}
 DEQUANTIZER = {"dequantizer_num_layers": 2, "dequantizer_hidden_features": (128,)}
 
 
@@ -34,7 +34,8 @@ def fitted(name: str, dequantization: str, seed: int, splits, epochs: int) -> tu
     """A flow of 5 layers of [256, 256] under ``dequantization``, fitted; its epochs and seconds."""
     train, val, _ = splits
     torch.manual_seed(seed)
-    base = FLOWS[name](64, num_layers=5, hidden_features=[256, 256])
+    spline = {"bound": 5.0} if name.startswith("nsf") else {}  # as in flows_vs_zuko.py
+    base = FLOWS[name](64, num_layers=5, hidden_features=[256, 256], **spline)
     extra = DEQUANTIZER if dequantization == "variational" else {}
     model = Dequantized.from_dataset(train, base=base, dequantization=dequantization, **extra)
     start = time.perf_counter()
