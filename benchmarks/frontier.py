@@ -152,24 +152,40 @@ class Candidate:
     source: str = ""
 
 
-def _flow(name: str, base: Callable[..., GenerativeModel], dequantization: str, **kwargs: Any) -> Candidate:
-    """A 5-layer [256, 256] flow (flows_vs_zuko.py) on the dequantized 17-level digits, uniform or
-    variational (Flow++'s q(u | x): 2 affine layers of [128], variational_dequantization.py)."""
+def _flow(
+    name: str,
+    base: Callable[..., GenerativeModel],
+    dequantization: str,
+    *,
+    layers: int = 5,
+    q: tuple[int, int] = (2, 128),
+    **kwargs: Any,
+) -> Candidate:
+    """A flow of ``layers`` layers of [256, 256] (flows_vs_zuko.py: 5) on the dequantized 17-level
+    digits, uniform or variational (Flow++'s q(u | x) of ``q = (layers, width)`` affine layers;
+    variational_dequantization.py: 2 of [128])."""
 
     def build(train: Dataset) -> Dequantized:
-        flow = base(train.event_shape, num_layers=5, hidden_features=[256, 256], **kwargs)
-        extra = {"dequantizer_num_layers": 2, "dequantizer_hidden_features": (128,)}
+        flow = base(train.event_shape, num_layers=layers, hidden_features=[256, 256], **kwargs)
+        extra = {"dequantizer_num_layers": q[0], "dequantizer_hidden_features": (q[1],)}
         extra = extra if dequantization == "variational" else {}
         return Dequantized.from_dataset(train, base=flow, dequantization=dequantization, **extra)
 
+    suffix = "" if dequantization == "uniform" or q == (2, 128) else f"-q{q[0]}x{q[1]}"
     return Candidate(
-        f"{name}-5x256-{dequantization}",
+        f"{name}-{layers}x256-{dequantization}{suffix}",
         (LEVELS,),
         build,
         {"lr": 1e-3, "patience": 20},
         IMPORTANCE_32 if dequantization == "uniform" else IWAE_32,
         source="flows_vs_zuko.py" if dequantization == "uniform" else "variational_dequantization.py",
     )
+
+
+#: more candidates of a flow family: (layers, q) of a variational RealNVP, from a seed-0 scan of
+#: the validation NLL (5 x [256, 256] with q 2 x [128]: 91.55; q 4 x [512]: 91.05; 4 layers with
+#: q 4 x [256]: 90.97; 10 layers or [512] widths: 92.4-92.6)
+WIDER_Q = {"realnvp": [(5, (4, 512)), (4, (4, 256))]}
 
 
 _IWAE5 = {"objective": "iwae", "num_samples": 5}
@@ -265,7 +281,7 @@ CANDIDATES: dict[str, list[Candidate]] = {
             "pixelcnn-64x6",
             BOTH,
             lambda d: PixelCNN(d.event_shape, d.support, hidden_channels=64, num_layers=6),
-            {"lr": 1e-3},
+            {"lr": 1e-3, "patience": 30},  # autoregressive_quality.py's measured run
             images=True,
             source="autoregressive_quality.py",
         ),
@@ -275,7 +291,7 @@ CANDIDATES: dict[str, list[Candidate]] = {
             lambda d: PixelCNN(
                 d.event_shape, d.support, hidden_channels=64, num_layers=6, output="logistic", components=5
             ),
-            {"lr": 1e-3},
+            {"lr": 1e-3, "patience": 30},  # autoregressive_quality.py's measured run
             images=True,
             source="autoregressive_quality.py (81.34 on digits)",
         ),
@@ -351,6 +367,7 @@ CANDIDATES: dict[str, list[Candidate]] = {
     ],
     **{
         f"flow-{name}": [_flow(name, base, noise, **kwargs) for noise in ("uniform", "variational")]
+        + [_flow(name, base, "variational", layers=n, q=q, **kwargs) for n, q in WIDER_Q.get(name, [])]
         for name, base, kwargs in (
             ("maf", MAF, {}),
             ("nsf-ar", NSFAutoregressive, {"bound": 5.0}),
@@ -613,6 +630,9 @@ def run_dataset(name: str, runs: Runs, args: argparse.Namespace) -> None:
     first = args.seeds[0]
     for family in args.families:
         candidates = [c for c in CANDIDATES[family] if name in c.datasets]
+        if args.candidates:  # a restricted run: the choice is among these (the others show "not run")
+            tried += [(family, c, None, False) for c in candidates if c.name not in args.candidates]
+            candidates = [c for c in candidates if c.name in args.candidates]
         if not candidates:
             continue
         selection = [(c, runs.get(splits, family, c, first)) for c in candidates]
@@ -666,6 +686,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=list(BOTH), choices=list(BOTH))
     parser.add_argument("--families", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--candidates", nargs="+", help="only these candidates (by name) of the families")
     parser.add_argument("--seeds", nargs="+", type=int, help="torch and fit seeds (default 0 1 2; --quick: 0)")
     parser.add_argument("--epochs", type=int, help="cap on every fit's epochs (default 1000; --quick: 2)")
     parser.add_argument("--patience", type=int, help="early-stopping patience of every fit (default: each own)")
