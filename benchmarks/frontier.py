@@ -188,65 +188,66 @@ def _flow(
 WIDER_Q = {"realnvp": [(5, (4, 512)), (4, (4, 256))]}
 
 
+def _closed_form(name: str, datasets: tuple[str, ...], model: str, source: str, **kwargs: Any) -> Candidate:
+    """A registered model fitted in closed form (its conjugate posterior predictive), with ``kwargs``."""
+    return Candidate(
+        name,
+        datasets,
+        lambda d: build_model(model, d, **kwargs),
+        {"strategy": "closed_form"},
+        source=source,
+    )
+
+
 _IWAE5 = {"objective": "iwae", "num_samples": 5}
 _VAE = {"latent_dim": 8, "hidden_features": (200,)}
 _VAMP = {**_VAE, "prior": "vamp", "bounded_pseudo_inputs": True}
+
+
+def _vamp(name: str, dropout: float, source: str) -> Candidate:
+    """vae_quality.py's VampPrior VAE: IWAE-5 training, validation by IWAE-200, encoder dropout."""
+    return Candidate(
+        name,
+        BOTH,
+        lambda d: VAE(d.event_shape, d.support, **_VAMP, encoder_dropout=dropout),
+        {"lr": 1e-3, "patience": 100, **_IWAE5, "val_objective": "iwae", "val_num_samples": 200},
+        IWAE_VAE,
+        source=source,
+    )
+
 
 #: family -> its candidates (1-3 each); the autoregressive models and the flows are a family per
 #: model (their taxonomy group in :data:`GROUP`), so that every one has a row of its own
 CANDIDATES: dict[str, list[Candidate]] = {
     "factorized": [
-        Candidate(
+        _closed_form(
             "bernoulli-beta1",
             (BINARY,),
-            lambda d: build_model("independent-bernoulli", d),
-            {"strategy": "closed_form"},
-            source="README (closed-form posterior predictive, Beta(1, 1))",
+            "independent-bernoulli",
+            "README (closed-form posterior predictive, Beta(1, 1))",
         ),
-        Candidate(
+        _closed_form(
             "bernoulli-beta0.5",
             (BINARY,),
-            lambda d: build_model("independent-bernoulli", d, prior_a=0.5, prior_b=0.5),
-            {"strategy": "closed_form"},
-            source="Jeffreys prior Beta(1/2, 1/2)",
+            "independent-bernoulli",
+            "Jeffreys prior Beta(1/2, 1/2)",
+            prior_a=0.5,
+            prior_b=0.5,
         ),
-        Candidate(
+        _closed_form(
             "categorical-dir1",
             (LEVELS,),
-            lambda d: build_model("independent-categorical", d),
-            {"strategy": "closed_form"},
-            source="vae_quality.py's baseline (closed form, Dirichlet(1))",
+            "independent-categorical",
+            "vae_quality.py's baseline (closed form, Dirichlet(1))",
         ),
-        Candidate(
-            "categorical-dir0.5",
-            (LEVELS,),
-            lambda d: build_model("independent-categorical", d, prior_alpha=0.5),
-            {"strategy": "closed_form"},
-            source="Jeffreys prior Dirichlet(1/2)",
+        _closed_form(
+            "categorical-dir0.5", (LEVELS,), "independent-categorical", "Jeffreys prior Dirichlet(1/2)", prior_alpha=0.5
         ),
     ],
     "naive-bayes": [  # p(x) = sum_y p(x, y): an exact density of x (not conditional)
-        Candidate(
-            "bernoulli-nb",
-            (BINARY,),
-            lambda d: build_model("bernoulli-nb", d),
-            {"strategy": "closed_form"},
-            source="registry default, conjugate posterior",
-        ),
-        Candidate(
-            "categorical-nb-dir1",
-            (LEVELS,),
-            lambda d: build_model("categorical-nb", d),
-            {"strategy": "closed_form"},
-            source="registry default, conjugate posterior",
-        ),
-        Candidate(
-            "categorical-nb-dir0.5",
-            (LEVELS,),
-            lambda d: build_model("categorical-nb", d, prior_alpha=0.5),
-            {"strategy": "closed_form"},
-            source="Dirichlet(1/2)",
-        ),
+        _closed_form("bernoulli-nb", (BINARY,), "bernoulli-nb", "registry default, conjugate posterior"),
+        _closed_form("categorical-nb-dir1", (LEVELS,), "categorical-nb", "registry default, conjugate posterior"),
+        _closed_form("categorical-nb-dir0.5", (LEVELS,), "categorical-nb", "Dirichlet(1/2)", prior_alpha=0.5),
     ],
     "fvbn": [
         Candidate("fvbn", BOTH, lambda d: FVBN.from_dataset(d), {"lr": 1e-2}, source="autoregressive_quality.py"),
@@ -307,19 +308,13 @@ CANDIDATES: dict[str, list[Candidate]] = {
     ],
     "rbm": [  # log Z enumerated exactly (20 hidden units: 2^20 states), as compare does
         Candidate(
-            "rbm-20-cd1",
+            f"rbm-20-{'p' if persistent else ''}cd1",
             (BINARY,),
             lambda d: RBM(d.event_shape, d.support, num_hidden=20),
-            {"lr": 0.01, "batch_size": 20, "strategy_options": {"k": 1, "persistent": False}},
+            {"lr": 0.01, "batch_size": 20, "strategy_options": {"k": 1, "persistent": persistent}},
             source="gan_ddpm_rbm_quality.py",
-        ),
-        Candidate(
-            "rbm-20-pcd1",
-            (BINARY,),
-            lambda d: RBM(d.event_shape, d.support, num_hidden=20),
-            {"lr": 0.01, "batch_size": 20, "strategy_options": {"k": 1, "persistent": True}},
-            source="gan_ddpm_rbm_quality.py",
-        ),
+        )
+        for persistent in (False, True)
     ],
     "vae": [
         Candidate(
@@ -330,22 +325,8 @@ CANDIDATES: dict[str, list[Candidate]] = {
             IWAE_VAE,
             source="vae_quality.py (the 64-200-8 VAE; 17.98 on binary)",
         ),
-        Candidate(
-            "vamp01-iwae5-s200-drop",
-            BOTH,
-            lambda d: VAE(d.event_shape, d.support, **_VAMP, encoder_dropout=0.1),
-            {"lr": 1e-3, "patience": 100, **_IWAE5, "val_objective": "iwae", "val_num_samples": 200},
-            IWAE_VAE,
-            source="vae_quality.py --flows (17.21 on binary)",
-        ),
-        Candidate(
-            "vamp01-iwae5-s200-drop0.2",
-            BOTH,
-            lambda d: VAE(d.event_shape, d.support, **_VAMP, encoder_dropout=0.2),
-            {"lr": 1e-3, "patience": 100, **_IWAE5, "val_objective": "iwae", "val_num_samples": 200},
-            IWAE_VAE,
-            source="vae_quality.py --flows (17.23 on binary, its best by validation)",
-        ),
+        _vamp("vamp01-iwae5-s200-drop", 0.1, "vae_quality.py --flows (17.21 on binary)"),
+        _vamp("vamp01-iwae5-s200-drop0.2", 0.2, "vae_quality.py --flows (17.23 on binary, its best by validation)"),
     ],
     "ddpm": [  # the default: levels (Bayes' rule over each pixel's levels), learned variances
         Candidate(
