@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.distributions.transforms import ReshapeTransform, SigmoidTransform
 
 from probgen._checks import check_int
+from probgen.models.networks import identity_start
 
 __all__ = ["DequantizationFlow"]
 
@@ -81,10 +82,7 @@ class DequantizationFlow(nn.Module):
             with warnings.catch_warnings():  # one dimension: Pyro suggests a plain affine map, which this is
                 warnings.simplefilter("ignore", UserWarning)
                 net = ConditionalAutoRegressiveNN(d, d, hidden, permutation=order)
-            last = net.layers[-1]  # loc and log-scale start at zero: the identity
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-            self.layers.append(ConditionalAffineAutoregressive(net))
+            self.layers.append(ConditionalAffineAutoregressive(identity_start(net)))
 
     def distribution(self, x: Tensor) -> dist.TorchDistribution:
         """``q(u | x)`` for data ``x`` of shape ``[N, *event_shape]``: batch ``[N]``, event

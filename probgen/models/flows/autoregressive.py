@@ -21,7 +21,8 @@ from pyro.distributions.transforms.utils import clamp_preserve_gradients
 from pyro.nn import AutoRegressiveNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import FLOW_BUDGET, Flow, identity_start
+from probgen.models.flows.base import FLOW_BUDGET, Flow
+from probgen.models.networks import identity_start
 from probgen.models.registry import register
 
 __all__ = ["MAF", "IAF"]
@@ -43,7 +44,7 @@ class _AffineAutoregressive(AffineAutoregressive):
 
 class _AffineAutoregressiveFlow(Flow):
     """Affine autoregressive layers (natural order, reversed between layers), each starting as
-    the identity (:func:`~probgen.models.flows.base.identity_start`); ``density_fast`` places
+    the identity (:func:`~probgen.models.networks.identity_start`); ``density_fast`` places
     each as ``t.inv`` so that ``log_prob`` calls each network once."""
 
     density_fast = True

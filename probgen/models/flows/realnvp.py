@@ -6,24 +6,23 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from pyro.distributions.transforms import AffineCoupling
 from pyro.nn import DenseNN
 from torch.distributions import Transform
 
-from probgen.models.flows.base import FLOW_BUDGET, Flow, check_coupling, identity_start
+from probgen.models.flows.base import FLOW_BUDGET, CouplingFlow
+from probgen.models.networks import identity_start
 from probgen.models.registry import register
 
 __all__ = ["RealNVP"]
 
 
 @register("realnvp", description="RealNVP: affine coupling flow (exact density)", fit_defaults=FLOW_BUDGET)
-class RealNVP(Flow):
+class RealNVP(CouplingFlow):
     """RealNVP: ``num_layers`` affine couplings ``x2 -> exp(s(x1)) * x2 + t(x1)``, where ``x1``
     and ``x2`` are the two colours of a checkerboard over the event
     (:func:`~probgen.models.flows.base.checkerboard_order`), swapped between layers; each
-    coupling starts as the identity (:func:`~probgen.models.flows.base.identity_start`).
+    coupling starts as the identity (:func:`~probgen.models.networks.identity_start`).
 
     Both directions are one network pass per layer: density and sampling cost the same. The
     layout and the start were chosen on validation data: on 17-level digits (5 layers of [256,
@@ -46,20 +45,10 @@ class RealNVP(Flow):
         torch.Size([3])
     """
 
-    _absent_in_old_configs: ClassVar[dict[str, Any]] = {"coupling": "halves"}
-
-    def __init__(self, event_shape, support: str = "real", *, coupling: str = "checkerboard", **kwargs: Any) -> None:
-        self.coupling = check_coupling(coupling)
-        super().__init__(event_shape, support, **kwargs)
-
     def _layers(self) -> list[Transform]:
         d, split = self.num_dims, self.num_dims // 2
         return self._coupled(
             lambda: AffineCoupling(
                 split, identity_start(DenseNN(split, list(self.hidden_features), [d - split, d - split]))
-            ),
-            self.coupling,
+            )
         )
-
-    def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "coupling": self.coupling}

@@ -13,7 +13,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from pyro.nn import AutoRegressiveNN, DenseNN
@@ -21,7 +21,7 @@ from torch.distributions import Transform
 
 from probgen._checks import check_int
 from probgen.models.flows.base import FLOW_BUDGET as BUDGET
-from probgen.models.flows.base import Flow, check_coupling
+from probgen.models.flows.base import CouplingFlow, Flow
 from probgen.models.flows.rational_quadratic import RationalQuadraticAutoregressive, RationalQuadraticCoupling
 from probgen.models.registry import register
 
@@ -43,7 +43,7 @@ class _SplineFlow(Flow):
 
 
 @register("nsf", description="neural spline flow, rational-quadratic coupling (exact density)", fit_defaults=BUDGET)
-class NSF(_SplineFlow):
+class NSF(_SplineFlow, CouplingFlow):
     """Neural spline flow with coupling layers (NSF-C): one half of the coordinates through
     element-wise splines, the other through splines whose knots a network computes from the
     first half; the halves are the two colours of a checkerboard over the event
@@ -71,12 +71,6 @@ class NSF(_SplineFlow):
         torch.Size([3])
     """
 
-    _absent_in_old_configs: ClassVar[dict[str, Any]] = {"coupling": "halves"}
-
-    def __init__(self, event_shape, support: str = "real", *, coupling: str = "checkerboard", **kwargs: Any):
-        self.coupling = check_coupling(coupling)
-        super().__init__(event_shape, support, **kwargs)
-
     def _layers(self) -> list[Transform]:
         d, split, k = self.num_dims, self.num_dims // 2, self.count_bins
         n = d - split
@@ -85,10 +79,7 @@ class NSF(_SplineFlow):
             net = DenseNN(split, list(self.hidden_features), [n * k, n * k, n * (k - 1)])
             return RationalQuadraticCoupling(d, split, net, k, self.bound)
 
-        return self._coupled(layer, self.coupling)
-
-    def _config_kwargs(self) -> dict[str, Any]:
-        return {**super()._config_kwargs(), "coupling": self.coupling}
+        return self._coupled(layer)
 
 
 @register(
