@@ -340,3 +340,32 @@ def test_made_dropout_is_checked_and_saved_in_the_config():
     for bad in (-0.1, 1.0, 1.5, "0.5", None, True):
         with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
             MADE(6, "binary", dropout=bad)
+
+
+@pytest.mark.parametrize("support, k", [("binary", 2), ("discrete(3)", 3)])
+def test_pixelcnn_dropout_only_in_the_training_program(support, k, float64):
+    """PixelCNN's dropout, like MADE's: log_prob is deterministic and normalised over every
+    image (before and after training), equals that of the same weights without dropout, and
+    the training program's log p(x) varies from call to call."""
+    import pyro.poutine as poutine
+
+    torch.manual_seed(0)
+    model = PixelCNN((1, 2, 3), support, hidden_channels=6, num_layers=3, dropout=0.5)
+    every = _all_configurations(6, k).reshape(-1, 1, 2, 3)
+    for _ in ("init", "trained"):
+        first, second = model.log_prob(every), model.log_prob(every)
+        assert torch.equal(first, second)
+        assert abs(first.logsumexp(0).exp().item() - 1) < 1e-5
+        _train_a_little(model, k)
+    plain = PixelCNN.from_config({**model.config, "dropout": 0.0})
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(plain.log_prob(every), model.log_prob(every))
+    x = every[:: max(1, len(every) // 9)]
+    traced = [poutine.trace(model.model).get_trace(x).nodes["x"] for _ in range(2)]
+    scores = [site["fn"].log_prob(site["value"]) for site in traced]
+    assert not torch.allclose(scores[0], scores[1])
+    site = poutine.trace(plain.model).get_trace(x).nodes["x"]
+    assert torch.allclose(site["fn"].log_prob(site["value"]), plain.log_prob(x), rtol=1e-12)
+    assert PixelCNN.from_config(model.config).dropout == 0.5
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+        PixelCNN((1, 2, 3), support, dropout=1.0)

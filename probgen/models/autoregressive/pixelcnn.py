@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from probgen._checks import check_int
+from probgen._checks import check_dropout, check_int
 from probgen.models.autoregressive.base import Autoregressive
 from probgen.models.base import network
 from probgen.models.registry import register
@@ -64,13 +64,16 @@ class GatedBlock(nn.Module):
         self.h = MaskedConv2d(cin, 2 * c, (1, kernel), h_mask)
         self.h_out = nn.Conv2d(c, c, 1)
 
-    def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, v: Tensor, h: Tensor, dropout: float = 0.0) -> tuple[Tensor, Tensor]:
         h_pre = self.h(h)
         if self.v is not None:
             v_pre = self.v(v)
             h_pre = h_pre + self.v_to_h(F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1])  # shifted: rows above only
             v = _gate(v_pre)
-        out = self.h_out(_gate(h_pre))
+        gated = _gate(h_pre)
+        if dropout:  # before the residual's last convolution, as PixelCNN++ drops in its blocks
+            gated = F.dropout(gated, dropout, training=True)
+        out = self.h_out(gated)
         return v, out if self.first else h + out
 
 
@@ -87,10 +90,10 @@ class PixelCNNNet(nn.Module):
             nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, params, 1)
         )
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, dropout: float = 0.0) -> Tensor:
         v = h = u.transpose(1, 2).reshape(len(u), -1, *self.image)  # [N, D, E] -> [N, E, H, W]
         for block in self.blocks:
-            v, h = block(v, h)
+            v, h = block(v, h, dropout)
         out = self.head(h)
         return out.permute(0, 2, 3, 1).reshape(len(u), -1, out.shape[1])
 
@@ -113,6 +116,11 @@ class PixelCNN(Autoregressive):
         components: mixture components per pixel for real data.
         output: for k-level data, \"categorical\" or \"logistic\" (a discretized logistic
             mixture of ``components``; see :class:`OutputHead`).
+        dropout: probability in [0, 1) of dropping each gated feature of the horizontal stack in
+            the training Pyro program only; ``log_prob``, sampling and inpainting never drop.
+
+    Raises:
+        ValueError: a bad shape, kernel or size, or ``dropout`` not a number in [0, 1).
 
     Example:
         >>> import probgen as pg
@@ -134,6 +142,7 @@ class PixelCNN(Autoregressive):
         kernel: int = 3,
         components: int = 5,
         output: str = "categorical",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(event_shape, support, components=components, output=output)
         shape = self.event_shape
@@ -146,12 +155,17 @@ class PixelCNN(Autoregressive):
         self.hidden_channels = check_int("hidden_channels", hidden_channels)
         self.num_layers = check_int("num_layers", num_layers)
         self.kernel = kernel
+        self.dropout = check_dropout("dropout", dropout)
         p, e = self.head.params_per_dim, self.head.input_width
         self.pixelcnn = PixelCNNNet(shape[1:], p, self.hidden_channels, self.num_layers, kernel, e)
 
-    def _params(self, x: Tensor) -> Tensor:
-        return network(self, "pixelcnn")(self.head.inputs(x))
+    def _params(self, x: Tensor, dropout: float = 0.0) -> Tensor:
+        return network(self, "pixelcnn")(self.head.inputs(x), dropout)
+
+    def _log_prob_flat(self, x: Tensor, training: bool = False) -> Tensor:
+        return self.head.log_prob(self._params(x, self.dropout if training else 0.0), x)
 
     def _config_kwargs(self) -> dict:
         extra = {"hidden_channels": self.hidden_channels, "num_layers": self.num_layers, "kernel": self.kernel}
+        extra["dropout"] = self.dropout
         return {**super()._config_kwargs(), **extra}
