@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from pyro.nn import ConditionalAutoRegressiveNN, ConditionalDenseNN
 from torch import Tensor, nn
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "MLP",
     "ConvEncoderBody",
     "ConvDecoder",
+    "hidden_dropout",
     "identity_start",
     "one_hot_concat",
 ]
@@ -161,3 +163,27 @@ def identity_start(net: nn.Module) -> nn.Module:
         last.weight.zero_()
         last.bias.zero_()
     return net
+
+
+def hidden_dropout(module: nn.Module, rate: float) -> nn.Module:
+    """``module`` with dropout of ``rate`` after the activation of every hidden layer of each
+    Pyro dense or masked autoregressive network inside it (``DenseNN``, ``AutoRegressiveNN`` and
+    their conditional forms): their activation ``f`` becomes ``f`` then ``nn.Dropout(rate)``.
+
+    The dropout follows PyTorch's mode: active in train mode only (``fit`` trains in train mode
+    and evaluates in eval mode). It adds no parameters, so saved weights load either way.
+
+    Example:
+        >>> from pyro.nn import DenseNN
+        >>> net = hidden_dropout(DenseNN(2, [64], [1]), 0.5)
+        >>> x = torch.randn(4, 2)
+        >>> torch.equal(net.eval()(x), net(x)), torch.equal(net.train()(x), net(x))
+        (True, False)
+    """
+    if rate:
+        for net in module.modules():
+            if isinstance(net, (ConditionalDenseNN, ConditionalAutoRegressiveNN)) and not isinstance(
+                net.f, nn.Sequential
+            ):
+                net.f = nn.Sequential(net.f, nn.Dropout(rate))
+    return module

@@ -33,8 +33,9 @@ from pyro.nn import pyro_method
 from torch import Tensor, nn
 from torch.distributions import Transform, constraints
 
-from probgen._checks import check_int
-from probgen.models.base import GenerativeModel, data_plate, network
+from probgen._checks import check_dropout, check_int
+from probgen.models.base import GenerativeModel, data_plate, evaluating, network
+from probgen.models.networks import hidden_dropout
 
 __all__ = [
     "ActNorm",
@@ -150,6 +151,10 @@ class Flow(GenerativeModel):
         support: "real".
         num_layers: number of flow layers (each with its own network).
         hidden_features: hidden widths of each layer's network.
+        dropout: probability in [0, 1) of dropping each hidden unit of the layers' networks, in
+            train mode only (:func:`~probgen.models.networks.hidden_dropout`): ``fit`` trains
+            with it, and evaluates, samples and returns the flow in eval mode, where
+            ``log_prob`` is the exact density of the trained weights.
 
     Example:
         >>> import probgen as pg, torch
@@ -170,16 +175,23 @@ class Flow(GenerativeModel):
     _nonempty_sizes = ("hidden_features",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
 
     def __init__(
-        self, event_shape, support: str = "real", *, num_layers: int = 5, hidden_features: Sequence[int] = (64, 64)
+        self,
+        event_shape,
+        support: str = "real",
+        *,
+        num_layers: int = 5,
+        hidden_features: Sequence[int] = (64, 64),
+        dropout: float = 0.0,
     ):
         super().__init__(event_shape, support)
         self.num_layers = check_int("num_layers", num_layers)
         self.hidden_features = tuple(check_int("hidden width", int(h)) for h in hidden_features)
+        self.dropout = check_dropout("dropout", dropout)
         actnorm = ActNorm(self.shape[:1] + (1,) * (len(self.shape) - 1), len(self.shape))  # per channel
         #: the transforms, base to data (Permutes and ``t.inv`` included)
         self.chain: list[Transform] = [*self._layers(), actnorm]
         modules = [t if isinstance(t, nn.Module) else t.inv for t in self.chain]
-        self.transforms = nn.ModuleList([m for m in modules if isinstance(m, nn.Module)])
+        self.transforms = hidden_dropout(nn.ModuleList([m for m in modules if isinstance(m, nn.Module)]), self.dropout)
 
     def _layers(self) -> list[Transform]:
         raise NotImplementedError
@@ -263,14 +275,14 @@ class Flow(GenerativeModel):
 
     def sample(self, n: int) -> Tensor:
         n = self._check_n(n)
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(self):  # never a draw of a dropped-out network
             return self.distribution().sample((n,)).reshape(n, *self.event_shape)
 
     def init_from_data(self, x: Tensor, y: Tensor | None = None) -> None:
         self.actnorm.initialize(x.reshape(len(x), *self.shape).to(self.dtype))
 
     def _config_kwargs(self) -> dict[str, Any]:
-        return {"num_layers": self.num_layers, "hidden_features": list(self.hidden_features)}
+        return {"num_layers": self.num_layers, "hidden_features": list(self.hidden_features), "dropout": self.dropout}
 
 
 class CouplingFlow(Flow):
