@@ -68,9 +68,17 @@ class MAF(_AffineAutoregressiveFlow):
     inverts each layer sequentially, ``num_dims`` passes per layer (64 passes per layer for
     8x8 digits).
 
+    Dropout (``dropout``) regularizes it where data are few for their dimension: on 17-level
+    digits (1,000 examples of 64 values; 5 layers of [256, 256], uniform dequantization, means
+    of 3 seeds, 32-draw importance-weighted NLL) the validation NLL is 97.57 nats without
+    dropout (test 94.86), 95.96 at 0.1 (93.00) and 95.27 at 0.2 (92.45). It stays off by
+    default: on two moons (2 values, 5 layers of [64, 64], 50 epochs, seed 0) 0.2 raises the
+    test NLL from 1.78 to 2.10 nats.
+
     Args:
-        event_shape, support, num_layers, hidden_features: see :class:`~probgen.models.flows.Flow`
-            (at least 2 dimensions; hidden widths below ``num_dims`` are raised to it).
+        event_shape, support, num_layers, hidden_features, dropout: see
+            :class:`~probgen.models.flows.Flow` (at least 2 dimensions; hidden widths below
+            ``num_dims`` are raised to it).
 
     Example:
         >>> import probgen as pg

@@ -152,9 +152,9 @@ class Flow(GenerativeModel):
         num_layers: number of flow layers (each with its own network).
         hidden_features: hidden widths of each layer's network.
         dropout: probability in [0, 1) of dropping each hidden unit of the layers' networks, in
-            train mode only (:func:`~probgen.models.networks.hidden_dropout`): ``fit`` trains
-            with it, and evaluates, samples and returns the flow in eval mode, where
-            ``log_prob`` is the exact density of the trained weights.
+            train mode only (:func:`~probgen.models.networks.hidden_dropout`). A flow starts in
+            eval mode, where ``log_prob`` is the exact density of its weights; ``fit`` turns
+            train mode on for its training epochs only, and sampling is always in eval mode.
 
     Example:
         >>> import probgen as pg, torch
@@ -173,6 +173,7 @@ class Flow(GenerativeModel):
 
     supports = ("real",)
     _nonempty_sizes = ("hidden_features",)  # Pyro's DenseNN and AutoRegressiveNN need a hidden layer
+    _absent_in_old_configs: ClassVar[dict[str, Any]] = {"dropout": 0.0}  # configs saved before the option
 
     def __init__(
         self,
@@ -192,6 +193,7 @@ class Flow(GenerativeModel):
         self.chain: list[Transform] = [*self._layers(), actnorm]
         modules = [t if isinstance(t, nn.Module) else t.inv for t in self.chain]
         self.transforms = hidden_dropout(nn.ModuleList([m for m in modules if isinstance(m, nn.Module)]), self.dropout)
+        self.eval()  # a density from the start: only fit's training epochs (train mode) drop units
 
     def _layers(self) -> list[Transform]:
         raise NotImplementedError
@@ -294,7 +296,7 @@ class CouplingFlow(Flow):
     Subclasses build their layers with :meth:`_coupled`.
     """
 
-    _absent_in_old_configs: ClassVar[dict[str, Any]] = {"coupling": "halves"}
+    _absent_in_old_configs: ClassVar[dict[str, Any]] = {**Flow._absent_in_old_configs, "coupling": "halves"}
 
     def __init__(self, event_shape, support: str = "real", *, coupling: str = "checkerboard", **kwargs: Any) -> None:
         self.coupling = check_coupling(coupling)
