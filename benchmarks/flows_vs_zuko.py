@@ -132,6 +132,8 @@ def step_seconds(models: list[Dequantized], x: Tensor, steps: int) -> list[float
     optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
     times: list[list[float]] = [[] for _ in models]
     elbo = Trace_ELBO()
+    for m in models:
+        m.train()  # as fit's training epochs (a flow starts in eval mode; train mode turns dropout on)
     for step in range(steps + 3):
         batch = x[torch.randint(len(x), (100,))]
         for m, opt, t in zip(models, optimizers, times, strict=True):

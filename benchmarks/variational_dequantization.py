@@ -11,7 +11,13 @@ uniform noise for the other (each an estimate of the same discrete log-likelihoo
 example), with its standard error over examples. The validation numbers are printed beside
 them: they, not the test numbers, are what a choice between the two would use.
 
-Run: python benchmarks/variational_dequantization.py [--flows naf maf] [--seeds 0 1 2]
+The flow and q default to the ones above; ``--layers``, ``--dequantizer LAYERS WIDTH``,
+``--dropout`` (in the flow's networks, in training) and ``--patience`` run another configuration,
+e.g. the frontier's best flow (benchmarks/frontier.py): ``--flows realnvp --layers 4
+--dequantizer 4 256 --dropout 0.3 --patience 40``.
+
+Run: python benchmarks/variational_dequantization.py [--flows naf maf] [--seeds 0 1 2] [--layers 5]
+[--dequantizer 2 128] [--dropout 0] [--patience 20]
 """
 
 from __future__ import annotations
@@ -27,20 +33,23 @@ import probgen as pg
 from probgen.models import MAF, NAF, NSF, Dequantized, NSFAutoregressive, RealNVP
 
 FLOWS = {"maf": MAF, "realnvp": RealNVP, "nsf": NSF, "nsf-ar": NSFAutoregressive, "naf": NAF}
-DEQUANTIZER = {"dequantizer_num_layers": 2, "dequantizer_hidden_features": (128,)}
 
 
-def fitted(name: str, dequantization: str, seed: int, splits, epochs: int) -> tuple[Dequantized, int, float]:
-    """A flow of 5 layers of [256, 256] under ``dequantization``, fitted; its epochs and seconds."""
+def fitted(
+    name: str, dequantization: str, seed: int, splits, args: argparse.Namespace
+) -> tuple[Dequantized, int, float]:
+    """The flow of ``args`` (layers of [256, 256]) under ``dequantization``, fitted; its epochs and seconds."""
     train, val, _ = splits
     torch.manual_seed(seed)
     spline = {"bound": 5.0} if name.startswith("nsf") else {}  # as in flows_vs_zuko.py
-    base = FLOWS[name](64, num_layers=5, hidden_features=[256, 256], **spline)
-    extra = DEQUANTIZER if dequantization == "variational" else {}
+    base = FLOWS[name](64, num_layers=args.layers, hidden_features=[256, 256], dropout=args.dropout, **spline)
+    layers, width = args.dequantizer
+    extra = {"dequantizer_num_layers": layers, "dequantizer_hidden_features": (width,)}
+    extra = extra if dequantization == "variational" else {}
     model = Dequantized.from_dataset(train, base=base, dequantization=dequantization, **extra)
     start = time.perf_counter()
-    result = pg.fit(model, train, val_data=val, seed=seed, epochs=epochs, lr=1e-3, batch_size=100, patience=20,
-                    progress=False)  # fmt: skip
+    result = pg.fit(model, train, val_data=val, seed=seed, epochs=args.epochs, lr=1e-3, batch_size=100,
+                    patience=args.patience, progress=False)  # fmt: skip
     return model, len(result.history), time.perf_counter() - start
 
 
@@ -59,11 +68,17 @@ def main() -> None:
     parser.add_argument("--flows", nargs="+", default=["naf", "maf"], choices=sorted(FLOWS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=1000, help="at most; early stopping ends sooner")
+    parser.add_argument("--layers", type=int, default=5, help="flow layers, each of [256, 256]")
+    parser.add_argument("--dequantizer", nargs=2, type=int, default=[2, 128], metavar=("LAYERS", "WIDTH"))
+    parser.add_argument("--dropout", type=float, default=0.0, help="in the flow's networks, in training")
+    parser.add_argument("--patience", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)  # k-hat of the IW estimates: printed, not warned
     splits = tuple(pg.load_dataset("digits", s) for s in ("train", "val", "test"))
-    print("17-level digits; 5 layers of [256, 256]; Adam 1e-3, batch 100, patience 20; 32-draw IW test NLL (nats)")
+    q = f"q(u | x) {args.dequantizer[0]} x [{args.dequantizer[1]}]"
+    print(f"17-level digits; {args.layers} layers of [256, 256], dropout {args.dropout}; {q}; Adam 1e-3, batch 100, "
+          f"patience {args.patience}; 32-draw IW test NLL (nats)")  # fmt: skip
     header = f"{'flow':8} {'seed':>4} {'noise':12} {'test NLL':>9} {'stderr':>7} {'val NLL':>8} {'epochs':>6}"
     print(f"{header} {'fit s':>6}")
     for name in args.flows:
@@ -71,7 +86,7 @@ def main() -> None:
         for seed in args.seeds:
             nll = {}
             for dequantization in ("uniform", "variational"):
-                model, epochs, seconds = fitted(name, dequantization, seed, splits, args.epochs)
+                model, epochs, seconds = fitted(name, dequantization, seed, splits, args)
                 test, val = scored(model, splits[2], seed), scored(model, splits[1], seed)
                 nll[dequantization] = test.nll
                 print(f"{name:8} {seed:4d} {dequantization:12} {test.nll:9.2f} {test.stderr:7.2f} {val.nll:8.2f} "
