@@ -180,10 +180,12 @@ def progress_bar(
     e.g. for executed notebooks, whose pages should show the numbers, not the bars.
 
     Example:
-        >>> import io
+        >>> import io, os
+        >>> from unittest import mock
         >>> stream = io.StringIO()
-        >>> for _ in progress_bar(range(3), desc="fit", file=stream):
-        ...     pass
+        >>> with mock.patch.dict(os.environ, {"TQDM_DISABLE": ""}):  # bars on, whatever the shell says
+        ...     for _ in progress_bar(range(3), desc="fit", file=stream):
+        ...         pass
         >>> stream.getvalue().count("\\n")  # one at the start, then one per step
         4
     """
