@@ -258,7 +258,6 @@ PIXELCNN_DROPOUT = {
 
 
 def _pixelcnn(
-    name: str,
     datasets: tuple[str, ...],
     output: str,
     width: int = 64,
@@ -267,7 +266,11 @@ def _pixelcnn(
     source: str = "autoregressive_quality.py",
 ) -> Candidate:
     """A gated PixelCNN on 1 x 8 x 8 images: categorical conditionals, or for k-level data a
-    discretized mixture of 5 logistics (PixelCNN++), with ``dropout`` in its blocks in training."""
+    discretized mixture of 5 logistics (PixelCNN++), with ``dropout`` in its blocks in training;
+    named e.g. "pixelcnn-logistic-64x6-drop0.2"."""
+    name = f"pixelcnn-{'logistic-' if output == 'logistic' else ''}{width}x{depth}" + (
+        f"-drop{dropout}" if dropout else ""
+    )
 
     def build(d: Dataset) -> PixelCNN:
         options = {"hidden_channels": width, "num_layers": depth, "dropout": dropout}
@@ -278,7 +281,7 @@ def _pixelcnn(
     return Candidate(name, datasets, build, fit, images=True, source=source if not dropout else "PixelCNN++ dropout")
 
 
-#: family -> its candidates (1-3 each); the autoregressive models and the flows are a family per
+#: family -> its candidates; the autoregressive models and the flows are a family per
 #: model (their taxonomy group in :data:`GROUP`), so that every one has a row of its own
 CANDIDATES: dict[str, list[Candidate]] = {
     "factorized": [
@@ -341,18 +344,10 @@ CANDIDATES: dict[str, list[Candidate]] = {
         *(_made(*entry) for entry in MADE_ENSEMBLES),
     ],
     "pixelcnn": [
-        _pixelcnn("pixelcnn-64x6", BOTH, "categorical"),
-        _pixelcnn(
-            "pixelcnn-logistic-64x6", (LEVELS,), "logistic", source="autoregressive_quality.py (81.34 on digits)"
-        ),
-        *(
-            _pixelcnn(f"pixelcnn-{width}x{depth}-drop{rate}", (BINARY,), "categorical", width, depth, rate)
-            for width, depth, rate in PIXELCNN_DROPOUT["categorical"]
-        ),
-        *(
-            _pixelcnn(f"pixelcnn-logistic-{width}x{depth}-drop{rate}", (LEVELS,), "logistic", width, depth, rate)
-            for width, depth, rate in PIXELCNN_DROPOUT["logistic"]
-        ),
+        _pixelcnn(BOTH, "categorical"),
+        _pixelcnn((LEVELS,), "logistic", source="autoregressive_quality.py (81.34 on digits)"),
+        *(_pixelcnn((BINARY,), "categorical", *entry) for entry in PIXELCNN_DROPOUT["categorical"]),
+        *(_pixelcnn((LEVELS,), "logistic", *entry) for entry in PIXELCNN_DROPOUT["logistic"]),
     ],
     "causal-transformer": [
         Candidate(

@@ -182,8 +182,6 @@ def hidden_dropout(module: nn.Module, rate: float) -> nn.Module:
     """
     if rate:
         for net in module.modules():
-            if isinstance(net, (ConditionalDenseNN, ConditionalAutoRegressiveNN)) and not isinstance(
-                net.f, nn.Sequential
-            ):
+            if isinstance(net, (ConditionalDenseNN, ConditionalAutoRegressiveNN)):
                 net.f = nn.Sequential(net.f, nn.Dropout(rate))
     return module
