@@ -3,13 +3,15 @@ dependency: ``pip install zuko``), two ways in one process.
 
 The protocol: the standard split (1,000 / 350 / 447), ``num_layers`` layers of ``hidden_features``
 widths (default 5 of [256, 256]), Adam 1e-3, batch 100, early stopping on the validation bound
-with ``patience`` (default 20), uniform dequantization with the logit pre-transform at
-Dequantized's default alpha (1e-3) for training, and the test log-likelihood estimated with
-32-draw importance-weighted dequantization (nats per example, its standard error over examples).
+with ``patience`` (default 20), ``Dequantized``'s default dequantization (variational: a learned
+q(u | x); ``--dequantization uniform`` for uniform noise) with the logit pre-transform at its
+default alpha (1e-3) for training, and the test log-likelihood estimated with 32 importance draws:
+IWAE over q(u | x), or over the uniform noise (nats per example).
 
 1. In probgen's harness: zuko's flow is wrapped as a probgen model of real vectors, so both go
    through the same ``Dequantized`` wrapper, ``fit`` and evaluation.
-2. zuko in its own plain loop (:func:`plain_loop`): a PyTorch loop over shuffled batches of
+2. zuko in its own plain loop (:func:`plain_loop`), with uniform noise as a zuko user writes it: a
+   PyTorch loop over shuffled batches of
    ``-flow().log_prob(logit(alpha + (1 - 2 alpha) (x + u) / 17))`` minus the log-Jacobian, the
    best validation epoch's weights kept, scored the same way. This is what a zuko user writes,
    with no probgen code in the loop.
@@ -86,8 +88,12 @@ def pair(name: str, layers: int, hidden: list[int]) -> tuple[GenerativeModel, Ge
     return ours, ZukoFlow(64, flow=zuko.flows.NSF(64, **shared))
 
 
+#: the dequantization of the harness's models (None: Dequantized's default); set by --dequantization
+DEQUANTIZATION: dict[str, str] = {}
+
+
 def dequantized(base: GenerativeModel, train: pg.data.Dataset, **kwargs) -> Dequantized:
-    return Dequantized.from_dataset(train, base=base, **kwargs)
+    return Dequantized.from_dataset(train, base=base, **{**DEQUANTIZATION, **kwargs})
 
 
 def _log_joint(flow: torch.nn.Module, x: Tensor, u: Tensor, alpha: float, levels: int) -> Tensor:
@@ -126,6 +132,15 @@ def plain_loop(flow: torch.nn.Module, splits, seed: int, epochs: int, patience: 
     return -per_example.mean().item(), per_example.std().item() / math.sqrt(len(test)), ran
 
 
+def scored_nll(model: Dequantized, train: pg.data.Dataset, test: pg.data.Dataset) -> float:
+    """The 32-draw importance-weighted test NLL: over q(u | x) for variational dequantization (IWAE),
+    else over the uniform noise (an importance-weighted ``Dequantized`` of the same base)."""
+    if model.dequantization == "variational":
+        return pg.log_likelihood(model, test, method="iwae", num_samples=32).nll
+    scorer = dequantized(model.base, train, dequantization="importance", num_samples=32)
+    return pg.log_likelihood(scorer, test).nll
+
+
 def step_seconds(models: list[Dequantized], x: Tensor, steps: int) -> list[float]:
     """Median seconds of one training step (the ELBO fit uses, backward, Adam) of each model,
     alternating between the models step by step."""
@@ -158,13 +173,17 @@ def main() -> None:
     parser.add_argument("--timing-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dequantization", choices=["uniform", "variational"], help="default: Dequantized's")
     args = parser.parse_args()
+    if args.dequantization:
+        DEQUANTIZATION["dequantization"] = args.dequantization
     torch.set_num_threads(args.threads)
     splits = tuple(pg.load_dataset("digits", s) for s in ("train", "val", "test"))
     train, val, test = splits
     budget = dict(epochs=args.epochs, lr=1e-3, batch_size=100, patience=args.patience, progress=False)
     print(f"digits 17 levels; {args.layers} layers of {args.hidden}; Adam 1e-3, batch 100, patience {args.patience}; "
-          f"logit alpha {DEFAULT_LOGIT_ALPHA}; test NLL in nats (32-draw IW), epochs run")  # fmt: skip
+          f"{args.dequantization or 'default'} dequantization, logit alpha {DEFAULT_LOGIT_ALPHA}; "
+          "test NLL in nats (32-draw IW), epochs run")  # fmt: skip
     print(f"{'flow':8} {'seed':>4} {'probgen':>15} {'zuko (harness)':>15} {'zuko (own loop)':>16} {'step ratio':>10}")
     for name in args.flows:
         means = []
@@ -177,9 +196,8 @@ def main() -> None:
                 torch.manual_seed(seed)
                 model = dequantized(pair(name, args.layers, args.hidden)[index], train)
                 result = pg.fit(model, train, val_data=val, seed=seed, **budget)
-                scorer = dequantized(model.base, train, dequantization="importance", num_samples=32)
                 torch.manual_seed(seed)
-                cells.append((pg.log_likelihood(scorer, test).nll, len(result.history)))
+                cells.append((scored_nll(model, train, test), len(result.history)))
             torch.manual_seed(seed)
             zuko_flow = pair(name, args.layers, args.hidden)[1].flow
             own, _, own_epochs = plain_loop(zuko_flow, splits, seed, args.epochs, args.patience)

@@ -42,6 +42,7 @@ from probgen.models.registry import (
     model_class,
     register,
 )
+from probgen.models.stacked import Stacked
 from probgen.models.vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "NSF",
     "NSFAutoregressive",
     "PixelCNN",
+    "Stacked",
     "ProgramSites",
     "PyroModel",
     "QuadraticDiscriminantAnalysis",

@@ -46,9 +46,17 @@ from probgen.models.base import GenerativeModel, data_plate, network
 from probgen.models.dequantizer import DequantizationFlow
 from probgen.models.registry import model_class, register
 
-__all__ = ["Dequantized", "DEFAULT_LOGIT_ALPHA", "DEQUANTIZATION_METHODS"]
+__all__ = ["Dequantized", "DEFAULT_DEQUANTIZATION", "DEFAULT_LOGIT_ALPHA", "DEQUANTIZATION_METHODS"]
 
 DEQUANTIZATION_METHODS = ("uniform", "importance", "variational")
+#: the default dequantization, chosen on validation data. On 17-level digits (5 layers of
+#: [256, 256], Adam 1e-3, batch 100, early stopping, seed 0; validation NLL by 32 importance draws)
+#: variational against uniform noise: MAF 94.34 against 96.59 nats, RealNVP 91.55 / 94.70, NSF
+#: 94.04 / 95.60, NSF-AR 92.55 / 93.16, NAF 93.66 / 94.82 (q of 2 layers of [128]; MAF with q of
+#: 2 of [64], the default here, 94.46, and 4 of [256] 94.35). Test NLL, 3 seeds: MAF 91.02
+#: against 94.86, RealNVP 88.74 / 92.40 (benchmarks/flows_vs_zuko.py). The cost is q's network
+#: in every training step, and an IWAE over q (kind "lower_bound") to score it
+DEFAULT_DEQUANTIZATION = "variational"
 #: the logit pre-transform's default alpha, chosen on validation data: a MAF of 5 layers of
 #: [256, 256] on 17-level digits (Adam 1e-3, early stopping, 32-draw importance-weighted
 #: estimate) had validation NLL 98.19 nats at 1e-3, 98.30 at 3e-3, 98.64 at 1e-4, 100.43 at 1e-2,
@@ -69,9 +77,11 @@ class Dequantized(GenerativeModel):
         base: the continuous model (a GenerativeModel with an exact density on the same event
             shape and real support), or its config; default: independent Gaussians fitted by
             maximum likelihood.
-        dequantization: "uniform" (density "lower_bound"), "importance" (``log_prob`` is the
-            ``num_samples``-draw importance estimate; density "estimate") or "variational" (a
-            learned noise flow q(u | x) as the guide; density "lower_bound").
+        dequantization: "variational" (the default: a learned noise flow q(u | x) as the guide,
+            trained with the base; density "lower_bound"), "uniform" (density "lower_bound") or
+            "importance" (``log_prob`` is the ``num_samples``-draw importance estimate over
+            uniform noise; density "estimate"). Wrap an already fitted base in "uniform" or
+            "importance" to score it: a variational wrapper's q(u | x) starts untrained.
         num_samples: K for ``dequantization="importance"``.
         logit_alpha: model ``logit(alpha + (1 - 2 alpha) v)``, Jacobian included (None: v itself).
             Default :data:`DEFAULT_LOGIT_ALPHA`.
@@ -95,7 +105,7 @@ class Dequantized(GenerativeModel):
         support: str,
         *,
         base: GenerativeModel | dict[str, Any] | None = None,
-        dequantization: str = "uniform",
+        dequantization: str = DEFAULT_DEQUANTIZATION,
         num_samples: int = 16,
         logit_alpha: float | None = DEFAULT_LOGIT_ALPHA,
         dequantizer_num_layers: int = 2,

@@ -51,6 +51,7 @@ from probgen.models.flows import Flow
 from probgen.models.gan import GAN
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.registry import MODELS, ModelSpec
+from probgen.models.stacked import Stacked
 from probgen.models.vae import VAE
 
 __all__ = [
@@ -74,6 +75,7 @@ FAMILIES: tuple[tuple[type[GenerativeModel], str, str, str], ...] = (
     (GenerativeClassifier, "Bayesian classifier", TRACTABLE, "p(x) = the joint p(x, y) summed over the classes"),
     (Autoregressive, "autoregressive", TRACTABLE, "the chain rule: a product of exact conditionals"),
     (Flow, "flow", TRACTABLE, "a change of variables with an exact log-determinant"),
+    (Stacked, "stacked", TRACTABLE, "a mixture of fitted densities, its weights fitted on held-out data"),
     (VAE, "VAE", APPROXIMATE, "latent variables: the ELBO / IWAE lower bound"),
     (DDPM, "diffusion", APPROXIMATE, "a chain of latents: the variational bound"),
     (Dequantized, "dequantized", APPROXIMATE, "a continuous density of noisy levels: a bound or an estimate"),

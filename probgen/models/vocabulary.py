@@ -107,6 +107,7 @@ VOCABULARY: dict[str, str] = {
     "vlb_weight": "weight of the bound in a DDPM's hybrid loss",
     "parameterization": "what a DDPM's network predicts: 'noise' or 'levels' (None: from the support)",
     "base": "the continuous model a Dequantized wraps (a model or its config)",
+    "models": "the fitted components of a Stacked mixture (models or their configs)",
     "dequantization": (
         "how Dequantized integrates the noise: 'uniform' (a bound), 'importance' or 'variational' (a learned q, "
         "a bound)"

@@ -145,7 +145,8 @@ def test_dequantized_flow_reports_on_the_discrete_scale():
     above it; both are log-probabilities of 17-level digits (<= 0, so NLL >= 0)."""
     data = pg.load_dataset("digits")
     x = pg.data.Dataset(data.x[:200], None, data.support, name="digits")
-    model = Dequantized.from_dataset(x, base=MAF(64, num_layers=1, hidden_features=(64,)), logit_alpha=0.05)
+    flow = MAF(64, num_layers=1, hidden_features=(64,))
+    model = Dequantized.from_dataset(x, base=flow, dequantization="uniform", logit_alpha=0.05)
     pg.fit(model, x, epochs=30, batch_size=100, lr=3e-3, progress=False)
     bound = pg.log_likelihood(model, x, method="elbo", num_samples=4)
     importance = Dequantized.from_dataset(
@@ -158,7 +159,7 @@ def test_dequantized_flow_reports_on_the_discrete_scale():
     assert estimate.nats < 0 and bound.nats < 0
     assert math.isclose(estimate.bits_per_dim, -estimate.nats / (64 * math.log(2)), rel_tol=1e-9)
     gaussian = pg.models.IndependentGaussian(64, "real", method="mle")
-    baseline = Dequantized.from_dataset(x, base=gaussian, logit_alpha=0.05)
+    baseline = Dequantized.from_dataset(x, base=gaussian, dequantization="uniform", logit_alpha=0.05)
     pg.fit(baseline, x, epochs=30, batch_size=100, lr=3e-3, progress=False)
     assert bound.nats > pg.log_likelihood(baseline, x, method="elbo", num_samples=4).nats
 

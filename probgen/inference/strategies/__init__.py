@@ -6,7 +6,7 @@ decorated with ``@register_strategy(name)``, and imported below.
 
 import probgen.inference.strategies.adversarial  # noqa: F401  (registers "adversarial")
 import probgen.inference.strategies.contrastive  # noqa: F401  (registers "contrastive_divergence")
-from probgen.inference.strategies import closed_form, nuts, svi  # noqa: F401  (registers them)
+from probgen.inference.strategies import closed_form, mixture_weights, nuts, svi  # noqa: F401  (registers them)
 from probgen.inference.strategies.base import (
     STRATEGIES,
     FitOptions,
