@@ -24,6 +24,13 @@ the candidate's own patience, or ``--patience`` for all), never in seconds.
    digits-binary the frontier's test NLL < 16.5 nats; on digits < 80; and on digits the best
    flow (chosen the same way among the flow families) < 88.
 
+The family "stacked" (binary digits) mixes the configurations the families with exact densities
+chose (:data:`STACK_MEMBERS`), each refitted with the seed as its own row is, in a
+:class:`~probgen.models.Stacked` whose weights are fitted by EM on the validation split. Its
+validation NLL, what the selection reads, is cross-fitted (weights fitted on one half of the
+validation split score the other, both ways), so that the weights never score their own data; its
+test NLL is exact, with the weights fitted on the whole validation split.
+
 Evaluation specs: exact densities by ``pg.log_likelihood`` (the RBM's log Z enumerated exactly,
 as ``probgen compare`` does); VAEs by IWAE with K = 5000 (``vae_quality.py``); the DDPM by its
 bound with 10 draws (``gan_ddpm_rbm_quality.py``); flows under uniform dequantization by a
