@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,14 +63,14 @@ def em_weights(log_probs: Tensor, tolerance: float = TOLERANCE, max_steps: int =
         [0.75, 0.25]
     """
     table = log_probs.double()
-    log_w = torch.full((table.shape[1],), -torch.log(torch.tensor(float(table.shape[1]))), dtype=torch.float64)
-    previous = -torch.inf
+    n, k = table.shape
+    log_w = torch.full((k,), -math.log(k), dtype=torch.float64)
+    previous = -math.inf
     for _ in range(max_steps):
         joint = table + log_w
-        current = torch.logsumexp(joint, 1).mean().item()
-        log_w = torch.logsumexp(joint - torch.logsumexp(joint, 1, keepdim=True), 0) - torch.log(
-            torch.tensor(float(table.shape[0]), dtype=torch.float64)
-        )
+        log_p = torch.logsumexp(joint, 1, keepdim=True)  # each example's log-likelihood
+        log_w = torch.logsumexp(joint - log_p, 0) - math.log(n)  # the mean responsibilities
+        current = log_p.mean().item()
         if current - previous < tolerance:
             break
         previous = current
