@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
     """The command; exit status 1 when a job failed (every table is still printed and saved)."""
     from probgen.models import MODELS
 
-    # a stack mixes models fitted before it, so it is no model of its own to compare (name it to run it)
-    names = args.models or [name for name in sorted(MODELS) if name != "stacked"]
+    names = args.models or [name for name in sorted(MODELS) if MODELS[name].in_compare]
     check_model_names(names)
     check_device(args.device)
     specs = [data_spec(args, source) for source in args.data or ["digits", "digits-binary"]]

@@ -57,6 +57,9 @@ class ModelSpec:
     fit_defaults: dict[str, Any] = field(default_factory=dict)
     #: the options laid over ``fit_defaults`` for ``probgen compare`` (counted in epochs)
     compare_budget: dict[str, Any] = field(default_factory=dict)
+    #: ``probgen compare`` runs it when no models are named (False: a model made of fitted
+    #: models, such as a stack, which is no model of its own to compare)
+    in_compare: bool = True
 
     def budget(self, preset: str = "full") -> dict[str, Any]:
         """The fit options of a budget preset: "full" (the defaults) or "compare" (the defaults
@@ -80,6 +83,7 @@ def register(
     description: str,
     fit_defaults: dict[str, Any] | None = None,
     compare_budget: dict[str, Any] | None = None,
+    in_compare: bool = True,
 ) -> Callable[[F], Any]:
     """Class decorator: make a :class:`GenerativeModel` known as ``name``.
 
@@ -90,6 +94,7 @@ def register(
     ``fit_defaults`` are the model's own training options (epochs, lr, batch size, patience);
     ``compare_budget`` shortens them for ``probgen compare`` (e.g. ``{"epochs": 10}`` for a model
     whose epochs are slow), so that the main job ends in minutes with the same numbers anywhere.
+    ``in_compare=False`` leaves the model out of ``probgen compare``'s default set of models.
 
     Example:
         >>> from probgen.models import GenerativeModel, register
@@ -110,7 +115,7 @@ def register(
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"model name {name!r} is already registered to {known.cls.__qualname__}")
         cls.name = name
-        MODELS[name] = ModelSpec(cls, description, dict(fit_defaults or {}), dict(compare_budget or {}))
+        MODELS[name] = ModelSpec(cls, description, dict(fit_defaults or {}), dict(compare_budget or {}), in_compare)
         return cls
 
     return decorate

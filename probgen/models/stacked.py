@@ -58,6 +58,7 @@ class _Logits(nn.Module):
     "stacked",
     description="a mixture of fitted models, its weights fitted on held-out data (Smyth & Wolpert)",
     fit_defaults={"epochs": 1, "batch_size": 1000},  # one pass over the data, then EM on the table
+    in_compare=False,  # it mixes models fitted before it
 )
 class Stacked(GenerativeModel):
     """A mixture ``sum_k w_k p_k(x)`` of fitted models, ``w`` fitted by ``probgen.fit`` on held-out data.
