@@ -611,7 +611,7 @@ def fit_and_score_stack(
         "budget": budget(candidate, args),
         "val_nll": -val_log_probs.mean().item(),
         "val_stderr": val_log_probs.std().item() / math.sqrt(len(val_log_probs)),
-        "val_nll_weights_fitted": pg.log_likelihood(stack, val).nll,
+        "val_nll_weights_fitted": result.history[0]["train_loss"],  # the fit's own mean NLL of val
         **_test_fields(test_score),
         "weights": dict(zip((name for _, name in candidate.members), stack.weights.tolist(), strict=True)),
         "best_epoch": result.best_epoch + 1,
