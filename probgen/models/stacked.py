@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ from pyro import poutine
 from pyro.nn import pyro_method
 from torch import Tensor, nn
 
-from probgen.models.base import GenerativeModel, data_plate, evaluating, network
+from probgen.models.base import GenerativeModel, data_plate, evaluating, is_trained, network
 from probgen.models.registry import model_class, register
 
 __all__ = ["Stacked"]
@@ -88,7 +89,8 @@ class Stacked(GenerativeModel):
         self, event_shape, support: str, *, models: Sequence[GenerativeModel | dict[str, Any]] | None = None
     ) -> None:
         super().__init__(event_shape, support)
-        if models is None:  # a stack of one to start from, as Dequantized's default base
+        default = models is None
+        if default:  # a stack of one to start from, as Dequantized's default base
             from probgen.models.factorized import independent
 
             models = [independent(self.event_shape, self.support)]
@@ -106,6 +108,17 @@ class Stacked(GenerativeModel):
                     f"models[{k}] ({c.name}) models {c.num_dims} values of support {c.support!r}; "
                     f"the stack's data have {self.num_dims} of {self.support!r}"
                 )
+        unfitted = [
+            f"models[{k}] ({c.name})"
+            for k, (given, c) in enumerate(zip(models, built, strict=True))
+            if not isinstance(given, dict) and not is_trained(c)  # a config is loaded with its weights
+        ]
+        if unfitted and not default:
+            warnings.warn(
+                f"{', '.join(unfitted)}: never fitted; a stack mixes fitted models (fit each on training data first)",
+                UserWarning,
+                stacklevel=3,  # past GenerativeModel's metaclass: the caller's line
+            )
         # copies, held fixed: the caller's own models stay trainable and untouched
         self.components = nn.ModuleList(copy.deepcopy(c) for c in built)
         self.components.requires_grad_(False)

@@ -2,6 +2,7 @@
 weights on held-out data, and its components stay as they were."""
 
 import itertools
+import warnings
 
 import pyro
 import pytest
@@ -80,6 +81,7 @@ def test_stack_samples_the_mixture_and_round_trips(tmp_path):
     assert torch.equal(loaded.log_prob(CELLS), stack.log_prob(CELLS))
 
 
+@pytest.mark.filterwarnings("ignore:.*never fitted")
 def test_components_see_their_own_shapes():
     """A PixelCNN of 1 x 2 x 2 images and a MADE of 4-vectors stack over the same data."""
     torch.manual_seed(0)
@@ -104,3 +106,15 @@ def test_bad_components_are_refused_by_name():
         Stacked(3, "binary", models=[IndependentBernoulli(4)])
     with pytest.raises(TypeError, match=r"models\[0\] must be a probgen model"):
         Stacked(3, "binary", models=["fvbn"])
+
+
+def test_unfitted_components_are_named_in_a_warning(tmp_path):
+    parts = _fitted_parts()
+    with pytest.warns(UserWarning, match=r"^models\[1\] \(fvbn\): never fitted"):
+        Stacked(3, "binary", models=[parts[1], FVBN(3, "binary")])
+    stack = Stacked(3, "binary", models=parts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fitted parts, the default stack of one, a saved stack: no warning
+        Stacked(3, "binary", models=parts)
+        Stacked(3, "binary")
+        pg.load(pg.save(stack, tmp_path / "stack.safetensors"))
