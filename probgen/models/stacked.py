@@ -134,12 +134,15 @@ class Stacked(GenerativeModel):
 
     def set_weights(self, weights: Tensor) -> None:
         """Set the mixture weights (``[K]``, non-negative, summing to 1); a zero weight is kept
-        as a logit of -1e4 relative to the largest, so that ``log_prob`` stays finite."""
+        as a logit of -1e4 relative to the largest, so that ``log_prob`` stays finite. The stack
+        counts as fitted after (its weights are chosen, e.g. fitted on another stack of the same
+        components' held-out data): scoring it does not warn of initial parameters."""
         if weights.shape != (len(self.components),) or (weights < 0).any():
             raise ValueError(f"weights must be {len(self.components)} non-negative numbers, got {weights.tolist()}")
         with torch.no_grad():
             log_w = weights.double().log()
             self.mixture.logits.copy_(torch.clamp(log_w - log_w.max(), min=-1e4).to(self.mixture.logits.dtype))
+        self.fitted.fill_(True)  # the stack's own flag only: its components say for themselves
 
     @property
     def weights(self) -> Tensor:

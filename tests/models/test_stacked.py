@@ -118,3 +118,6 @@ def test_unfitted_components_are_named_in_a_warning(tmp_path):
         Stacked(3, "binary", models=parts)
         Stacked(3, "binary")
         pg.load(pg.save(stack, tmp_path / "stack.safetensors"))
+        chosen = Stacked(3, "binary", models=parts)
+        chosen.set_weights(torch.tensor([0.25, 0.75]))  # weights chosen by hand are a fit of the stack
+        pg.log_likelihood(chosen, _data(20, 2))
