@@ -25,11 +25,19 @@ the candidate's own patience, or ``--patience`` for all), never in seconds.
    flow (chosen the same way among the flow families) < 88.
 
 The family "stacked" (binary digits) mixes the configurations the families with exact densities
-chose (:data:`STACK_MEMBERS`), each refitted with the seed as its own row is, in a
-:class:`~probgen.models.Stacked` whose weights are fitted by EM on the validation split. Its
-validation NLL, what the selection reads, is cross-fitted (weights fitted on one half of the
-validation split score the other, both ways), so that the weights never score their own data; its
-test NLL is exact, with the weights fitted on the whole validation split.
+chose (:data:`STACK_MEMBERS`) in a :class:`~probgen.models.Stacked`, built as scikit-learn's
+``StackingClassifier`` is: the weights are fitted on predictions of data the members did not train
+on, then the members are refitted on all the data the stack was given. Each member is fitted with
+the seed as its own row is (training split, early stopping on validation); the weights are fitted
+by EM on the members' log-likelihoods of the validation split; each member is then fitted again,
+same seed, on the training and validation splits together for as many parameter updates as it took
+to its best epoch (Goodfellow et al. 2016, Algorithm 7.2), and the test split is scored exactly by
+the refitted members under those weights. The stack's validation NLL, what the selection reads, is
+the first members' and cross-fitted (weights fitted on one half of the validation split score the
+other, both ways), so that the weights never score their own data. Its cache entry also keeps the
+test NLL of the first members' stack and of every member alone, first and refitted, so that the
+gain of the refit is read apart from the gain of the mixture. The test split is never seen before
+it is scored.
 
 Evaluation specs: exact densities by ``pg.log_likelihood`` (the RBM's log Z enumerated exactly,
 as ``probgen compare`` does); VAEs by IWAE with K = 5000 (``vae_quality.py``); the DDPM by its
@@ -528,7 +536,10 @@ def budget(candidate: Candidate, args: argparse.Namespace) -> dict[str, Any]:
     evaluation (an entry of the cache is reused only under the same budget)."""
     epochs = min(candidate.fit.get("epochs", args.epochs), args.epochs)
     patience = args.patience if args.patience is not None else candidate.fit.get("patience", DEFAULT_PATIENCE)
-    return {"epochs": epochs, "patience": patience, "eval": candidate.evaluation.label(args.max_samples)}
+    spent = {"epochs": epochs, "patience": patience, "eval": candidate.evaluation.label(args.max_samples)}
+    if candidate.members:
+        spent["members_refitted"] = "train+val, the updates to the best epoch"
+    return spent
 
 
 def fitted(
@@ -585,17 +596,27 @@ def _fit_weights(stack: Stacked, data: Dataset, seed: int) -> Any:
     return pg.fit(stack, data, seed=seed, progress=False)
 
 
-def fit_and_score_stack(
-    splits: tuple[Dataset, Dataset, Dataset], candidate: Candidate, seed: int, args: argparse.Namespace
-) -> dict[str, Any]:
-    """A stack's cache entry: its members fitted with the seed as their own candidates are, the
-    weights fitted on the validation split, the test split scored exactly. Its validation NLL,
-    which the selection reads, is cross-fitted: the weights fitted on each half of the validation
-    split score the other half (the weights fitted on all of it would flatter their own data)."""
-    train, val, test = splits
-    start = time.perf_counter()
-    parts = [fitted(splits, candidate_named(family, name), seed, args)[0] for family, name in candidate.members]
-    fit_seconds = time.perf_counter() - start
+def refitted(
+    splits: tuple[Dataset, Dataset, Dataset], candidate: Candidate, seed: int, args: argparse.Namespace, epochs: int
+) -> GenerativeModel:
+    """One candidate built and fitted again with the same seed on the training and validation
+    splits together, for as many parameter updates as its early-stopped fit took to its best epoch
+    (Goodfellow et al. 2016, Algorithm 7.2): ``epochs`` epochs of the training split, in epochs of
+    the larger split, rounded, at least one."""
+    train, val, _ = (images(s) if candidate.images else s for s in splits)
+    both = Dataset(torch.cat([train.x, val.x]), None, train.support, name=train.name)
+    options = {"batch_size": 100, **candidate.fit}
+    options.pop("patience", None)
+    options["epochs"] = max(1, round(epochs * len(train) / len(both)))
+    torch.manual_seed(seed)
+    model = candidate.build(train)
+    pg.fit(model, both, seed=seed, progress=False, **options)
+    return model
+
+
+def _cross_fitted_log_probs(parts: list[GenerativeModel], train: Dataset, val: Dataset, seed: int) -> torch.Tensor:
+    """Each validation example's log-probability under the stack whose weights were fitted on the
+    other half of the validation split (both ways), so that no weight scores its own data."""
     halves = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed)).chunk(2)
     held_out = []
     for fold, other in ((0, 1), (1, 0)):
@@ -603,17 +624,57 @@ def fit_and_score_stack(
         _fit_weights(half, Dataset(val.x[halves[fold]], None, val.support, name=val.name), seed)
         with torch.no_grad():
             held_out.append(half.log_prob(val.x[halves[other]]).double())
-    val_log_probs = torch.cat(held_out)
+    return torch.cat(held_out)
+
+
+def _member_nlls(stack: Stacked, data: Dataset, names: list[str]) -> dict[str, float]:
+    """Each member's own exact NLL of ``data`` (the columns of the stack's table)."""
+    table = stack.component_log_probs(data.x).double()
+    return dict(zip(names, (-table.mean(0)).tolist(), strict=True))
+
+
+def fit_and_score_stack(
+    splits: tuple[Dataset, Dataset, Dataset], candidate: Candidate, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """A stack's cache entry, built as scikit-learn's ``StackingClassifier`` is: the weights are
+    fitted on predictions of data the members did not train on, and the members are then refitted
+    on all the data the stack was given. Here the members are fitted with the seed as their own
+    candidates are (training split, early stopping on validation), the weights by EM on their
+    log-likelihoods of the validation split, and each member is refitted on training and
+    validation together for the updates it took to its best epoch (:func:`refitted`); the test
+    split is scored exactly by the refitted members under those weights. Its validation NLL, what
+    the selection reads, is the first members' and cross-fitted: the weights fitted on each half
+    of the validation split score the other half. The entry also keeps the test NLL of the first
+    members' stack and of every member alone, first and refitted."""
+    train, val, test = splits
+    names = [name for _, name in candidate.members]
+    start = time.perf_counter()
+    first = [fitted(splits, candidate_named(family, name), seed, args) for family, name in candidate.members]
+    parts = [model for model, _ in first]
+    val_log_probs = _cross_fitted_log_probs(parts, train, val, seed)
     stack = Stacked.from_dataset(train, models=parts)
     result = _fit_weights(stack, val, seed)
-    test_score = pg.log_likelihood(stack, test)
+    first_test = pg.log_likelihood(stack, test)
+    member_test = _member_nlls(stack, test, names)
+    refits = [
+        refitted(splits, candidate_named(family, name), seed, args, fit.best_epoch + 1)
+        for (family, name), (_, fit) in zip(candidate.members, first, strict=True)
+    ]
+    fit_seconds = time.perf_counter() - start
+    final = Stacked.from_dataset(train, models=refits)
+    final.set_weights(stack.weights)
+    test_score = pg.log_likelihood(final, test)
     return {
         "budget": budget(candidate, args),
         "val_nll": -val_log_probs.mean().item(),
         "val_stderr": val_log_probs.std().item() / math.sqrt(len(val_log_probs)),
         "val_nll_weights_fitted": result.history[0]["train_loss"],  # the fit's own mean NLL of val
         **_test_fields(test_score),
-        "weights": dict(zip((name for _, name in candidate.members), stack.weights.tolist(), strict=True)),
+        "test_nll_first_members": first_test.nll,
+        "member_test_nll": member_test,
+        "refitted_member_test_nll": _member_nlls(final, test, names),
+        "member_best_epoch": dict(zip(names, (fit.best_epoch + 1 for _, fit in first), strict=True)),
+        "weights": dict(zip(names, stack.weights.tolist(), strict=True)),
         "best_epoch": result.best_epoch + 1,
         "epochs_run": len(result.history),
         "fit_seconds": fit_seconds,
@@ -669,7 +730,21 @@ def _describe(entry: dict[str, Any]) -> str:
     return (
         f"val NLL {entry['val_nll']:.2f}, test NLL {entry['test_nll']:.2f} ± {entry['test_stderr']:.2f} nats "
         f"[{_kind(entry['kind'])}, {entry['budget']['eval']}] (best epoch {entry['best_epoch']} of "
-        f"{entry['epochs_run']}, {entry['wall_seconds']:.0f} s)"
+        f"{entry['epochs_run']}, {entry['wall_seconds']:.0f} s)" + _describe_stack(entry)
+    )
+
+
+def _describe_stack(entry: dict[str, Any]) -> str:
+    """A stack's parts: its weights, its first members' test NLL, every member's alone (first and refitted)."""
+    if "refitted_member_test_nll" not in entry:
+        return ""
+    members = ", ".join(
+        f"{name} {entry['weights'][name]:.3f}: {nll:.2f} -> {entry['refitted_member_test_nll'][name]:.2f}"
+        for name, nll in entry["member_test_nll"].items()
+    )
+    return (
+        f"; test NLL of the first members' stack {entry['test_nll_first_members']:.2f}; "
+        f"members (weight: test NLL alone, first -> refitted on train+val): {members}"
     )
 
 
