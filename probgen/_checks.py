@@ -26,6 +26,8 @@ __all__ = [
     "check_dropout",
     "check_dtype",
     "check_int",
+    "check_positive",
+    "check_real",
     "check_size",
     "first_line",
 ]
@@ -99,6 +101,35 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     if not _is_int(value) or value < minimum:
         raise ValueError(f"{name} must be {_expected(minimum)}, got {value!r}")
     return value
+
+
+#: the largest hyperparameter a float32 buffer holds (a larger one would overflow in torch)
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number > 0 that a float32 tensor holds (not
+    NaN, not infinite, below 3.4e38: a prior's pseudo-count or a smoothing term); else a ValueError.
+
+    Example:
+        >>> check_positive("prior_a", 2)
+        2.0
+        >>> check_positive("prior_a", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: prior_a must be a finite number > 0 (below 3.4e38), got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < _FLOAT32_MAX:
+        raise ValueError(f"{name} must be a finite number > 0 (below 3.4e38), got {value!r}")
+    return float(value)
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number a float32 tensor holds (a prior's
+    location: not NaN, |value| below 3.4e38); else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not abs(value) < _FLOAT32_MAX:
+        raise ValueError(f"{name} must be a finite number (|value| below 3.4e38), got {value!r}")
+    return float(value)
 
 
 def check_dropout(name: str, value: Any) -> float:

@@ -115,8 +115,8 @@ class Dequantized(GenerativeModel):
         if dequantization not in DEQUANTIZATION_METHODS:
             raise ValueError(f"unknown dequantization {dequantization!r}; expected one of {DEQUANTIZATION_METHODS}")
         self.dequantization, self.num_samples = dequantization, check_int("num_samples", num_samples)
-        if logit_alpha is not None and not 0 < logit_alpha < 0.5:
-            raise ValueError(f"logit_alpha must be in (0, 0.5), got {logit_alpha}")
+        if logit_alpha is not None and not (isinstance(logit_alpha, int | float) and 0 < logit_alpha < 0.5):
+            raise ValueError(f"logit_alpha must be a number in (0, 0.5) or None, got {logit_alpha!r}")
         self.logit_alpha = logit_alpha
         if base is None:
             from probgen.models.factorized import IndependentGaussian

@@ -127,6 +127,14 @@ def ddpm_hybrid_loss(model: DDPM, x: Tensor, y: Tensor | None = None) -> Tensor:
     return model.simple_loss(x, vlb_weight=model.vlb_weight)
 
 
+def _check_beta_range(beta_range: Any) -> tuple[float, float]:
+    """``beta_range`` as two floats, each a variance in (0, 1); else a ValueError naming it."""
+    numbers = isinstance(beta_range, Sequence) and not isinstance(beta_range, str) and len(beta_range) == 2
+    if not numbers or not all(isinstance(b, int | float) and not isinstance(b, bool) and 0 < b < 1 for b in beta_range):
+        raise ValueError(f"beta_range must be two numbers in (0, 1) (the first and last beta), got {beta_range!r}")
+    return float(beta_range[0]), float(beta_range[1])
+
+
 @register(
     "ddpm",
     description="DDPM diffusion (levels' posterior or eps, learned variances; variational lower bound)",
@@ -203,13 +211,11 @@ class DDPM(GenerativeModel):
         self._check_options(schedule, reverse_variance, parameterization, vlb_weight)
         self.schedule, self.reverse_variance, self.vlb_weight = schedule, reverse_variance, float(vlb_weight)
         self.parameterization = parameterization
-        self.beta_range = tuple(float(b) for b in (beta_range or DEFAULT_BETA_RANGES[parameterization]))
+        self.beta_range = _check_beta_range(beta_range or DEFAULT_BETA_RANGES[parameterization])
         if schedule == "cosine":
             betas = cosine_betas(self.steps)
         else:
             betas = torch.linspace(*self.beta_range, self.steps, dtype=torch.float64)
-        if not (0 < betas[0] and betas[-1] < 1):
-            raise ValueError(f"beta_range {self.beta_range} gives betas outside (0, 1) for {steps} steps")
         self.register_buffer("betas", torch.cat([betas.new_zeros(1), betas]).float())  # index t = 1..T
         self.register_buffer("data_loc", torch.zeros(self.num_dims))
         self.register_buffer("data_scale", torch.ones(self.num_dims))
@@ -229,8 +235,8 @@ class DDPM(GenerativeModel):
             raise ValueError(
                 f"parameterization 'levels' needs discrete data (binary or discrete(k)), got {self.support!r}"
             )
-        if isinstance(vlb_weight, bool) or not isinstance(vlb_weight, int | float) or not vlb_weight >= 0:
-            raise ValueError(f"vlb_weight must be a non-negative number, got {vlb_weight!r}")
+        if isinstance(vlb_weight, bool) or not isinstance(vlb_weight, int | float) or not 0 <= vlb_weight < math.inf:
+            raise ValueError(f"vlb_weight must be a non-negative number (finite), got {vlb_weight!r}")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DDPM:

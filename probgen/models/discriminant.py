@@ -27,6 +27,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
+from probgen._checks import check_positive
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.moments import Moments
 from probgen.models.registry import register
@@ -68,11 +69,10 @@ class DiscriminantAnalysis(GenerativeClassifier):
         super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
         d = self.num_dims
         reg_param = self.default_reg_param if reg_param is None else reg_param
-        if reg_param <= 0 or prior_kappa <= 0:
-            raise ValueError(f"reg_param and prior_kappa must be > 0, got {reg_param}, {prior_kappa}")
-        if prior_df is not None and prior_df <= d - 1:
+        self.reg_param = check_positive("reg_param", reg_param)
+        self.prior_kappa = check_positive("prior_kappa", prior_kappa)
+        if prior_df is not None and check_positive("prior_df", prior_df) <= d - 1:
             raise ValueError(f"prior_df must exceed D - 1 = {d - 1}, got {prior_df}")
-        self.reg_param, self.prior_kappa = float(reg_param), float(prior_kappa)
         self.prior_df = float(prior_df) if prior_df is not None else float(d + 2)
         c = num_classes
         self.register_buffer("prior_loc", torch.zeros(d))

@@ -31,6 +31,7 @@ from pyro.nn import pyro_method
 from torch import Tensor
 from torch.distributions import constraints
 
+from probgen._checks import check_positive, check_real
 from probgen.models.base import GenerativeModel, data_plate
 from probgen.models.closed_form import ClosedFormFit
 from probgen.models.conjugate import ESTIMATORS
@@ -175,9 +176,7 @@ class IndependentBernoulli(Factorized):
         prior_b: float = 1.0,
     ) -> None:
         super().__init__(event_shape, support, method=method)
-        if prior_a <= 0 or prior_b <= 0:
-            raise ValueError(f"Beta prior needs a, b > 0, got a={prior_a}, b={prior_b}")
-        self.prior_a, self.prior_b = float(prior_a), float(prior_b)
+        self.prior_a, self.prior_b = check_positive("prior_a", prior_a), check_positive("prior_b", prior_b)
         self._set_posterior()
 
     def prior_hyper(self) -> dict[str, Tensor]:
@@ -242,9 +241,7 @@ class IndependentCategorical(Factorized):
 
     def __init__(self, event_shape, support: str, *, method: str = "bayes", prior_alpha: float = 1.0) -> None:
         super().__init__(event_shape, support, method=method)
-        if prior_alpha <= 0:
-            raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
-        self.prior_alpha = float(prior_alpha)
+        self.prior_alpha = check_positive("prior_alpha", prior_alpha)
         self._set_posterior()
 
     def _observed(self, x: Tensor) -> Tensor:
@@ -334,10 +331,9 @@ class IndependentGaussian(Factorized):
         prior_b: float = 1.0,
     ) -> None:
         super().__init__(event_shape, support, method=method)
-        if min(prior_kappa, prior_a, prior_b) <= 0:
-            raise ValueError(f"Normal-Gamma prior needs kappa, a, b > 0, got {prior_kappa}, {prior_a}, {prior_b}")
-        self.prior_loc, self.prior_kappa = float(prior_loc), float(prior_kappa)
-        self.prior_a, self.prior_b = float(prior_a), float(prior_b)
+        self.prior_loc = check_real("prior_loc", prior_loc)
+        self.prior_kappa = check_positive("prior_kappa", prior_kappa)
+        self.prior_a, self.prior_b = check_positive("prior_a", prior_a), check_positive("prior_b", prior_b)
         self._set_posterior()
 
     def prior_hyper(self) -> dict[str, Tensor]:

@@ -24,7 +24,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import Tensor
 
-from probgen._checks import check_int
+from probgen._checks import check_int, check_positive
 from probgen.models.base import GenerativeModel, data_plate, model_labels
 from probgen.models.closed_form import ClosedFormFit
 from probgen.models.posterior import POSTERIORS
@@ -77,8 +77,7 @@ class GenerativeClassifier(ClosedFormFit, GenerativeModel):
         check_int("num_classes", num_classes, minimum=2)
         if method not in POSTERIORS:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-        if prior_class <= 0:
-            raise ValueError(f"prior_class (Dirichlet concentration) must be > 0, got {prior_class}")
+        check_positive("prior_class", prior_class)  # the classes' Dirichlet concentration
         check_int("num_samples", num_samples)
         self.num_classes, self.method = num_classes, method
         self.prior_class, self.num_samples = float(prior_class), num_samples

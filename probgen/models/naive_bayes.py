@@ -19,6 +19,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
+from probgen._checks import check_positive
 from probgen.models.generative_classifier import GenerativeClassifier
 from probgen.models.moments import Moments
 from probgen.models.registry import register
@@ -61,12 +62,8 @@ class GaussianNaiveBayes(GenerativeClassifier):
         **kwargs: Any,
     ) -> None:
         super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
-        if min(prior_kappa, prior_a, var_smoothing) <= 0:
-            raise ValueError(
-                f"prior_kappa, prior_a and var_smoothing must be > 0, got {prior_kappa}, {prior_a}, {var_smoothing}"
-            )
-        self.prior_kappa, self.prior_a = float(prior_kappa), float(prior_a)
-        self.var_smoothing = float(var_smoothing)
+        self.prior_kappa, self.prior_a = check_positive("prior_kappa", prior_kappa), check_positive("prior_a", prior_a)
+        self.var_smoothing = check_positive("var_smoothing", var_smoothing)
         c, d = num_classes, self.num_dims
         self.register_buffer("prior_loc", torch.zeros(d))
         self.register_buffer("prior_b", torch.full((d,), self.prior_a))
@@ -184,9 +181,7 @@ class BernoulliNaiveBayes(GenerativeClassifier):
         **kwargs: Any,
     ) -> None:
         super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
-        if prior_a <= 0 or prior_b <= 0:
-            raise ValueError(f"Beta prior needs a, b > 0, got a={prior_a}, b={prior_b}")
-        self.prior_a, self.prior_b = float(prior_a), float(prior_b)
+        self.prior_a, self.prior_b = check_positive("prior_a", prior_a), check_positive("prior_b", prior_b)
         self.register_buffer("post_a", torch.ones(num_classes, self.num_dims))
         self.register_buffer("post_b", torch.ones(num_classes, self.num_dims))
 
@@ -250,9 +245,7 @@ class CategoricalNaiveBayes(GenerativeClassifier):
 
     def __init__(self, event_shape, support: str, *, num_classes: int = 2, prior_alpha: float = 1.0, **kwargs) -> None:
         super().__init__(event_shape, support, num_classes=num_classes, **kwargs)
-        if prior_alpha <= 0:
-            raise ValueError(f"Dirichlet prior needs alpha > 0, got {prior_alpha}")
-        self.prior_alpha = float(prior_alpha)
+        self.prior_alpha = check_positive("prior_alpha", prior_alpha)
         self.register_buffer("post_alpha", torch.ones(num_classes, self.num_dims, self.num_levels))
 
     def _observed(self, x: Tensor) -> Tensor:

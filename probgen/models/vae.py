@@ -32,7 +32,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import Tensor
 
-from probgen._checks import check_dropout, check_int
+from probgen._checks import check_dropout, check_int, check_positive
 from probgen.models.base import GenerativeModel, data_plate, model_labels, network
 from probgen.models.likelihoods import Likelihood, default_likelihood
 from probgen.models.networks import make_decoder, make_encoder, one_hot_concat
@@ -152,8 +152,7 @@ class VAE(GenerativeModel):
         image_shape = self.event_shape[1:] if len(self.event_shape) == 3 and self.event_shape[0] == 1 else None
         if architecture == "conv" and image_shape is None:
             raise ValueError(f"architecture='conv' needs event_shape=(1, H, W), got {self.event_shape}")
-        if beta <= 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
+        check_positive("beta", beta)
         if posterior_flow is not None and posterior_flow not in POSTERIOR_FLOWS:
             raise ValueError(f"unknown posterior_flow {posterior_flow!r}; expected None or one of {POSTERIOR_FLOWS}")
         if prior not in PRIORS:

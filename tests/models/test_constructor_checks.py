@@ -149,3 +149,33 @@ def test_fuzz_every_keyword_with_wrong_values(name):
     for _ in range(20 if len(keywords) > 1 else 0):
         pair = rng.sample(keywords, 2)
         _accepted_or_refused(cls, {k: rng.choice(FUZZ_VALUES) for k in pair})
+
+
+def _float_keywords():
+    for name, spec in MODELS.items():
+        for keyword, param in accepted_parameters(spec.cls).items():
+            head = str(param.annotation).split("|")[0].strip()
+            if head == "float" or (isinstance(param.default, float) and head in ("", "inspect._empty")):
+                yield name, keyword
+
+
+FLOATS = sorted(set(_float_keywords()))
+
+
+def test_the_float_keywords_are_found():
+    found = {keyword for _, keyword in FLOATS}
+    assert {"prior_a", "prior_class", "beta", "dropout", "bound", "logit_alpha"} <= found
+
+
+@pytest.mark.parametrize(("name", "keyword"), FLOATS, ids=[f"{n}-{k}" for n, k in FLOATS])
+def test_bad_float_hyperparameters_are_refused_by_name(name, keyword):
+    """NaN, infinity and text never build a model (they would give a NaN density or a crash in
+    torch); a number too large for a float32 buffer is refused or builds, never overflows in torch."""
+    cls = MODELS[name].cls
+    for bad in (math.nan, math.inf, "0.5"):
+        with pytest.raises((ValueError, TypeError), match=keyword):
+            _build(cls, **{keyword: bad})
+    try:
+        _build(cls, **{keyword: 1e300})
+    except (ValueError, TypeError) as err:
+        assert keyword in str(err)

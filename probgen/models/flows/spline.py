@@ -19,7 +19,7 @@ import torch
 from pyro.nn import AutoRegressiveNN, DenseNN
 from torch.distributions import Transform
 
-from probgen._checks import check_int
+from probgen._checks import check_int, check_positive
 from probgen.models.flows.base import FLOW_BUDGET as BUDGET
 from probgen.models.flows.base import CouplingFlow, Flow
 from probgen.models.flows.rational_quadratic import RationalQuadraticAutoregressive, RationalQuadraticCoupling
@@ -33,9 +33,7 @@ class _SplineFlow(Flow):
 
     def __init__(self, event_shape, support: str = "real", *, count_bins: int = 8, bound: float = 3.0, **kwargs: Any):
         self.count_bins = check_int("count_bins", count_bins, minimum=2)
-        if not bound > 0:
-            raise ValueError(f"bound must be > 0, got {bound}")
-        self.bound = float(bound)
+        self.bound = check_positive("bound", bound)
         super().__init__(event_shape, support, **kwargs)
 
     def _config_kwargs(self) -> dict[str, Any]:
