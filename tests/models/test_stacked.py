@@ -50,7 +50,7 @@ def test_stack_normalizes_and_its_weights_are_the_held_out_maximum_likelihood():
     parts = _fitted_parts()
     before = [{k: v.clone() for k, v in p.state_dict().items()} for p in parts]
     stack = Stacked(3, "binary", models=parts).double()
-    pg.fit(stack, held, progress=False)
+    result = pg.fit(stack, held, progress=False)
     table = torch.stack([p.log_prob(held) for p in parts], 1).detach()
     assert 0.2 < float(stack.weights[0]) < 0.8  # a real mixture, not a vertex of the simplex
     logits = stack.mixture.logits.detach().clone().requires_grad_(True)  # the maximum: no gradient
@@ -62,6 +62,7 @@ def test_stack_normalizes_and_its_weights_are_the_held_out_maximum_likelihood():
     assert torch.logsumexp(stack.log_prob(CELLS), 0).exp().item() == pytest.approx(1.0, abs=1e-12)
     nll = -stack.log_prob(held).mean().item()
     assert nll <= -table.mean(0).max().item() + 1e-9  # no worse than the best component alone
+    assert result.history[0]["train_loss"] == pytest.approx(nll, abs=1e-9)  # the fit's record, from its table
     assert pg.log_likelihood(stack, held).kind == "exact"
     for part, state in zip(parts, before, strict=True):  # the caller's models: untouched, trainable
         assert all(torch.equal(part.state_dict()[k], v) for k, v in state.items())

@@ -72,14 +72,23 @@ class ClosedFormStrategy(FitStrategy):
 
 
 def computed_result(
-    model: Any, train: DataSource, val: DataSource | None, options: FitOptions, strategy: str, seconds: float
+    model: Any,
+    train: DataSource,
+    val: DataSource | None,
+    options: FitOptions,
+    strategy: str,
+    seconds: float,
+    train_nll: float | None = None,
 ) -> FitResult:
     """The result of a fit computed in one go (no epochs): one history record of the training
-    (and validation) NLL, and the checkpoint written if one was asked for."""
+    (and validation) NLL, and the checkpoint written if one was asked for. ``train_nll``: the
+    training NLL where the strategy has it already (else the training data are scored again)."""
     from probgen.checkpoint import save
 
     shard = current_shard() if options.distributed else SINGLE
-    record = {"epoch": 0, "train_loss": mean_nll(model, train, options.batch_size, shard), "lr": 0.0}
+    if train_nll is None:
+        train_nll = mean_nll(model, train, options.batch_size, shard)
+    record = {"epoch": 0, "train_loss": train_nll, "lr": 0.0}
     if val is not None:
         record["val_loss"] = mean_nll(model, val, options.batch_size, shard)
     best = record.get("val_loss", record["train_loss"])

@@ -87,5 +87,8 @@ class MixtureWeightsStrategy(FitStrategy):
         with torch.no_grad():
             batches = model_batches(model, train, options.batch_size, labels=False)
             table = torch.cat([model.component_log_probs(x).double() for x, _ in batches])
-            model.set_weights(em_weights(table))
-        return computed_result(model, train, val, options, "mixture_weights", time.perf_counter() - t0)
+            weights = em_weights(table)
+            model.set_weights(weights)
+        # the training NLL from the same table: the components, maybe large networks, are not run again
+        train_nll = -torch.logsumexp(table + weights.log(), 1).mean().item()
+        return computed_result(model, train, val, options, "mixture_weights", time.perf_counter() - t0, train_nll)
