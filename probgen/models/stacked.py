@@ -18,6 +18,11 @@ of bounds is not a bound of the mixture's own likelihood.
 Components may see the data in different shapes of the same size (a PixelCNN's 1 x 8 x 8 images,
 a MADE's 64-vectors): each gets ``x`` reshaped to its own ``event_shape``.
 
+To use all the data at the end, as scikit-learn's ``StackingClassifier`` refits its estimators:
+refit each component on training and validation data together (for the epochs its first fit
+took to its best validation loss), stack the refitted models, and give them the weights fitted
+above with ``set_weights(stack.weights)`` (``benchmarks/frontier.py``'s stack does this).
+
 References:
     Smyth & Wolpert, "Linearly Combining Density Estimators via Stacking" (1999), Machine
     Learning 36, 59-83.
