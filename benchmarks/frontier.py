@@ -81,6 +81,7 @@ import torch
 import probgen as pg
 from probgen.data import Dataset
 from probgen.inference import LogLikelihood
+from probgen.inference.strategies.mixture_weights import em_weights
 from probgen.models import (
     DDPM,
     FVBN,
@@ -614,23 +615,26 @@ def refitted(
     return model
 
 
-def _cross_fitted_log_probs(parts: list[GenerativeModel], train: Dataset, val: Dataset, seed: int) -> torch.Tensor:
-    """Each validation example's log-probability under the stack whose weights were fitted on the
-    other half of the validation split (both ways), so that no weight scores its own data."""
-    halves = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed)).chunk(2)
+def _cross_fitted_log_probs(table: torch.Tensor, seed: int) -> torch.Tensor:
+    """Each validation example's log-probability under the weights fitted (by the EM of ``pg.fit``
+    on a stack) on the other half of the validation split, both ways, so that no weight scores
+    its own data; ``table``: the members' log-likelihoods of the validation split, ``[N, K]``."""
+    halves = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed)).chunk(2)
     held_out = []
     for fold, other in ((0, 1), (1, 0)):
-        half = Stacked.from_dataset(train, models=parts)
-        _fit_weights(half, Dataset(val.x[halves[fold]], None, val.support, name=val.name), seed)
-        with torch.no_grad():
-            held_out.append(half.log_prob(val.x[halves[other]]).double())
+        log_weights = em_weights(table[halves[fold]]).log()
+        held_out.append(torch.logsumexp(table[halves[other]] + log_weights, 1))
     return torch.cat(held_out)
 
 
-def _member_nlls(stack: Stacked, data: Dataset, names: list[str]) -> dict[str, float]:
-    """Each member's own exact NLL of ``data`` (the columns of the stack's table)."""
-    table = stack.component_log_probs(data.x).double()
+def _member_nlls(table: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """Each member's own exact NLL, from the members' log-likelihoods ``table`` (``[N, K]``)."""
     return dict(zip(names, (-table.mean(0)).tolist(), strict=True))
+
+
+def _table(stack: Stacked, data: Dataset) -> torch.Tensor:
+    """The stack's members' log-likelihoods of ``data``, ``[N, K]``, in float64."""
+    return stack.component_log_probs(data.x).double()
 
 
 def fit_and_score_stack(
@@ -651,11 +655,11 @@ def fit_and_score_stack(
     start = time.perf_counter()
     first = [fitted(splits, candidate_named(family, name), seed, args) for family, name in candidate.members]
     parts = [model for model, _ in first]
-    val_log_probs = _cross_fitted_log_probs(parts, train, val, seed)
     stack = Stacked.from_dataset(train, models=parts)
+    val_log_probs = _cross_fitted_log_probs(_table(stack, val), seed)
     result = _fit_weights(stack, val, seed)
-    first_test = pg.log_likelihood(stack, test)
-    member_test = _member_nlls(stack, test, names)
+    test_table = _table(stack, test)  # the first members' stack, scored from the same table
+    first_test_nll = -torch.logsumexp(test_table + stack.weights.double().log(), 1).mean().item()
     refits = [
         refitted(splits, candidate_named(family, name), seed, args, fit.best_epoch + 1)
         for (family, name), (_, fit) in zip(candidate.members, first, strict=True)
@@ -670,9 +674,9 @@ def fit_and_score_stack(
         "val_stderr": val_log_probs.std().item() / math.sqrt(len(val_log_probs)),
         "val_nll_weights_fitted": result.history[0]["train_loss"],  # the fit's own mean NLL of val
         **_test_fields(test_score),
-        "test_nll_first_members": first_test.nll,
-        "member_test_nll": member_test,
-        "refitted_member_test_nll": _member_nlls(final, test, names),
+        "test_nll_first_members": first_test_nll,
+        "member_test_nll": _member_nlls(test_table, names),
+        "refitted_member_test_nll": _member_nlls(_table(final, test), names),
         "member_best_epoch": dict(zip(names, (fit.best_epoch + 1 for _, fit in first), strict=True)),
         "weights": dict(zip(names, stack.weights.tolist(), strict=True)),
         "best_epoch": result.best_epoch + 1,
